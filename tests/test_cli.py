@@ -1,0 +1,84 @@
+"""The `zoo` command, through Click's runner and once as a real process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+import zoo
+from zoo.cli import main
+
+from .conftest import ARCHITECTURES
+
+
+def test_list_prints_every_architecture_with_a_summary() -> None:
+    result = CliRunner().invoke(main, ["list"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert [line.split()[0] for line in lines] == sorted(ARCHITECTURES)
+    assert "Monte-Carlo dropout" in result.output and "Bayes-by-Backprop" in result.output
+
+
+def test_list_filters_by_pattern() -> None:
+    result = CliRunner().invoke(main, ["list", "mc_*"])
+    assert result.exit_code == 0
+    assert [line.split()[0] for line in result.output.splitlines()] == ["mc_dropout_lenet"]
+
+
+def test_list_with_no_match_fails_and_names_the_known_models() -> None:
+    result = CliRunner().invoke(main, ["list", "resnet*"])
+    assert result.exit_code == 1
+    assert "no model matches 'resnet*'" in result.output
+    assert "mc_dropout_lenet" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_version() -> None:
+    result = CliRunner().invoke(main, ["--version"])
+    assert result.exit_code == 0 and zoo.__version__ in result.output
+
+
+def run_python(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+
+
+def test_help_does_not_import_torch() -> None:
+    code = (
+        "import sys\n"
+        "from zoo.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit as exit:\n    assert exit.code == 0\n"
+        "print('torch' in sys.modules)\n"
+    )
+    output = run_python(code).stdout
+    assert "Commands:" in output and "list" in output
+    assert output.strip().endswith("False")
+
+
+def test_import_zoo_is_lazy_until_a_model_is_used() -> None:
+    output = run_python(
+        "import sys, zoo\n"
+        "print('torch' in sys.modules)\n"
+        "zoo.create_model('lenet')\n"
+        "print('torch' in sys.modules)\n"
+    )
+    assert output.stdout.split() == ["False", "True"]
+
+
+def test_every_public_name_resolves() -> None:
+    for name in zoo.__all__:
+        assert getattr(zoo, name) is not None, name
+
+
+def test_zoo_list_runs_as_a_real_process() -> None:
+    executable = Path(sys.executable).with_name("zoo")  # the installed console script
+    assert executable.exists(), "install the project first: scripts/test does"
+    result = subprocess.run(
+        [str(executable), "list"], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert [line.split()[0] for line in result.stdout.splitlines()] == sorted(ARCHITECTURES)

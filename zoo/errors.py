@@ -1,0 +1,57 @@
+"""The errors uncertainty-zoo raises on purpose.
+
+Every one derives from `ZooError`, so `except zoo.ZooError` catches all of them. Where a
+built-in exception fits too (`ValueError` for a bad value, `LookupError` for an unknown name),
+the error derives from it as well, so code written against the built-ins keeps working.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class ZooError(Exception):
+    """Base class of every error that uncertainty-zoo raises on purpose."""
+
+
+class UnknownModelError(ZooError, LookupError):
+    """A model name that is not in the registry."""
+
+    def __str__(self) -> str:  # LookupError would quote the message like a dict key
+        return str(self.args[0]) if self.args else ""
+
+
+class DuplicateModelError(ZooError, ValueError):
+    """A second registration under a name that is already taken."""
+
+
+class ModelConfigError(ZooError, ValueError):
+    """Constructor arguments that cannot build the requested model."""
+
+
+class InvalidInputError(ZooError, ValueError):
+    """Images or sample counts that a model cannot take."""
+
+
+class CheckpointError(ZooError):
+    """A saved model that cannot be loaded or written; `path` names the file at fault."""
+
+    def __init__(self, path: str | Path, message: str) -> None:
+        self.path = Path(path)
+        super().__init__(f"{self.path}: {message}")
+
+
+class ConfigFileError(CheckpointError):
+    """A config.json that is missing, not JSON, or describes no model the zoo can build."""
+
+
+class WeightsFileError(CheckpointError):
+    """A weights file that is missing, truncated, not safetensors, or a pickle."""
+
+
+class ChecksumMismatchError(WeightsFileError):
+    """A weights file whose sha256 differs from the one it is pinned to."""
+
+
+class StateDictMismatchError(CheckpointError):
+    """Weights whose tensor names or shapes do not fit the model that the config builds."""

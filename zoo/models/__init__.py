@@ -1,0 +1,15 @@
+"""The zoo's architectures. Importing this package registers them."""
+
+from zoo.models.base import ZooModel
+from zoo.models.bayesian_lenet import BayesianLeNet, bayesian_lenet
+from zoo.models.lenet import LeNet, MCDropoutLeNet, lenet, mc_dropout_lenet
+
+__all__ = [
+    "BayesianLeNet",
+    "LeNet",
+    "MCDropoutLeNet",
+    "ZooModel",
+    "bayesian_lenet",
+    "lenet",
+    "mc_dropout_lenet",
+]

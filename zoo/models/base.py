@@ -1,0 +1,179 @@
+"""`ZooModel`, the base of every zoo classifier, and `build_model`, which every entrypoint uses.
+
+Output shapes, in one place (B images, S samples, C classes):
+
+============================  ==============================  ===========================
+call                          deterministic (``lenet``)       stochastic (MC dropout, BBB)
+============================  ==============================  ===========================
+``model(x)``                  logits (B, C)                   logits (B, S, C), S = 16
+``model(x, samples=S)``       —                               logits (B, S, C)
+``model.predict(x, S)``       `Prediction`, S = 1             `Prediction` with S samples
+============================  ==============================  ===========================
+
+``x`` is a batch of uint8 images or of normalised floats; see `zoo.preprocessing`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+import torch
+from torch import Tensor, nn
+
+from zoo.errors import InvalidInputError, ModelConfigError
+from zoo.prediction import Prediction
+from zoo.preprocessing import prepare_images
+
+MNIST_MEAN = 0.1307
+MNIST_STD = 0.3081
+DEFAULT_SAMPLES = 16
+
+Model = TypeVar("Model", bound="ZooModel")
+
+
+class ZooModel(nn.Module):
+    """A classifier of 1x28x28 images with a uniform prediction API and save/load support.
+
+    Subclasses set `architecture` (the registry name that rebuilds them) and `stochastic`,
+    implement `sample_logits`, and return their own constructor arguments from
+    `architecture_kwargs`, so that ``save_pretrained`` / ``from_pretrained`` can rebuild them.
+
+    Args:
+        num_classes: number of output classes.
+        class_labels: a name for each class; defaults to "0", "1", ...
+        mean: mean used to normalise uint8 input scaled to [0, 1].
+        std: standard deviation used to normalise uint8 input scaled to [0, 1].
+    """
+
+    architecture: ClassVar[str]
+    stochastic: ClassVar[bool]
+
+    def __init__(
+        self,
+        num_classes: int = 10,
+        *,
+        class_labels: Sequence[str] | None = None,
+        mean: float = MNIST_MEAN,
+        std: float = MNIST_STD,
+    ) -> None:
+        super().__init__()
+        self.num_classes = _check_num_classes(num_classes)
+        self.class_labels = _check_class_labels(class_labels, num_classes)
+        self.mean, self.std = _check_normalisation(mean, std)
+
+    def architecture_kwargs(self) -> dict[str, Any]:
+        """The architecture's own constructor arguments, as JSON-ready values."""
+        raise NotImplementedError
+
+    def sample_logits(self, images: Tensor, samples: int) -> Tensor:
+        """Logits of shape (B, S, C); deterministic models return S = 1 whatever ``samples``."""
+        raise NotImplementedError
+
+    def prepare_input(self, images: Tensor) -> Tensor:
+        """Check ``images`` and return them normalised, (B, 1, 28, 28), on this model's device."""
+        parameter = next(self.parameters())
+        return prepare_images(
+            images, mean=self.mean, std=self.std, device=parameter.device, dtype=parameter.dtype
+        )
+
+    @torch.no_grad()
+    def predict(self, images: Tensor, samples: int = DEFAULT_SAMPLES) -> Prediction:
+        """Predict a batch, with its uncertainty, in one batched forward pass.
+
+        Gradients are off; call the model itself to differentiate. The model's train/eval mode
+        is left as it is (MC-dropout models stay stochastic in both).
+
+        Args:
+            images: uint8 images or normalised floats, (B, 28, 28), (B, 1, 28, 28) or (28, 28).
+            samples: S, the number of stochastic forward samples. Deterministic models (and a
+                frozen Bayesian model) always give S = 1, so that one call fits every model.
+        """
+        return Prediction.from_logits(self.sample_logits(images, check_samples(samples)))
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write ``model.safetensors`` and ``config.json`` into ``directory``; return it.
+
+        `zoo.from_pretrained` rebuilds exactly this model from the folder.
+        """
+        from zoo.pretrained import save_pretrained
+
+        return save_pretrained(self, directory)
+
+    @classmethod
+    def constructor_arguments(cls) -> list[str]:
+        """Names of the keyword arguments the constructor takes, its bases' included."""
+        names: list[str] = []
+        for klass in cls.__mro__:
+            if "__init__" not in vars(klass):
+                continue
+            parameters = inspect.signature(klass.__init__).parameters.values()
+            names += [p.name for p in parameters if p.name not in names and _is_named(p)]
+            if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+                return names
+        return names
+
+
+def _is_named(parameter: inspect.Parameter) -> bool:
+    kinds = (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)
+    return parameter.kind in kinds and parameter.name != "self"
+
+
+def build_model(model_class: type[Model], kwargs: dict[str, Any]) -> Model:
+    """Build ``model_class`` from ``kwargs``, naming any argument it does not take."""
+    accepted = model_class.constructor_arguments()
+    unknown = sorted(set(kwargs) - set(accepted))
+    if unknown:
+        raise ModelConfigError(
+            f"{model_class.architecture} got unknown argument(s) {', '.join(unknown)}; "
+            f"it takes: {', '.join(accepted)}"
+        )
+    return model_class(**kwargs)
+
+
+def check_samples(samples: int) -> int:
+    """Return ``samples`` if it is a positive int, else raise `InvalidInputError`."""
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+        raise InvalidInputError(f"samples must be a positive integer, got {samples!r}")
+    return samples
+
+
+def check_number(name: str, value: float) -> float:
+    """Return ``value`` as a finite float, else raise `ModelConfigError` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ModelConfigError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def check_rate(name: str, rate: float) -> float:
+    """Return a dropout ``rate`` in [0, 1), else raise `ModelConfigError`."""
+    if not 0.0 <= check_number(name, rate) < 1.0:
+        raise ModelConfigError(f"{name} must be in [0, 1), got {rate!r}")
+    return float(rate)
+
+
+def _check_num_classes(num_classes: int) -> int:
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+        raise ModelConfigError(f"num_classes must be an integer >= 2, got {num_classes!r}")
+    return num_classes
+
+
+def _check_class_labels(labels: Sequence[str] | None, num_classes: int) -> list[str]:
+    if labels is None:
+        return [str(index) for index in range(num_classes)]
+    if isinstance(labels, str) or not all(isinstance(label, str) for label in labels):
+        raise ModelConfigError("class_labels must be a list of strings")
+    if len(labels) != num_classes:
+        raise ModelConfigError(
+            f"class_labels has {len(labels)} entries but num_classes is {num_classes}"
+        )
+    return list(labels)
+
+
+def _check_normalisation(mean: float, std: float) -> tuple[float, float]:
+    if check_number("std", std) <= 0:
+        raise ModelConfigError(f"std must be > 0, got {std!r}")
+    return check_number("mean", mean), float(std)

@@ -1,0 +1,122 @@
+"""LeNet-5 with every conv and linear layer a Bayes-by-Backprop layer (Blundell et al., 2015)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch.nn.functional as F
+from torch import Tensor
+
+from zoo.layers.bayesian import BayesConv2d, BayesianLayer, BayesLinear, ScaleMixturePrior
+from zoo.models.base import (
+    DEFAULT_SAMPLES,
+    ZooModel,
+    build_model,
+    check_number,
+    check_samples,
+)
+from zoo.registry import register_model
+
+
+class BayesianLeNet(ZooModel):
+    """LeNet-5 whose weights are Gaussian posteriors, trained by Bayes by Backprop.
+
+    ``model(x, samples=S)`` returns logits (B, S, C) from one batched pass in which each of
+    the S samples has its own weight draw (see `zoo.layers.bayesian` for how). After
+    ``model.freeze()`` it uses the posterior means only and returns (B, 1, C); ``unfreeze()``
+    makes it stochastic again. Train it on the ELBO with `zoo.kl_divergence` as the
+    complexity term.
+
+    Args:
+        num_classes: number of output classes.
+        prior_pi: weight of the wide prior component.
+        prior_sigma1: standard deviation of the wide prior component.
+        prior_sigma2: standard deviation of the narrow prior component.
+        posterior_rho_init: initial rho of every weight; sigma = softplus(rho) (-5 gives
+            sigma ~ 0.0067).
+        class_labels, mean, std: see `ZooModel`.
+
+    References:
+        Blundell et al., "Weight Uncertainty in Neural Networks", ICML 2015.
+    """
+
+    architecture = "bayesian_lenet"
+    stochastic = True
+
+    def __init__(
+        self,
+        num_classes: int = 10,
+        *,
+        prior_pi: float = 0.5,
+        prior_sigma1: float = 1.0,
+        prior_sigma2: float = math.exp(-6),
+        posterior_rho_init: float = -5.0,
+        **common: Any,
+    ) -> None:
+        super().__init__(num_classes, **common)
+        self.prior = ScaleMixturePrior(
+            check_number("prior_pi", prior_pi),
+            check_number("prior_sigma1", prior_sigma1),
+            check_number("prior_sigma2", prior_sigma2),
+        )
+        self.posterior_rho_init = check_number("posterior_rho_init", posterior_rho_init)
+        layer_options = {"prior": self.prior, "rho_init": self.posterior_rho_init}
+        self.conv1 = BayesConv2d(1, 6, 5, **layer_options)
+        self.conv2 = BayesConv2d(6, 16, 5, **layer_options)
+        self.fc1 = BayesLinear(16 * 4 * 4, 120, **layer_options)
+        self.fc2 = BayesLinear(120, 84, **layer_options)
+        self.fc3 = BayesLinear(84, num_classes, **layer_options)
+
+    def architecture_kwargs(self) -> dict[str, Any]:
+        return {
+            "prior_pi": self.prior.pi,
+            "prior_sigma1": self.prior.sigma1,
+            "prior_sigma2": self.prior.sigma2,
+            "posterior_rho_init": self.posterior_rho_init,
+        }
+
+    @property
+    def frozen(self) -> bool:
+        """Whether the model uses its posterior means only."""
+        return all(layer.frozen for layer in self._bayesian_layers())
+
+    def freeze(self) -> BayesianLeNet:
+        """Use the posterior means only: deterministic, and S = 1."""
+        for layer in self._bayesian_layers():
+            layer.frozen = True
+        return self
+
+    def unfreeze(self) -> BayesianLeNet:
+        """Sample the weights again."""
+        for layer in self._bayesian_layers():
+            layer.frozen = False
+        return self
+
+    def forward(self, images: Tensor, samples: int = DEFAULT_SAMPLES) -> Tensor:
+        """Logits (B, S, C); S = 1 when frozen."""
+        samples = 1 if self.frozen else check_samples(samples)
+        features = self.prepare_input(images)
+        # Max-pooling before the ReLU gives the same result on a quarter of the values.
+        hidden = F.max_pool2d(self.conv1(features, samples), 2).relu()  # (B, S*6, 12, 12)
+        hidden = F.max_pool2d(self.conv2(hidden, samples), 2).relu()  # (B, S*16, 4, 4)
+        batch = features.shape[0]
+        hidden = hidden.reshape(batch * samples, self.fc1.in_features)  # (B*S, 256)
+        hidden = self.fc1(hidden).relu()
+        hidden = self.fc2(hidden).relu()
+        return self.fc3(hidden).view(batch, samples, self.num_classes)
+
+    def sample_logits(self, images: Tensor, samples: int) -> Tensor:
+        return self(images, samples)
+
+    def _bayesian_layers(self) -> list[BayesianLayer]:
+        return [module for module in self.modules() if isinstance(module, BayesianLayer)]
+
+
+@register_model
+def bayesian_lenet(**kwargs: Any) -> BayesianLeNet:
+    """Bayes-by-Backprop LeNet-5 (Blundell et al., 2015).
+
+    Keyword arguments go to `BayesianLeNet`.
+    """
+    return build_model(BayesianLeNet, kwargs)

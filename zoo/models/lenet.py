@@ -1,0 +1,173 @@
+"""LeNet-5 for 28x28 grayscale images, deterministic and with Monte-Carlo dropout.
+
+Both models share one layer stack, so their state dicts have the same keys:
+conv 6@5x5 -> ReLU -> max-pool 2 -> Dropout2d -> conv 16@5x5 -> ReLU -> max-pool 2 -> Dropout2d
+-> fc 120 -> ReLU -> Dropout -> fc 84 -> ReLU -> Dropout -> fc num_classes.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+from torch import Tensor, nn
+
+from zoo.errors import ModelConfigError
+from zoo.models.base import DEFAULT_SAMPLES, ZooModel, build_model, check_rate, check_samples
+from zoo.registry import register_model
+
+_DROPOUT_LAYERS = (nn.Dropout, nn.Dropout2d)
+
+
+def lenet_layers(num_classes: int, conv_dropout: float, fc_dropout: float) -> nn.Sequential:
+    """The LeNet-5 stack; a 28x28 input leaves the second conv block as 16x4x4 = 256 features."""
+    return nn.Sequential(
+        OrderedDict(
+            conv1=nn.Conv2d(1, 6, kernel_size=5),
+            relu1=nn.ReLU(),
+            pool1=nn.MaxPool2d(2),
+            drop1=nn.Dropout2d(conv_dropout),
+            conv2=nn.Conv2d(6, 16, kernel_size=5),
+            relu2=nn.ReLU(),
+            pool2=nn.MaxPool2d(2),
+            drop2=nn.Dropout2d(conv_dropout),
+            flatten=nn.Flatten(),
+            fc1=nn.Linear(16 * 4 * 4, 120),
+            relu3=nn.ReLU(),
+            drop3=nn.Dropout(fc_dropout),
+            fc2=nn.Linear(120, 84),
+            relu4=nn.ReLU(),
+            drop4=nn.Dropout(fc_dropout),
+            fc3=nn.Linear(84, num_classes),
+        )
+    )
+
+
+class _LeNetStack(ZooModel):
+    """The layers and dropout settings that `LeNet` and `MCDropoutLeNet` share."""
+
+    def __init__(
+        self,
+        num_classes: int = 10,
+        *,
+        conv_dropout: float = 0.0,
+        fc_dropout: float = 0.0,
+        **common: Any,
+    ) -> None:
+        super().__init__(num_classes, **common)
+        self.conv_dropout = check_rate("conv_dropout", conv_dropout)
+        self.fc_dropout = check_rate("fc_dropout", fc_dropout)
+        self.layers = lenet_layers(num_classes, self.conv_dropout, self.fc_dropout)
+
+    def architecture_kwargs(self) -> dict[str, Any]:
+        return {"conv_dropout": self.conv_dropout, "fc_dropout": self.fc_dropout}
+
+
+class LeNet(_LeNetStack):
+    """Deterministic LeNet-5, the baseline (LeCun et al., 1998).
+
+    Dropout, if its rates are above 0, is ordinary training-time dropout and is off in eval
+    mode. ``model(x)`` returns logits (B, C).
+
+    Args:
+        num_classes: number of output classes.
+        conv_dropout: `nn.Dropout2d` rate after each conv block.
+        fc_dropout: `nn.Dropout` rate after each hidden fully connected layer.
+        class_labels, mean, std: see `ZooModel`.
+    """
+
+    architecture = "lenet"
+    stochastic = False
+
+    def forward(self, images: Tensor) -> Tensor:
+        """Logits (B, C)."""
+        return self.layers(self.prepare_input(images))
+
+    def sample_logits(self, images: Tensor, samples: int) -> Tensor:
+        return self(images).unsqueeze(1)
+
+
+class MCDropoutLeNet(_LeNetStack):
+    """LeNet-5 whose dropout stays on at inference: Monte-Carlo dropout.
+
+    Each forward sample draws fresh dropout masks, so the spread of the S predictions
+    approximates a Bayesian posterior predictive. ``model.eval()`` leaves the dropout layers
+    on (any other layer follows eval as usual), and ``model(x, samples=S)`` returns logits
+    (B, S, C) from ONE batched pass: the layers before the first active dropout run once per
+    image, and only the rest runs on the S copies.
+
+    Args:
+        num_classes: number of output classes.
+        conv_dropout: `nn.Dropout2d` rate after each conv block.
+        fc_dropout: `nn.Dropout` rate after each hidden fully connected layer. At least one of
+            the two rates must be above 0.
+        class_labels, mean, std: see `ZooModel`.
+
+    References:
+        Gal & Ghahramani, "Dropout as a Bayesian Approximation: Representing Model Uncertainty
+        in Deep Learning", ICML 2016.
+    """
+
+    architecture = "mc_dropout_lenet"
+    stochastic = True
+
+    def __init__(
+        self,
+        num_classes: int = 10,
+        *,
+        conv_dropout: float = 0.25,
+        fc_dropout: float = 0.5,
+        **common: Any,
+    ) -> None:
+        super().__init__(num_classes, conv_dropout=conv_dropout, fc_dropout=fc_dropout, **common)
+        if self.conv_dropout == 0.0 and self.fc_dropout == 0.0:
+            raise ModelConfigError(
+                "mc_dropout_lenet needs a dropout rate above 0 (conv_dropout or fc_dropout); "
+                "use 'lenet' for a deterministic model"
+            )
+
+    def train(self, mode: bool = True) -> MCDropoutLeNet:
+        """Set train/eval mode for every layer except dropout, which stays on."""
+        super().train(mode)
+        for module in self.modules():
+            if isinstance(module, _DROPOUT_LAYERS):
+                module.train(True)
+        return self
+
+    def forward(self, images: Tensor, samples: int = DEFAULT_SAMPLES) -> Tensor:
+        """Logits (B, S, C) from S dropout samples in one batched pass."""
+        samples = check_samples(samples)
+        features = self.prepare_input(images)
+        first_stochastic = self._first_active_dropout()
+        shared = self.layers[:first_stochastic](features)
+        logits = self.layers[first_stochastic:](shared.repeat_interleave(samples, dim=0))
+        return logits.view(features.shape[0], samples, self.num_classes)
+
+    def sample_logits(self, images: Tensor, samples: int) -> Tensor:
+        return self(images, samples)
+
+    def _first_active_dropout(self) -> int:
+        """Index in `layers` of the first dropout layer with a rate above 0."""
+        return next(
+            index
+            for index, layer in enumerate(self.layers)
+            if isinstance(layer, _DROPOUT_LAYERS) and layer.p > 0
+        )
+
+
+@register_model
+def lenet(**kwargs: Any) -> LeNet:
+    """Deterministic LeNet-5, the baseline.
+
+    Keyword arguments go to `LeNet`.
+    """
+    return build_model(LeNet, kwargs)
+
+
+@register_model
+def mc_dropout_lenet(**kwargs: Any) -> MCDropoutLeNet:
+    """LeNet-5 with Monte-Carlo dropout (Gal & Ghahramani, 2016).
+
+    Keyword arguments go to `MCDropoutLeNet`.
+    """
+    return build_model(MCDropoutLeNet, kwargs)

@@ -1,0 +1,60 @@
+"""`Prediction`: what every zoo model's ``predict`` returns, and how it is derived from logits."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The predictive distribution of a batch, with its uncertainty split in two.
+
+    B is the batch size, S the number of stochastic samples (1 for a deterministic model) and C
+    the number of classes. Entropies are in nats.
+
+    Attributes:
+        sample_probs: (B, S, C) softmax output of each sample.
+        probs: (B, C) predictive distribution, the mean of ``sample_probs`` over S.
+        log_probs: (B, C) log of ``probs``, computed stably from the logits (use it for the
+            NLL: it stays finite where ``probs`` underflows to 0).
+        entropy: (B,) total uncertainty, the entropy of ``probs``.
+        aleatoric: (B,) expected entropy of the per-sample distributions (data uncertainty).
+        mutual_information: (B,) ``entropy - aleatoric`` (model uncertainty), at least 0 and
+            exactly 0 when S is 1.
+
+    References:
+        Depeweg et al., "Decomposition of Uncertainty in Bayesian Deep Learning for Efficient
+        and Risk-sensitive Learning", ICML 2018.
+    """
+
+    sample_probs: Tensor
+    probs: Tensor
+    log_probs: Tensor
+    entropy: Tensor
+    aleatoric: Tensor
+    mutual_information: Tensor
+
+    @classmethod
+    def from_logits(cls, logits: Tensor) -> Prediction:
+        """Build the prediction from (B, S, C) logits."""
+        if logits.dim() != 3:
+            raise ValueError(f"logits must have shape (B, S, C), got {tuple(logits.shape)}")
+        logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
+        sample_log_probs = logits.log_softmax(dim=-1)
+        sample_probs = sample_log_probs.exp()
+        log_probs = sample_log_probs.logsumexp(dim=1) - math.log(logits.shape[1])
+        probs = log_probs.exp()
+        entropy = -(probs * log_probs).sum(dim=-1)
+        aleatoric = -(sample_probs * sample_log_probs).sum(dim=-1).mean(dim=1)
+        return cls(
+            sample_probs=sample_probs,
+            probs=probs,
+            log_probs=log_probs,
+            entropy=entropy,
+            aleatoric=aleatoric,
+            mutual_information=(entropy - aleatoric).clamp_min(0.0),
+        )

@@ -1,0 +1,66 @@
+"""Input checking and normalisation shared by every zoo model.
+
+Models take either raw ``uint8`` images, which they normalise with their own mean and std, or
+float images that are already normalised. Either way the result is a (B, 1, 28, 28) float
+tensor on the model's device.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from zoo.errors import InvalidInputError
+
+IMAGE_SIZE = 28
+
+_ACCEPTED = "(B, 28, 28), (B, 1, 28, 28) or a single (28, 28) image"
+
+
+def prepare_images(
+    images: Tensor, *, mean: float, std: float, device: torch.device, dtype: torch.dtype
+) -> Tensor:
+    """Check ``images`` and return them as normalised (B, 1, 28, 28) floats on ``device``.
+
+    ``uint8`` images are moved to ``device`` first and normalised there, as
+    ``(images / 255 - mean) / std``; float images are taken as already normalised.
+
+    Raises:
+        InvalidInputError: not a tensor, a shape other than the accepted ones, an integer dtype
+            other than uint8, or a float input holding NaN or infinity.
+    """
+    if not isinstance(images, Tensor):
+        raise InvalidInputError(f"images must be a torch.Tensor, got {type(images).__name__}")
+    batch = _as_batch(images)
+    if batch.dtype == torch.uint8:
+        pixels = batch.to(device=device, non_blocking=True).to(dtype)
+        return pixels.div_(255.0).sub_(mean).div_(std)
+    if not batch.is_floating_point():
+        raise InvalidInputError(
+            f"images must be uint8 pixels (0-255) or normalised floats, got dtype {batch.dtype}"
+        )
+    if not torch.isfinite(batch).all():
+        raise InvalidInputError("float images must be finite, but these hold NaN or infinity")
+    return batch.to(device=device, dtype=dtype)
+
+
+def _as_batch(images: Tensor) -> Tensor:
+    """View any accepted shape as (B, 1, 28, 28), or say which shapes are accepted."""
+    shape = tuple(images.shape)
+    if images.dim() == 2:
+        images = images.unsqueeze(0)
+    if images.dim() == 3:
+        images = images.unsqueeze(1)
+    if images.dim() != 4:
+        raise InvalidInputError(f"images must have shape {_ACCEPTED}; got {shape}")
+    if images.shape[1] != 1:
+        raise InvalidInputError(
+            f"images must have 1 channel (grayscale), got {images.shape[1]} in shape {shape}; "
+            f"accepted shapes: {_ACCEPTED}"
+        )
+    if images.shape[-2:] != (IMAGE_SIZE, IMAGE_SIZE):
+        raise InvalidInputError(
+            f"images must be {IMAGE_SIZE}x{IMAGE_SIZE} pixels, got "
+            f"{images.shape[-2]}x{images.shape[-1]} in shape {shape}"
+        )
+    return images

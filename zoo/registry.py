@@ -1,0 +1,70 @@
+"""The model registry: every architecture the zoo can build, by name.
+
+Names are ``architecture`` or ``architecture.tag``; the architecture comes first and the
+weights tag second, so ``list_models("mc_dropout*")`` finds every variant of one architecture.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from zoo.errors import DuplicateModelError, UnknownModelError
+
+if TYPE_CHECKING:
+    from zoo.models.base import ZooModel
+
+Entrypoint = TypeVar("Entrypoint", bound=Callable[..., "ZooModel"])
+
+_ARCHITECTURE_NAME = re.compile(r"[a-z][a-z0-9_]*")
+_entrypoints: dict[str, Callable[..., ZooModel]] = {}
+
+
+def register_model(entrypoint: Entrypoint) -> Entrypoint:
+    """Register a function that builds a model, under the function's own name.
+
+    Use it as a decorator. The name must be a lower-case identifier (no ``.``, which separates
+    the weights tag) and must not be taken yet: registering twice is an error, never an
+    overwrite.
+    """
+    name = entrypoint.__name__
+    if not _ARCHITECTURE_NAME.fullmatch(name):
+        raise ValueError(f"model name {name!r} must be a lower-case identifier like 'my_lenet'")
+    if name in _entrypoints:
+        raise DuplicateModelError(f"a model named {name!r} is already registered")
+    _entrypoints[name] = entrypoint
+    return entrypoint
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Return the sorted names that match an fnmatch ``pattern`` such as ``"*lenet"``."""
+    _import_builtin_models()
+    return sorted(name for name in _entrypoints if fnmatch.fnmatchcase(name, pattern))
+
+
+def create_model(name: str, **kwargs: Any) -> ZooModel:
+    """Build the model registered as ``name``, passing ``kwargs`` to its constructor.
+
+    Raises:
+        UnknownModelError: no model has that name; the message lists the known ones.
+        ModelConfigError: the arguments cannot build that model.
+    """
+    return model_entrypoint(name)(**kwargs)
+
+
+def model_entrypoint(name: str) -> Callable[..., ZooModel]:
+    """Return the function registered as ``name``, or raise `UnknownModelError`."""
+    _import_builtin_models()
+    entrypoint = _entrypoints.get(name)
+    if entrypoint is None:
+        known = ", ".join(list_models()) or "none"
+        raise UnknownModelError(f"unknown model {name!r}; known models: {known}")
+    return entrypoint
+
+
+def _import_builtin_models() -> None:
+    """Register the built-in architectures; the import runs their decorators once."""
+    importlib.import_module("zoo.models")
