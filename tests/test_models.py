@@ -190,3 +190,22 @@ def test_float64_models_take_uint8_and_float32_input(name: str, images: torch.Te
     model = build(name).double()
     assert model(images).dtype == torch.float64
     assert model(images.float()).dtype == torch.float64
+
+
+@pytest.mark.parametrize("name", STOCHASTIC)
+def test_large_batches_draw_fresh_samples_for_every_image(name: str, images: torch.Tensor) -> None:
+    model = build(name)
+    same_image = images[:1].expand(300, 28, 28)  # more image-sample rows than one chunk holds
+    logits = model(same_image, samples=16)
+    assert logits.shape == (300, 16, 10)
+    rows = logits.reshape(-1, 10)
+    assert torch.unique(rows, dim=0).shape[0] > 0.99 * rows.shape[0]
+
+
+def test_a_large_deterministic_batch_matches_small_ones(images: torch.Tensor) -> None:
+    model = build("bayesian_lenet").freeze()
+    batch = images.repeat(400, 1, 1)  # 2,400 images
+    logits = model(batch)
+    assert logits.shape == (2400, 1, 10)
+    assert torch.allclose(logits[-6:], model(images), atol=1e-5)
+    assert torch.allclose(logits[:6], model(images), atol=1e-5)

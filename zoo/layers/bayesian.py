@@ -189,9 +189,10 @@ class BayesConv2d(BayesianLayer):
 
     def forward(self, inputs: Tensor, samples: int = 1) -> Tensor:
         weight, bias = self._draw(samples)
-        if inputs.dim() == 4 and inputs.shape[1] == self.in_channels:
+        channels = inputs.shape[1] if inputs.dim() == 4 else None
+        if channels == self.in_channels and samples > 1:
             return self._shared_input_conv(inputs, weight, bias)
-        if inputs.dim() == 4 and inputs.shape[1] == samples * self.in_channels:
+        if channels == samples * self.in_channels:
             return F.conv2d(inputs, weight, bias, self.stride, self.padding, groups=samples)
         raise InvalidInputError(
             f"BayesConv2d expects (B, {self.in_channels}, H, W) or "
@@ -208,18 +209,19 @@ class BayesConv2d(BayesianLayer):
         return weight.reshape(-1, *self.weight_mu.shape[1:]), bias.reshape(-1)
 
     def _shared_input_conv(self, inputs: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
-        """Convolve one input with all stacked draws: im2col once, then a single GEMM.
+        """Convolve one input with all S stacked draws: im2col once, then a single GEMM.
 
-        With one input channel the GEMM is tiny and this beats ``F.conv2d`` several times on
-        CPU. The result is returned in channels-last memory order, which pooling and the next
-        grouped convolution also run fastest on.
+        The patches are extracted once and shared by the S draws; for the 1-channel first layer
+        this runs several times faster than ``F.conv2d`` with S times the output channels on
+        CPU. The result is in channels-last memory order, which the pooling and the grouped
+        convolution that follow also run fastest on.
         """
         batch, _, height, width = inputs.shape
         out_height = (height + 2 * self.padding - self.kernel_size) // self.stride + 1
         out_width = (width + 2 * self.padding - self.kernel_size) // self.stride + 1
         patches = F.unfold(inputs, self.kernel_size, padding=self.padding, stride=self.stride)
-        columns = patches.transpose(1, 2).reshape(-1, patches.shape[1])
-        outputs = torch.addmm(bias, columns, weight.flatten(1).t())
+        stacked_weights = weight.flatten(1).t().expand(batch, -1, -1)  # (B, C_in*k*k, S*C_out)
+        outputs = torch.baddbmm(bias, patches.transpose(1, 2), stacked_weights)  # (B, L, S*C_out)
         return outputs.view(batch, out_height, out_width, weight.shape[0]).permute(0, 3, 1, 2)
 
     def extra_repr(self) -> str:

@@ -15,6 +15,7 @@ from zoo.models.base import (
     build_model,
     check_number,
     check_samples,
+    forward_in_chunks,
 )
 from zoo.registry import register_model
 
@@ -96,7 +97,9 @@ class BayesianLeNet(ZooModel):
     def forward(self, images: Tensor, samples: int = DEFAULT_SAMPLES) -> Tensor:
         """Logits (B, S, C); S = 1 when frozen."""
         samples = 1 if self.frozen else check_samples(samples)
-        features = self.prepare_input(images)
+        return forward_in_chunks(self._sample_chunk, self.prepare_input(images), samples)
+
+    def _sample_chunk(self, features: Tensor, samples: int) -> Tensor:
         # Max-pooling before the ReLU gives the same result on a quarter of the values.
         hidden = F.max_pool2d(self.conv1(features, samples), 2).relu()  # (B, S*6, 12, 12)
         hidden = F.max_pool2d(self.conv2(hidden, samples), 2).relu()  # (B, S*16, 4, 4)

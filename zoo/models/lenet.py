@@ -13,7 +13,14 @@ from typing import Any
 from torch import Tensor, nn
 
 from zoo.errors import ModelConfigError
-from zoo.models.base import DEFAULT_SAMPLES, ZooModel, build_model, check_rate, check_samples
+from zoo.models.base import (
+    DEFAULT_SAMPLES,
+    ZooModel,
+    build_model,
+    check_rate,
+    check_samples,
+    forward_in_chunks,
+)
 from zoo.registry import register_model
 
 _DROPOUT_LAYERS = (nn.Dropout, nn.Dropout2d)
@@ -41,6 +48,18 @@ def lenet_layers(num_classes: int, conv_dropout: float, fc_dropout: float) -> nn
             fc3=nn.Linear(84, num_classes),
         )
     )
+
+
+def repeat_for_samples(features: Tensor, samples: int) -> Tensor:
+    """Repeat each row of (B, ...) ``features`` S times, giving (B*S, ...).
+
+    Feature maps come out in channels-last memory order, on which the convolution and pooling
+    that follow run faster on CPU.
+    """
+    if features.dim() != 4:
+        return features.repeat_interleave(samples, dim=0)
+    channels_last = features.permute(0, 2, 3, 1)
+    return channels_last.repeat_interleave(samples, dim=0).permute(0, 3, 1, 2)
 
 
 class _LeNetStack(ZooModel):
@@ -137,10 +156,12 @@ class MCDropoutLeNet(_LeNetStack):
     def forward(self, images: Tensor, samples: int = DEFAULT_SAMPLES) -> Tensor:
         """Logits (B, S, C) from S dropout samples in one batched pass."""
         samples = check_samples(samples)
-        features = self.prepare_input(images)
+        return forward_in_chunks(self._sample_chunk, self.prepare_input(images), samples)
+
+    def _sample_chunk(self, features: Tensor, samples: int) -> Tensor:
         first_stochastic = self._first_active_dropout()
         shared = self.layers[:first_stochastic](features)
-        logits = self.layers[first_stochastic:](shared.repeat_interleave(samples, dim=0))
+        logits = self.layers[first_stochastic:](repeat_for_samples(shared, samples))
         return logits.view(features.shape[0], samples, self.num_classes)
 
     def sample_logits(self, images: Tensor, samples: int) -> Tensor:

@@ -1,0 +1,141 @@
+"""Time S-sample forward passes of the stochastic LeNets, side by side with the alternatives.
+
+For 10,000 images x 16 samples it times, in one run and on the same data:
+
+- mc_dropout_lenet: the zoo's single batched pass (deterministic prefix shared), the same
+  batched pass without sharing the prefix, and a Python loop of 16 single-sample passes;
+- bayesian_lenet: the zoo's single batched pass (grouped-convolution weight draws, local
+  reparameterization in the linear layers), a Python loop of 16 single-sample passes, and a
+  batched pass with local reparameterization in the conv layers too, the alternative design.
+
+It prints each variant's median time over --repeats rounds, in which the variants take turns,
+and how many times slower it is than the zoo's pass. Once scripts/test or scripts/run has
+set up .venv:
+
+    .venv/bin/python scripts/bench_forward.py [--batch-size N] [--device cpu|cuda]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+import zoo
+from zoo.models import BayesianLeNet, MCDropoutLeNet
+
+Forward = Callable[[Tensor], Tensor]
+
+
+def mc_dropout_variants(model: MCDropoutLeNet, samples: int) -> dict[str, Forward]:
+    def unshared(images: Tensor) -> Tensor:
+        repeated = model.prepare_input(images).repeat_interleave(samples, dim=0)
+        return model.layers(repeated).view(images.shape[0], samples, -1)
+
+    def loop(images: Tensor) -> Tensor:
+        return torch.cat([model(images, samples=1) for _ in range(samples)], dim=1)
+
+    return {
+        "zoo: one pass, prefix shared": lambda images: model(images, samples),
+        "one pass, prefix not shared": unshared,
+        f"python loop of {samples} passes": loop,
+    }
+
+
+def bayesian_variants(model: BayesianLeNet, samples: int) -> dict[str, Forward]:
+    def loop(images: Tensor) -> Tensor:
+        return torch.cat([model(images, samples=1) for _ in range(samples)], dim=1)
+
+    return {
+        "zoo: one pass, grouped conv draws": lambda images: model(images, samples),
+        f"python loop of {samples} passes": loop,
+        "one pass, local reparam. in convs": lambda images: _all_local_reparam(
+            model, images, samples
+        ),
+    }
+
+
+def _all_local_reparam(model: BayesianLeNet, images: Tensor, samples: int) -> Tensor:
+    """The alternative design: sample every conv output instead of the conv weights.
+
+    conv1's output mean and variance are computed once per image and the S noise draws are
+    taken from them; conv2 then runs on the B*S sampled maps.
+    """
+    hidden = model.prepare_input(images)
+    for index, conv in enumerate((model.conv1, model.conv2)):
+        mean = F.conv2d(hidden, conv.weight_mu, conv.bias_mu)
+        variance = F.conv2d(hidden.square(), conv.weight_sigma.square(), conv.bias_sigma.square())
+        if index == 0:
+            mean = mean.repeat_interleave(samples, dim=0)
+            variance = variance.repeat_interleave(samples, dim=0)
+        sampled = mean + variance.sqrt() * torch.randn_like(mean)
+        hidden = F.max_pool2d(sampled, 2).relu()
+    hidden = model.fc2(model.fc1(hidden.flatten(1)).relu()).relu()
+    return model.fc3(hidden).view(images.shape[0], samples, -1)
+
+
+def time_forward(forward: Forward, images: Tensor, batch_size: int, device: str) -> float:
+    """Seconds to run ``forward`` over all ``images`` in batches."""
+    forward(images[:batch_size])  # warm-up: allocator, kernels, lazy initialisation
+    _synchronize(device)
+    start = time.perf_counter()
+    for first in range(0, len(images), batch_size):
+        forward(images[first : first + batch_size])
+    _synchronize(device)
+    return time.perf_counter() - start
+
+
+def _synchronize(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
+    parser.add_argument("--images", type=int, default=10_000)
+    parser.add_argument("--samples", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+
+    torch.manual_seed(0)
+    images = torch.randint(0, 256, (args.images, 28, 28), dtype=torch.uint8, device=args.device)
+    mc_dropout = zoo.create_model("mc_dropout_lenet").eval().to(args.device)
+    bayesian = zoo.create_model("bayesian_lenet").eval().to(args.device)
+    suites = {
+        "mc_dropout_lenet": mc_dropout_variants(mc_dropout, args.samples),
+        "bayesian_lenet": bayesian_variants(bayesian, args.samples),
+    }
+    print(
+        f"{args.images:,} images x {args.samples} samples, batch {args.batch_size}, "
+        f"{args.device}, {torch.get_num_threads()} threads, torch {torch.__version__}; "
+        f"median of {args.repeats} runs"
+    )
+    print(f"{'model':<17} {'variant':<36} {'seconds':>8} {'vs zoo':>8}")
+    with torch.inference_mode():
+        for name, variants in suites.items():
+            seconds = median_seconds(variants, images, args.batch_size, args.device, args.repeats)
+            zoo_seconds = next(iter(seconds.values()))
+            for label, value in seconds.items():
+                print(f"{name:<17} {label:<36} {value:8.2f} {value / zoo_seconds:7.2f}x")
+
+
+def median_seconds(
+    variants: dict[str, Forward], images: Tensor, batch_size: int, device: str, repeats: int
+) -> dict[str, float]:
+    """Median time of each variant; the variants take turns, so drifting load hits all alike."""
+    runs: dict[str, list[float]] = {label: [] for label in variants}
+    for _ in range(repeats):
+        for label, forward in variants.items():
+            runs[label].append(time_forward(forward, images, batch_size, device))
+    return {label: statistics.median(times) for label, times in runs.items()}
+
+
+if __name__ == "__main__":
+    main()
