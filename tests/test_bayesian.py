@@ -153,7 +153,7 @@ def test_local_reparameterization_has_the_posterior_moments() -> None:
 @pytest.mark.parametrize(("stride", "padding"), [(1, 0), (2, 1)])
 def test_shared_input_path_equals_a_grouped_convolution(stride: int, padding: int) -> None:
     layer = BayesConv2d(2, 3, 3, prior=MIXTURE, stride=stride, padding=padding)
-    inputs = torch.randn(4, 2, 9, 9)
+    inputs = torch.randn(4, 2, 9, 12)
     torch.manual_seed(5)
     shared = layer(inputs, samples=3)
     torch.manual_seed(5)
