@@ -109,9 +109,6 @@ class BayesianLeNet(ZooModel):
         hidden = self.fc2(hidden).relu()
         return self.fc3(hidden).view(batch, samples, self.num_classes)
 
-    def sample_logits(self, images: Tensor, samples: int) -> Tensor:
-        return self(images, samples)
-
     def _bayesian_layers(self) -> list[BayesianLayer]:
         return [module for module in self.modules() if isinstance(module, BayesianLayer)]
 

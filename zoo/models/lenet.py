@@ -102,9 +102,6 @@ class LeNet(_LeNetStack):
         """Logits (B, C)."""
         return self.layers(self.prepare_input(images))
 
-    def sample_logits(self, images: Tensor, samples: int) -> Tensor:
-        return self(images).unsqueeze(1)
-
 
 class MCDropoutLeNet(_LeNetStack):
     """LeNet-5 whose dropout stays on at inference: Monte-Carlo dropout.
@@ -163,9 +160,6 @@ class MCDropoutLeNet(_LeNetStack):
         shared = self.layers[:first_stochastic](features)
         logits = self.layers[first_stochastic:](repeat_for_samples(shared, samples))
         return logits.view(features.shape[0], samples, self.num_classes)
-
-    def sample_logits(self, images: Tensor, samples: int) -> Tensor:
-        return self(images, samples)
 
     def _first_active_dropout(self) -> int:
         """Index in `layers` of the first dropout layer with a rate above 0."""
