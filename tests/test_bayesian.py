@@ -200,3 +200,29 @@ def test_a_seed_reproduces_a_bayesian_forward(images: torch.Tensor) -> None:
     first = model(images, samples=4)
     torch.manual_seed(11)
     assert torch.equal(first, model(images, samples=4))
+
+
+def test_vanishing_posterior_sigma_keeps_gradients_finite(images: torch.Tensor) -> None:
+    model = zoo.create_model("bayesian_lenet", posterior_rho_init=-60.0)
+    logits = model(images, samples=2).flatten(0, 1)
+    loss = F.cross_entropy(logits, torch.arange(12) % 10) + zoo.kl_divergence(model) / 60_000
+    loss.backward()
+    for name, parameter in model.named_parameters():
+        assert torch.isfinite(parameter.grad).all(), name
+
+
+def test_kl_of_a_half_precision_model_is_finite() -> None:
+    model = zoo.create_model("bayesian_lenet", prior_pi=1.0)
+    expected = zoo.kl_divergence(model)
+    half_kl = zoo.kl_divergence(model.half())
+    assert torch.isfinite(half_kl)
+    assert torch.allclose(half_kl, expected, rtol=1e-2)
+
+
+def test_frozen_model_still_rejects_a_bad_sample_count(images: torch.Tensor) -> None:
+    with pytest.raises(zoo.InvalidInputError):
+        zoo.create_model("bayesian_lenet").freeze()(images, samples=0)
+
+
+def test_kl_of_a_module_without_parameters_is_zero() -> None:
+    assert zoo.kl_divergence(torch.nn.ReLU()).item() == 0.0

@@ -55,6 +55,9 @@ def test_predict_invariants(name: str, samples: int, images: torch.Tensor) -> No
     assert torch.allclose(prediction.log_probs.exp(), prediction.probs, atol=1e-6)
     entropy = torch.special.entr(prediction.probs.double()).sum(-1).float()
     assert torch.allclose(prediction.entropy, entropy, atol=1e-5)
+    aleatoric = torch.special.entr(prediction.sample_probs.double()).sum(-1).mean(1).float()
+    assert torch.allclose(prediction.aleatoric, aleatoric, atol=1e-5)
+    assert (entropy - aleatoric >= -1e-6).all()  # Jensen: no clamping needed to hold
     mutual_information = prediction.mutual_information
     assert (mutual_information >= 0).all()
     assert (mutual_information <= prediction.entropy).all()
@@ -128,6 +131,7 @@ def test_empty_batch_gives_empty_outputs(name: str) -> None:
         (torch.full((2, 28, 28), float("inf")), "NaN or infinity"),
         (torch.zeros(2, 28, 28, dtype=torch.int64), "uint8"),
         (torch.zeros(2, 28, 28, dtype=torch.bool), "uint8"),
+        (torch.full((2, 28, 28), 1e300, dtype=torch.float64), "NaN or infinity"),
         ([[0] * 28] * 28, "torch.Tensor"),
     ],
 )
@@ -155,6 +159,7 @@ def test_bad_sample_count_is_rejected(name: str, samples: object, images: torch.
         ("lenet", {"num_classes": 2.0}, "num_classes"),
         ("lenet", {"class_labels": ["a", "b"]}, "class_labels has 2 entries"),
         ("lenet", {"class_labels": "0123456789"}, "list of strings"),
+        ("lenet", {"class_labels": 5}, "list of strings"),
         ("lenet", {"std": 0.0}, "std"),
         ("lenet", {"mean": float("nan")}, "mean"),
         ("lenet", {"fc_dropout": 1.0}, "fc_dropout"),
@@ -209,3 +214,9 @@ def test_a_large_deterministic_batch_matches_small_ones(images: torch.Tensor) ->
     assert logits.shape == (2400, 1, 10)
     assert torch.allclose(logits[-6:], model(images), atol=1e-5)
     assert torch.allclose(logits[:6], model(images), atol=1e-5)
+
+
+def test_numpy_scalars_are_accepted_as_numbers(images: torch.Tensor) -> None:
+    numpy = pytest.importorskip("numpy")
+    model = build("mc_dropout_lenet", num_classes=numpy.int64(3), fc_dropout=numpy.float32(0.3))
+    assert model.predict(images, samples=numpy.int64(4)).sample_probs.shape == (6, 4, 3)

@@ -316,3 +316,43 @@ def test_saving_where_a_file_stands_is_a_checkpoint_error(tmp_path: Path) -> Non
     (tmp_path / "taken").write_text("")
     with pytest.raises(zoo.CheckpointError, match="cannot write"):
         saved("lenet", tmp_path / "taken")
+
+
+def test_safetensors_whose_first_byte_opens_a_pickle_still_loads(
+    images: torch.Tensor, tmp_path: Path
+) -> None:
+    model = zoo.create_model("lenet").eval()
+    model.save_pretrained(tmp_path)
+    tensors = safetensors.torch.load_file(tmp_path / WEIGHTS_NAME)
+    data = next(
+        data
+        for padding in range(256)
+        if (data := safetensors.torch.save(tensors, metadata={"pad": "x" * padding}))[0] == 0x80
+    )
+    replace_weights(tmp_path, data)
+    assert torch.equal(zoo.from_pretrained(tmp_path)(images), model(images))
+
+
+def test_integer_tensors_are_refused(tmp_path: Path) -> None:
+    saved("lenet", tmp_path)
+    edit_tensors(
+        tmp_path, lambda tensors: tensors.update({"layers.fc3.bias": torch.zeros(10).int()})
+    )
+    with pytest.raises(zoo.StateDictMismatchError, match=r"layers\.fc3\.bias holds torch\.int32"):
+        zoo.from_pretrained(tmp_path)
+
+
+def test_weights_path_that_is_not_a_regular_file(tmp_path: Path) -> None:
+    saved("lenet", tmp_path)
+    (tmp_path / WEIGHTS_NAME).unlink()
+    (tmp_path / WEIGHTS_NAME).mkdir()
+    with pytest.raises(zoo.WeightsFileError, match="not a regular file"):
+        zoo.from_pretrained(tmp_path)
+
+
+@pytest.mark.parametrize("text", ["[" * 100_000, "{" + '"a": ' + "9" * 5000 + "}"])
+def test_config_json_that_python_cannot_parse(text: str, tmp_path: Path) -> None:
+    saved("lenet", tmp_path)
+    (tmp_path / CONFIG_NAME).write_text(text)
+    with pytest.raises(zoo.ConfigFileError, match="not valid JSON"):
+        zoo.from_pretrained(tmp_path)

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 import zoo
@@ -93,3 +96,16 @@ def test_registering_a_name_that_is_not_a_lowercase_identifier_fails(name: str) 
     with pytest.raises(ValueError, match="lower-case identifier"):
         zoo.register_model(entrypoint)
     assert name not in zoo.list_models()
+
+
+def test_a_clash_with_a_built_in_name_is_caught_even_before_the_built_ins_load() -> None:
+    code = (
+        "import zoo\n"
+        "def lenet(**kwargs):\n    return None\n"
+        "try:\n    zoo.register_model(lenet)\nexcept zoo.DuplicateModelError:\n    print('refused')\n"
+        "print(zoo.list_models())\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert result.stdout.split("\n")[:2] == ["refused", str(sorted(ARCHITECTURES))]

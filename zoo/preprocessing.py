@@ -33,15 +33,18 @@ def prepare_images(
         raise InvalidInputError(f"images must be a torch.Tensor, got {type(images).__name__}")
     batch = _as_batch(images)
     if batch.dtype == torch.uint8:
-        pixels = batch.to(device=device, non_blocking=True).to(dtype)
+        pixels = batch.to(device=device).to(dtype)
         return pixels.div_(255.0).sub_(mean).div_(std)
     if not batch.is_floating_point():
         raise InvalidInputError(
             f"images must be uint8 pixels (0-255) or normalised floats, got dtype {batch.dtype}"
         )
-    if not torch.isfinite(batch).all():
-        raise InvalidInputError("float images must be finite, but these hold NaN or infinity")
-    return batch.to(device=device, dtype=dtype)
+    floats = batch.to(device=device, dtype=dtype)
+    if not torch.isfinite(floats).all():
+        raise InvalidInputError(
+            f"float images must be finite in the model's {dtype}, but these hold NaN or infinity"
+        )
+    return floats
 
 
 def _as_batch(images: Tensor) -> Tensor:

@@ -133,7 +133,7 @@ def read_config(path: Path) -> ModelConfig:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigFileError(path, f"missing; {_RESAVE}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (OSError, ValueError, RecursionError) as error:  # ValueError covers bad JSON/UTF-8
         raise ConfigFileError(path, f"is not valid JSON ({error}); {_RESAVE}") from None
     if not isinstance(raw, dict):
         raise ConfigFileError(path, f"must hold a JSON object, not {type(raw).__name__}")
@@ -162,13 +162,15 @@ def read_config(path: Path) -> ModelConfig:
 
 def read_weights(path: Path, expected_sha256: str) -> dict[str, Tensor]:
     """Read a safetensors file whose sha256 must be ``expected_sha256``; never unpickle."""
+    if not path.exists():
+        raise WeightsFileError(path, f"missing; it must sit next to {CONFIG_NAME}")
+    if not path.is_file():
+        raise WeightsFileError(path, "is not a regular file")
     try:
         data = path.read_bytes()
-    except FileNotFoundError:
-        raise WeightsFileError(path, f"missing; it must sit next to {CONFIG_NAME}") from None
     except OSError as error:
         raise WeightsFileError(path, f"cannot be read: {error}") from None
-    if data.startswith(_PICKLE_MAGIC):
+    if data.startswith(_PICKLE_MAGIC) and not _has_safetensors_header(data):
         raise WeightsFileError(
             path,
             "is a pickle (torch.save) file, not safetensors, and pickles are never loaded; "
@@ -186,6 +188,16 @@ def read_weights(path: Path, expected_sha256: str) -> dict[str, Tensor]:
         return safetensors.torch.load(data)
     except Exception as error:  # safetensors raises its own error types for bad files
         raise WeightsFileError(path, f"is not a valid safetensors file ({error})") from None
+
+
+def _has_safetensors_header(data: bytes) -> bool:
+    """Whether ``data`` opens like safetensors: a little-endian u64 length, then a JSON header.
+
+    A header length can begin with the byte that also opens a pickle, so this tells a real
+    safetensors file from a pickle before the pickle error is raised.
+    """
+    header_length = int.from_bytes(data[:8], "little")
+    return len(data) >= 8 + header_length and data[8:9] == b"{"
 
 
 def _check_format_version(version: object, path: Path) -> None:
@@ -217,6 +229,11 @@ def _load_state_strictly(model: ZooModel, state: dict[str, Tensor], path: Path) 
     expected = model.state_dict()
     problems = [f"missing tensor {name}" for name in sorted(expected.keys() - state.keys())]
     problems += [f"unexpected tensor {name}" for name in sorted(state.keys() - expected.keys())]
+    problems += [
+        f"{name} holds {state[name].dtype}, not floating-point numbers"
+        for name in sorted(state.keys() & expected.keys())
+        if not state[name].is_floating_point()
+    ]
     problems += [
         f"{name} has shape {tuple(state[name].shape)}, the model needs {tuple(shape)}"
         for name, shape in sorted((name, expected[name].shape) for name in state.keys() & expected)

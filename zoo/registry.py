@@ -30,6 +30,7 @@ def register_model(entrypoint: Entrypoint) -> Entrypoint:
     the weights tag) and must not be taken yet: registering twice is an error, never an
     overwrite.
     """
+    _import_builtin_models()  # so that a clash with a built-in name is caught here, not later
     name = entrypoint.__name__
     if not _ARCHITECTURE_NAME.fullmatch(name):
         raise ValueError(f"model name {name!r} must be a lower-case identifier like 'my_lenet'")

@@ -31,6 +31,7 @@ from torch import Tensor, nn
 from zoo.errors import InvalidInputError, ModelConfigError
 
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
+_MIN_VARIANCE = 1e-16
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,8 @@ class ScaleMixturePrior:
         The estimate is unbiased, and for a freshly built Bayesian LeNet its standard deviation
         was about a fifth lower than that of the one-draw estimate of log q(w) - log p(w).
         """
+        precision = torch.promote_types(mu.dtype, torch.float32)  # 44k float16 terms overflow
+        mu, sigma = mu.to(precision), sigma.to(precision)
         if self.is_gaussian:
             variance_ratio = (sigma / self.sigma1).square()
             mean_term = (mu / self.sigma1).square()
@@ -153,7 +156,8 @@ class BayesLinear(BayesianLayer):
         if self.frozen:
             return mean
         variance = F.linear(inputs.square(), self.weight_sigma.square(), self.bias_sigma.square())
-        return mean + variance.sqrt() * torch.randn_like(mean)
+        # The floor keeps the gradient of the square root finite where sigma underflows.
+        return mean + variance.clamp_min(_MIN_VARIANCE).sqrt() * torch.randn_like(mean)
 
     def extra_repr(self) -> str:
         return f"{self.in_features}, {self.out_features}, frozen={self.frozen}"
@@ -238,5 +242,6 @@ def kl_divergence(model: nn.Module) -> Tensor:
     """
     terms = [layer.kl_divergence() for layer in model.modules() if isinstance(layer, BayesianLayer)]
     if not terms:
-        return torch.zeros((), device=next(model.parameters()).device)
+        parameter = next(model.parameters(), None)
+        return torch.zeros((), device=None if parameter is None else parameter.device)
     return torch.stack(terms).sum()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import numbers
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -150,15 +151,15 @@ def forward_in_chunks(
 
 
 def check_samples(samples: int) -> int:
-    """Return ``samples`` if it is a positive int, else raise `InvalidInputError`."""
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+    """Return ``samples`` as a positive int, else raise `InvalidInputError`."""
+    if not _is_integer(samples) or samples < 1:
         raise InvalidInputError(f"samples must be a positive integer, got {samples!r}")
-    return samples
+    return int(samples)
 
 
 def check_number(name: str, value: float) -> float:
     """Return ``value`` as a finite float, else raise `ModelConfigError` naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
         raise ModelConfigError(f"{name} must be a finite number, got {value!r}")
     return float(value)
 
@@ -170,17 +171,21 @@ def check_rate(name: str, rate: float) -> float:
     return float(rate)
 
 
+def _is_integer(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def _check_num_classes(num_classes: int) -> int:
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+    if not _is_integer(num_classes) or num_classes < 2:
         raise ModelConfigError(f"num_classes must be an integer >= 2, got {num_classes!r}")
-    return num_classes
+    return int(num_classes)
 
 
 def _check_class_labels(labels: Sequence[str] | None, num_classes: int) -> list[str]:
     if labels is None:
         return [str(index) for index in range(num_classes)]
-    if isinstance(labels, str) or not all(isinstance(label, str) for label in labels):
-        raise ModelConfigError("class_labels must be a list of strings")
+    if not isinstance(labels, (list, tuple)) or not all(isinstance(x, str) for x in labels):
+        raise ModelConfigError(f"class_labels must be a list of strings, got {labels!r}")
     if len(labels) != num_classes:
         raise ModelConfigError(
             f"class_labels has {len(labels)} entries but num_classes is {num_classes}"

@@ -96,7 +96,9 @@ class BayesianLeNet(ZooModel):
 
     def forward(self, images: Tensor, samples: int = DEFAULT_SAMPLES) -> Tensor:
         """Logits (B, S, C); S = 1 when frozen."""
-        samples = 1 if self.frozen else check_samples(samples)
+        samples = check_samples(samples)
+        if self.frozen:
+            samples = 1
         return forward_in_chunks(self._sample_chunk, self.prepare_input(images), samples)
 
     def _sample_chunk(self, features: Tensor, samples: int) -> Tensor:
