@@ -102,7 +102,8 @@ def test_a_clash_with_a_built_in_name_is_caught_even_before_the_built_ins_load()
     code = (
         "import zoo\n"
         "def lenet(**kwargs):\n    return None\n"
-        "try:\n    zoo.register_model(lenet)\nexcept zoo.DuplicateModelError:\n    print('refused')\n"
+        "try:\n    zoo.register_model(lenet)\n"
+        "except zoo.DuplicateModelError:\n    print('refused')\n"
         "print(zoo.list_models())\n"
     )
     result = subprocess.run(
