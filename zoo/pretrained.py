@@ -106,7 +106,9 @@ def from_pretrained(directory: str | Path) -> ZooModel:
     """Rebuild the model saved in ``directory`` by `save_pretrained`, in eval mode.
 
     MC-dropout models stay stochastic in eval mode, so the loaded model samples exactly as the
-    saved one did.
+    saved one did. Runtime state is not saved: the model comes back on the CPU, in float32
+    (weights saved in another floating-point precision are cast), and a Bayesian model comes
+    back unfrozen.
 
     Raises:
         CheckpointError: the folder does not exist.

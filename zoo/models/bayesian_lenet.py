@@ -24,7 +24,8 @@ class BayesianLeNet(ZooModel):
     """LeNet-5 whose weights are Gaussian posteriors, trained by Bayes by Backprop.
 
     ``model(x, samples=S)`` returns logits (B, S, C) from one batched pass in which each of
-    the S samples has its own weight draw (see `zoo.layers.bayesian` for how). After
+    the S samples has its own weight draw (see `zoo.layers.bayesian` for how); a large batch
+    runs in chunks, each with its own S conv-weight draws. After
     ``model.freeze()`` it uses the posterior means only and returns (B, 1, C); ``unfreeze()``
     makes it stochastic again. Train it on the ELBO with `zoo.kl_divergence` as the
     complexity term.

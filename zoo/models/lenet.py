@@ -110,7 +110,8 @@ class MCDropoutLeNet(_LeNetStack):
     approximates a Bayesian posterior predictive. ``model.eval()`` leaves the dropout layers
     on (any other layer follows eval as usual), and ``model(x, samples=S)`` returns logits
     (B, S, C) from ONE batched pass: the layers before the first active dropout run once per
-    image, and only the rest runs on the S copies.
+    image, and only the rest runs on the S copies. ``eval()`` on the model keeps dropout on;
+    calling ``eval()`` on the dropout layers themselves does turn it off.
 
     Args:
         num_classes: number of output classes.
