@@ -37,27 +37,30 @@ def mc_dropout_variants(model: MCDropoutLeNet, samples: int) -> dict[str, Forwar
         repeated = model.prepare_input(images).repeat_interleave(samples, dim=0)
         return model.layers(repeated).view(images.shape[0], samples, -1)
 
-    def loop(images: Tensor) -> Tensor:
-        return torch.cat([model(images, samples=1) for _ in range(samples)], dim=1)
-
     return {
         "zoo: one pass, prefix shared": lambda images: model(images, samples),
         "one pass, prefix not shared": unshared,
-        f"python loop of {samples} passes": loop,
+        f"python loop of {samples} passes": single_sample_loop(model, samples),
     }
 
 
 def bayesian_variants(model: BayesianLeNet, samples: int) -> dict[str, Forward]:
-    def loop(images: Tensor) -> Tensor:
-        return torch.cat([model(images, samples=1) for _ in range(samples)], dim=1)
-
     return {
         "zoo: one pass, grouped conv draws": lambda images: model(images, samples),
-        f"python loop of {samples} passes": loop,
+        f"python loop of {samples} passes": single_sample_loop(model, samples),
         "one pass, local reparam. in convs": lambda images: _all_local_reparam(
             model, images, samples
         ),
     }
+
+
+def single_sample_loop(model: torch.nn.Module, samples: int) -> Forward:
+    """The same S samples as S separate single-sample passes in a Python loop."""
+
+    def loop(images: Tensor) -> Tensor:
+        return torch.cat([model(images, samples=1) for _ in range(samples)], dim=1)
+
+    return loop
 
 
 def _all_local_reparam(model: BayesianLeNet, images: Tensor, samples: int) -> Tensor:
