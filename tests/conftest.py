@@ -1,12 +1,22 @@
-"""Shared fixtures: every test starts from the same seed and builds tiny inputs itself."""
+"""Shared fixtures: every test starts from the same seed, builds tiny inputs itself, and never
+reaches the network."""
 
 from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+from pathlib import Path
 
 import pytest
 import torch
 
 ARCHITECTURES = ["lenet", "mc_dropout_lenet", "bayesian_lenet"]
 STOCHASTIC = ["mc_dropout_lenet", "bayesian_lenet"]
+REPOSITORY = Path(__file__).resolve().parents[1]
+DATASET_FOLDERS = ("MNIST", "FashionMNIST")
+_LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
 
 
 @pytest.fixture(autouse=True)
@@ -14,8 +24,89 @@ def _seed_everything() -> None:
     torch.manual_seed(0)
 
 
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refuse name lookups of any host but this one, so that no test can download."""
+    resolve = socket.getaddrinfo
+
+    def local_only(host, *args, **kwargs):
+        if host not in _LOCAL_HOSTS:
+            raise socket.gaierror(socket.EAI_NONAME, f"tests may not reach {host}")
+        return resolve(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", local_only)
+
+
 @pytest.fixture
 def images() -> torch.Tensor:
     """Six random uint8 28x28 images."""
     generator = torch.Generator().manual_seed(1234)
     return torch.randint(0, 256, (6, 28, 28), dtype=torch.uint8, generator=generator)
+
+
+@pytest.fixture(scope="session")
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A private data root holding copies of the official MNIST and FashionMNIST gz files.
+
+    They come from ``$ZOO_TEST_DATA``, else the ``shared/data`` folder beside this repository
+    (or beside the repository it was cloned from). Without them the data tests are skipped,
+    except under CI (``CI`` set), where that is a failure.
+    """
+    source = _find_shared_data()
+    if source is None:
+        message = "the official MNIST/FashionMNIST files were not found; set ZOO_TEST_DATA"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    root = tmp_path_factory.mktemp("data")
+    for folder in DATASET_FOLDERS:
+        shutil.copytree(source / folder / "raw", root / folder / "raw")
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data root of 50 random MNIST and 30 random FashionMNIST images, in IDX files."""
+    root = tmp_path_factory.mktemp("tiny-data")
+    generator = torch.Generator().manual_seed(7)
+    for folder, count in (("MNIST", 50), ("FashionMNIST", 30)):
+        images = torch.randint(0, 256, (count, 28, 28), dtype=torch.uint8, generator=generator)
+        labels = torch.randint(0, 10, (count,), dtype=torch.uint8, generator=generator)
+        write_idx_dataset(root, folder, images, labels)
+    return root
+
+
+def write_idx_dataset(root: Path, folder: str, images: torch.Tensor, labels: torch.Tensor) -> Path:
+    """Write the four extracted files of ``folder`` (train and test alike) as torchvision
+    expects them, and return their folder."""
+    raw = root / folder / "raw"
+    raw.mkdir(parents=True)
+    for prefix in ("train", "t10k"):
+        write_idx(raw / f"{prefix}-images-idx3-ubyte", images)
+        write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels)
+    return raw
+
+
+def write_idx(path: Path, values: torch.Tensor) -> None:
+    """Write ``values`` (uint8) as an uncompressed IDX file, the format MNIST ships in."""
+    header = bytes([0, 0, 8, values.dim()])
+    header += b"".join(size.to_bytes(4, "big") for size in values.shape)
+    path.write_bytes(header + values.numpy().tobytes())
+
+
+def _find_shared_data() -> Path | None:
+    candidates = [REPOSITORY.parent / "shared" / "data"]
+    if os.environ.get("ZOO_TEST_DATA"):
+        candidates.insert(0, Path(os.environ["ZOO_TEST_DATA"]))
+    origin = subprocess.run(
+        ["git", "-C", str(REPOSITORY), "config", "--get", "remote.origin.url"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    if origin and Path(origin).is_dir():
+        candidates.append(Path(origin).resolve().parent / "shared" / "data")
+    for candidate in candidates:
+        if all((candidate / folder / "raw").is_dir() for folder in DATASET_FOLDERS):
+            return candidate
+    return None

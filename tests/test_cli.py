@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,18 +15,30 @@ from zoo.cli import main
 from .conftest import ARCHITECTURES
 
 
-def test_list_prints_every_architecture_with_a_summary() -> None:
+def table_rows(output: str) -> dict[str, list[str]]:
+    """The rows of `zoo list`'s table, by model name, split on runs of two or more spaces."""
+    header, *rows = output.splitlines()
+    assert header.split() == ["NAME", "PARAMS", "ACC", "NLL", "ECE", "OOD", "AUROC", "SUMMARY"]
+    return {row.split()[0]: re.split(r"\s{2,}", row) for row in rows}
+
+
+def test_list_shows_a_table_of_every_architecture() -> None:
     result = CliRunner().invoke(main, ["list"])
     assert result.exit_code == 0, result.output
-    lines = result.output.splitlines()
-    assert [line.split()[0] for line in lines] == sorted(ARCHITECTURES)
-    assert "Monte-Carlo dropout" in result.output and "Bayes-by-Backprop" in result.output
+    rows = table_rows(result.output)
+    assert list(rows) == sorted(ARCHITECTURES)
+    for name, (_, params, *metrics, _) in rows.items():
+        model = zoo.create_model(name)
+        assert params == f"{sum(p.numel() for p in model.parameters()):,}"
+        assert metrics == ["-"] * 4  # no pretrained weights, so no measured metrics
+    assert "Monte-Carlo dropout" in rows["mc_dropout_lenet"][-1]
+    assert "Bayes-by-Backprop" in rows["bayesian_lenet"][-1]
 
 
 def test_list_filters_by_pattern() -> None:
     result = CliRunner().invoke(main, ["list", "mc_*"])
     assert result.exit_code == 0
-    assert [line.split()[0] for line in result.output.splitlines()] == ["mc_dropout_lenet"]
+    assert list(table_rows(result.output)) == ["mc_dropout_lenet"]
 
 
 def test_list_with_no_match_fails_and_names_the_known_models() -> None:
@@ -81,4 +94,4 @@ def test_zoo_list_runs_as_a_real_process() -> None:
         [str(executable), "list"], capture_output=True, text=True, timeout=120, check=False
     )
     assert result.returncode == 0, result.stderr
-    assert [line.split()[0] for line in result.stdout.splitlines()] == sorted(ARCHITECTURES)
+    assert list(table_rows(result.stdout)) == sorted(ARCHITECTURES)

@@ -13,9 +13,16 @@ from zoo.errors import (
     CheckpointError,
     ChecksumMismatchError,
     ConfigFileError,
+    CorruptDatasetError,
+    DatasetError,
+    DatasetNotFoundError,
+    DeviceError,
     DuplicateModelError,
+    ImageFileError,
     InvalidInputError,
+    MissingExtraError,
     ModelConfigError,
+    PretrainedWeightsError,
     StateDictMismatchError,
     UnknownModelError,
     WeightsFileError,
@@ -25,32 +32,48 @@ from zoo.errors import (
 __version__ = "0.1.0"
 
 _LAZY_NAMES = {
+    "EvaluationReport": "zoo.report",
     "Prediction": "zoo.prediction",
     "ZooModel": "zoo.models.base",
     "create_model": "zoo.registry",
+    "evaluate": "zoo.evaluation",
     "from_pretrained": "zoo.pretrained",
     "kl_divergence": "zoo.layers.bayesian",
     "list_models": "zoo.registry",
+    "load": "zoo.loading",
+    "load_dataset": "zoo.data",
     "register_model": "zoo.registry",
 }
-_LAZY_MODULES = ("layers", "models")
+_LAZY_MODULES = ("layers", "metrics", "models")
 
 if TYPE_CHECKING:
-    from zoo import layers, models
+    from zoo import layers, metrics, models
+    from zoo.data import load_dataset
+    from zoo.evaluation import evaluate
     from zoo.layers.bayesian import kl_divergence
+    from zoo.loading import load
     from zoo.models.base import ZooModel
     from zoo.prediction import Prediction
     from zoo.pretrained import from_pretrained
     from zoo.registry import create_model, list_models, register_model
+    from zoo.report import EvaluationReport
 
 __all__ = [
     "CheckpointError",
     "ChecksumMismatchError",
     "ConfigFileError",
+    "CorruptDatasetError",
+    "DatasetError",
+    "DatasetNotFoundError",
+    "DeviceError",
     "DuplicateModelError",
+    "EvaluationReport",
+    "ImageFileError",
     "InvalidInputError",
+    "MissingExtraError",
     "ModelConfigError",
     "Prediction",
+    "PretrainedWeightsError",
     "StateDictMismatchError",
     "UnknownModelError",
     "WeightsFileError",
@@ -58,10 +81,14 @@ __all__ = [
     "ZooModel",
     "__version__",
     "create_model",
+    "evaluate",
     "from_pretrained",
     "kl_divergence",
     "layers",
     "list_models",
+    "load",
+    "load_dataset",
+    "metrics",
     "models",
     "register_model",
 ]

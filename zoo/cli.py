@@ -1,15 +1,45 @@
 """The ``zoo`` command line. It parses arguments and delegates to the library.
 
 Commands import what they need inside their bodies, so ``zoo --help`` never loads torch.
+Errors that the library raises on purpose (`zoo.ZooError`) are shown as one line and exit
+with code 2, as Click's own usage errors do.
 """
 
 from __future__ import annotations
 
-import inspect
+import contextlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
 
 import click
 
 from zoo import __version__
+from zoo.errors import ImageFileError, ZooError
+from zoo.options import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_SAMPLES,
+    DEVICE_NAMES,
+    OOD_DATASETS,
+    OOD_SCORES,
+)
+
+MODEL_HELP = "MODEL is a registered name (see `zoo list`) or a folder written by save_pretrained."
+
+
+class CommandError(click.ClickException):
+    """A `ZooError`, reported as "Error: <message>" with exit code 2."""
+
+    exit_code = 2
+
+
+@contextlib.contextmanager
+def zoo_errors() -> Iterator[None]:
+    """Turn the library's deliberate errors into `CommandError`s, without a traceback."""
+    try:
+        yield
+    except ZooError as error:
+        raise CommandError(str(error)) from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -22,16 +52,195 @@ def main() -> None:
 @click.argument("pattern", default="*")
 def list_command(pattern: str) -> None:
     """List the registered models whose names match PATTERN (wildcards: * ? [...])."""
-    from zoo.registry import list_models, model_entrypoint
+    from zoo.info import format_model_table, model_info
+    from zoo.registry import list_models
 
     names = list_models(pattern)
     if not names:
         known = ", ".join(list_models())
         raise click.ClickException(f"no model matches {pattern!r}; known models: {known}")
-    width = max(len(name) for name in names)
-    for name in names:
-        summary = (inspect.getdoc(model_entrypoint(name)) or "").partition("\n")[0]
-        click.echo(f"{name:<{width}}  {summary}".rstrip())
+    click.echo(format_model_table([model_info(name) for name in names]))
+
+
+@main.command("info", epilog=MODEL_HELP)
+@click.argument("model")
+def info_command(model: str) -> None:
+    """Show everything known about MODEL: architecture, arguments, weights, metrics."""
+    from zoo.info import format_model_info, model_info
+
+    with zoo_errors():
+        click.echo(format_model_info(model_info(model)))
+
+
+@main.command("eval", epilog=MODEL_HELP)
+@click.argument("model")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Data root holding MNIST/raw and FashionMNIST/raw (downloaded there when missing). "
+    "[default: $ZOO_DATA_DIR, else ~/.cache/zoo/data]",
+)
+@click.option(
+    "--samples",
+    type=click.IntRange(min=1),
+    default=DEFAULT_SAMPLES,
+    show_default=True,
+    help="Stochastic forward samples per image.",
+)
+@click.option(
+    "--ood",
+    type=click.Choice([*OOD_DATASETS, "none"]),
+    default=OOD_DATASETS[0],
+    show_default=True,
+    help="Out-of-distribution test set, or none.",
+)
+@click.option(
+    "--ood-score",
+    type=click.Choice(OOD_SCORES),
+    default=OOD_SCORES[0],
+    show_default=True,
+    help="OOD score: predictive entropy, 1 - max probability (msp), or mutual information.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=DEFAULT_BATCH_SIZE,
+    show_default=True,
+    help="Images per forward pass.",
+)
+@click.option(
+    "--device",
+    type=click.Choice(DEVICE_NAMES),
+    default="auto",
+    show_default=True,
+    help="auto picks cuda, then mps, then cpu.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seeds the samples drawn.")
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write every metric and the provenance to this JSON file.",
+)
+@click.option(
+    "--plot",
+    "plot_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write a PNG: reliability diagram, risk-coverage curve, OOD score "
+    "histograms (needs the plot extra).",
+)
+def eval_command(
+    model: str,
+    data_dir: Path | None,
+    samples: int,
+    ood: str,
+    ood_score: str,
+    batch_size: int,
+    device: str,
+    seed: int,
+    json_path: Path | None,
+    plot_path: Path | None,
+) -> None:
+    """Measure MODEL's accuracy, calibration, selective classification and OOD detection.
+
+    Evaluates on the MNIST test set (10,000 images) and, for OOD detection, the FashionMNIST
+    test set. The same seed gives the same numbers.
+    """
+    from zoo.evaluation import evaluate
+    from zoo.plot import plot_report, require_matplotlib
+
+    with zoo_errors():
+        if plot_path:
+            require_matplotlib()  # fail before the evaluation, not after it
+        _check_destinations(json_path, plot_path)
+        report = evaluate(
+            model,
+            ood=None if ood == "none" else ood,
+            samples=samples,
+            batch_size=batch_size,
+            device=device,
+            seed=seed,
+            ood_score=ood_score,
+            data_dir=data_dir,
+            progress=True,
+        )
+        click.echo(report.format(), nl=False)
+        if json_path:
+            report.save_json(json_path)
+            click.echo(f"wrote {json_path}", err=True)
+        if plot_path:
+            plot_report(report, plot_path)
+            click.echo(f"wrote {plot_path}", err=True)
+
+
+@main.command("predict", epilog=MODEL_HELP)
+@click.argument("model")
+@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--samples",
+    type=click.IntRange(min=1),
+    default=DEFAULT_SAMPLES,
+    show_default=True,
+    help="Stochastic forward samples per image.",
+)
+@click.option(
+    "--invert", is_flag=True, help="Invert the images first: for dark digits on a light background."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+def predict_command(
+    model: str, images: tuple[Path, ...], samples: int, invert: bool, as_json: bool
+) -> None:
+    """Classify digit IMAGES with MODEL and show how uncertain each prediction is.
+
+    Each IMAGE is a PNG or JPEG of any size or colour. It is converted to grayscale (transparent
+    parts shown on white), inverted if --invert is given, padded with black to a square and
+    resized to 28x28; a 28x28 image is used pixel for pixel. MNIST digits are light on a dark
+    background: pass --invert for dark ink on light paper.
+    """
+    import torch
+
+    from zoo.images import read_digit_image
+    from zoo.loading import load
+
+    with zoo_errors():
+        loaded = load(model)
+    readable, failures = {}, {}
+    for path in images:
+        try:
+            readable[path] = read_digit_image(path, invert=invert)
+        except ImageFileError as error:
+            failures[path] = str(error)
+    results = {}
+    if readable:
+        prediction = loaded.predict(torch.stack(list(readable.values())), samples)
+        results = dict(zip(readable, prediction.per_image(loaded.class_labels), strict=True))
+    if as_json:
+        entries = [{"image": str(path), **result} for path, result in results.items()]
+        entries += [{"image": str(path), "error": message} for path, message in failures.items()]
+        click.echo(json.dumps(entries, indent=2))
+    else:
+        for path, result in results.items():
+            click.echo(_describe(path, result))
+    for message in failures.values():
+        click.echo(f"Error: {message}", err=True)
+    if failures:
+        raise SystemExit(1)
+
+
+def _describe(path: Path, result: dict) -> str:
+    votes = " ".join(result["votes"])
+    return (
+        f"{path}: {result['label']}  (confidence {100 * result['confidence']:.1f}%, entropy "
+        f"{result['entropy']:.3f}, mutual information {result['mutual_information']:.3f} nats)\n"
+        f"  votes of the {len(result['votes'])} samples: {votes}"
+    )
+
+
+def _check_destinations(*paths: Path | None) -> None:
+    """Fail before a long evaluation if an output file could not be written."""
+    for path in paths:
+        if path is not None and not path.parent.is_dir():
+            raise CommandError(f"cannot write {path}: folder {path.parent} does not exist")
 
 
 if __name__ == "__main__":

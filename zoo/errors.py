@@ -55,3 +55,31 @@ class ChecksumMismatchError(WeightsFileError):
 
 class StateDictMismatchError(CheckpointError):
     """Weights whose tensor names or shapes do not fit the model that the config builds."""
+
+
+class DatasetError(ZooError):
+    """Evaluation data that cannot be found, downloaded or read."""
+
+
+class DatasetNotFoundError(DatasetError):
+    """Dataset files that are missing and could not be downloaded."""
+
+
+class CorruptDatasetError(DatasetError):
+    """A dataset file that is damaged: a wrong checksum, a truncated file."""
+
+
+class DeviceError(ZooError, ValueError):
+    """A device name that is unknown, or a device this machine does not have."""
+
+
+class PretrainedWeightsError(ZooError, LookupError):
+    """A registered model name with no pretrained weights to load."""
+
+
+class MissingExtraError(ZooError, ImportError):
+    """A feature whose optional dependencies are not installed."""
+
+
+class ImageFileError(ZooError, ValueError):
+    """An image file that cannot be read or decoded."""

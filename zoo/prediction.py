@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -37,6 +39,29 @@ class Prediction:
     entropy: Tensor
     aleatoric: Tensor
     mutual_information: Tensor
+
+    def per_image(self, class_labels: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """One JSON-ready summary per image, in batch order.
+
+        Each holds the predicted class index and ``label``, its ``confidence`` (the predictive
+        probability), ``entropy``, ``aleatoric`` and ``mutual_information`` in nats, and
+        ``votes``: the label each of the S samples would predict on its own.
+        """
+        labels = class_labels or [str(index) for index in range(self.probs.shape[1])]
+        confidence, predicted = self.probs.max(dim=-1)
+        votes = self.sample_probs.argmax(dim=-1)
+        return [
+            {
+                "class": int(predicted[i]),
+                "label": labels[predicted[i]],
+                "confidence": float(confidence[i]),
+                "entropy": float(self.entropy[i]),
+                "aleatoric": float(self.aleatoric[i]),
+                "mutual_information": float(self.mutual_information[i]),
+                "votes": [labels[vote] for vote in votes[i]],
+            }
+            for i in range(len(predicted))
+        ]
 
     @classmethod
     def from_logits(cls, logits: Tensor) -> Prediction:

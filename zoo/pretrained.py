@@ -90,8 +90,7 @@ class ModelConfig:
 def save_pretrained(model: ZooModel, directory: str | Path) -> Path:
     """Write ``model`` as ``model.safetensors`` and ``config.json`` into ``directory``."""
     folder = Path(directory)
-    state = {name: value.detach().cpu().contiguous() for name, value in model.state_dict().items()}
-    weights = safetensors.torch.save(state, metadata={"format": "pt"})
+    weights = weights_bytes(model)
     config = ModelConfig.describe(model, sha256_hex(weights))
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -100,6 +99,16 @@ def save_pretrained(model: ZooModel, directory: str | Path) -> Path:
     except OSError as error:
         raise CheckpointError(folder, f"cannot write the model here: {error}") from error
     return folder
+
+
+def weights_bytes(model: ZooModel) -> bytes:
+    """The bytes of ``model``'s weights file: its state dict in safetensors format.
+
+    Their sha256 identifies the weights: it is the hash that ``config.json`` pins, and
+    evaluation reports it for a model however it was obtained.
+    """
+    state = {name: value.detach().cpu().contiguous() for name, value in model.state_dict().items()}
+    return safetensors.torch.save(state, metadata={"format": "pt"})
 
 
 def from_pretrained(directory: str | Path) -> ZooModel:

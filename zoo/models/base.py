@@ -26,12 +26,12 @@ import torch
 from torch import Tensor, nn
 
 from zoo.errors import InvalidInputError, ModelConfigError
+from zoo.options import DEFAULT_SAMPLES
 from zoo.prediction import Prediction
 from zoo.preprocessing import prepare_images
 
 MNIST_MEAN = 0.1307
 MNIST_STD = 0.3081
-DEFAULT_SAMPLES = 16
 # A stochastic forward pass works through large batches in chunks of at most this many
 # image-sample rows, so that its S-fold activations stay in the CPU's cache: unchunked, batches
 # of 1,000 images x 16 samples ran 1.8 (MC dropout) and 2.8 (Bayesian) times slower than

@@ -1,0 +1,133 @@
+"""`zoo predict` and the image reading under it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+import zoo
+from zoo.cli import main
+from zoo.errors import ImageFileError
+from zoo.images import read_digit_image
+
+
+@pytest.fixture(scope="module")
+def model_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("models") / "mc-dropout"
+    return zoo.create_model("mc_dropout_lenet").save_pretrained(folder)
+
+
+def save_image(path: Path, pixels: torch.Tensor, mode: str = "L") -> Path:
+    """Save (H, W) or (H, W, channels) uint8 ``pixels`` as an image file."""
+    Image.fromarray(pixels.numpy(), mode=mode).save(path)
+    return path
+
+
+def digit(seed: int = 0) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (28, 28), dtype=torch.uint8, generator=generator)
+
+
+def test_a_28x28_grayscale_png_is_read_pixel_for_pixel(tmp_path: Path) -> None:
+    pixels = digit()
+    path = save_image(tmp_path / "digit.png", pixels)
+    assert torch.equal(read_digit_image(path), pixels)
+    assert torch.equal(read_digit_image(path, invert=True), 255 - pixels)
+
+
+def test_any_size_and_colour_becomes_28x28_grayscale(tmp_path: Path) -> None:
+    white_on_black = torch.zeros(60, 120, 3, dtype=torch.uint8)
+    white_on_black[10:50, 50:70] = 255  # a bar in the middle of a wide colour image
+    path = tmp_path / "wide.jpg"
+    Image.fromarray(white_on_black.numpy(), mode="RGB").save(path)
+    image = read_digit_image(path)
+    assert image.shape == (28, 28) and image.dtype == torch.uint8
+    assert image[:, :5].max() < 40 and image[:, -5:].max() < 40  # black border stays black
+    assert image[14, 14] > 200  # the bar stays in the centre, still bright
+
+
+def test_transparent_pixels_are_shown_on_white(tmp_path: Path) -> None:
+    rgba = torch.zeros(28, 28, 4, dtype=torch.uint8)  # transparent black everywhere...
+    rgba[10:18, 10:18, 3] = 255  # ...but an opaque black square
+    path = save_image(tmp_path / "ink.png", rgba, mode="RGBA")
+    image = read_digit_image(path, invert=True)
+    assert image[0, 0] == 0 and image[12, 12] == 255  # white paper and black ink, inverted
+
+
+def test_unreadable_files_raise_an_error_naming_them(tmp_path: Path) -> None:
+    not_an_image = tmp_path / "notes.png"
+    not_an_image.write_text("not a picture")
+    with pytest.raises(ImageFileError, match=r"notes\.png"):
+        read_digit_image(not_an_image)
+    with pytest.raises(ImageFileError, match=r"missing\.png"):
+        read_digit_image(tmp_path / "missing.png")
+
+
+def test_predict_prints_label_confidence_uncertainty_and_votes(
+    model_folder: Path, tmp_path: Path
+) -> None:
+    paths = [save_image(tmp_path / f"{i}.png", digit(i)) for i in range(2)]
+    result = CliRunner().invoke(main, ["predict", str(model_folder), *map(str, paths), "-h"])
+    assert "--invert" in result.output and "28x28" in result.output
+    result = CliRunner().invoke(
+        main, ["predict", str(model_folder), *map(str, paths), "--samples", "5"]
+    )
+    assert result.exit_code == 0, result.output
+    blocks = result.output.strip().split("\n")
+    assert len(blocks) == 4  # per image: a summary line and a line of votes
+    for path, summary, votes in zip(paths, blocks[::2], blocks[1::2], strict=True):
+        assert summary.startswith(f"{path}: ") and "confidence" in summary
+        assert "mutual information" in summary
+        assert len(votes.split(":")[1].split()) == 5
+
+
+def test_predict_json_matches_the_python_api(model_folder: Path, tmp_path: Path) -> None:
+    path = save_image(tmp_path / "digit.png", digit())
+    torch.manual_seed(0)
+    result = CliRunner().invoke(main, ["predict", str(model_folder), str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    [entry] = json.loads(result.output)
+    torch.manual_seed(0)
+    model = zoo.from_pretrained(model_folder)
+    [expected] = model.predict(read_digit_image(path)).per_image(model.class_labels)
+    assert entry == {"image": str(path), **expected}
+    assert len(entry["votes"]) == 16
+
+
+def test_a_bad_file_is_reported_and_the_others_still_answered(
+    model_folder: Path, tmp_path: Path
+) -> None:
+    good = save_image(tmp_path / "good.png", digit())
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"\x89PNG but truncated")
+    result = CliRunner().invoke(main, ["predict", str(model_folder), str(bad), str(good)])
+    assert result.exit_code == 1
+    assert f"{good}: " in result.stdout
+    assert "bad.png" in result.stderr and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("model", "message"), [("lenet", "no pretrained weights"), ("nope", "neither a model folder")]
+)
+def test_predict_with_an_unusable_model_exits_2(model: str, message: str, tmp_path: Path) -> None:
+    path = save_image(tmp_path / "digit.png", digit())
+    result = CliRunner().invoke(main, ["predict", model, str(path)])
+    assert result.exit_code == 2 and message in result.stderr
+
+
+def test_predict_runs_as_a_real_process(model_folder: Path, tmp_path: Path) -> None:
+    path = save_image(tmp_path / "digit.png", digit())
+    executable = Path(sys.executable).with_name("zoo")
+    result = subprocess.run(
+        [str(executable), "predict", str(model_folder), str(path), "--samples", "3", "--json"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert len(json.loads(result.stdout)[0]["votes"]) == 3

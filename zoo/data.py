@@ -1,0 +1,171 @@
+"""MNIST and FashionMNIST as whole uint8 tensors in memory, fetched by torchvision.
+
+Evaluation slices batches straight out of these tensors and the model normalises them on its
+device, so no per-image transform ever runs. The files live under a data root chosen by, in
+order: the ``data_dir`` argument (``--data-dir`` on the command line), ``$ZOO_DATA_DIR``, then
+``~/.cache/zoo/data``. The layout is torchvision's (``<root>/MNIST/raw/*.gz``): torchvision
+downloads the four official gzip files when they are missing, checks their md5s and extracts
+them, and an existing copy is used without any network access.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import math
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torchvision
+from torch import Tensor
+
+from zoo.errors import CorruptDatasetError, DatasetNotFoundError, InvalidInputError
+
+DATA_DIR_VARIABLE = "ZOO_DATA_DIR"
+DEFAULT_DATA_DIR = Path("~/.cache/zoo/data")
+DATASETS = {"mnist": torchvision.datasets.MNIST, "fashion_mnist": torchvision.datasets.FashionMNIST}
+SPLITS = ("train", "test")
+_HOW_TO_FIX = (
+    f"pass --data-dir (data_dir= in Python) or set {DATA_DIR_VARIABLE} to a folder that holds them"
+)
+
+
+@dataclass(frozen=True)
+class ImageSet:
+    """One split of a dataset, held in memory.
+
+    Attributes:
+        name: the dataset's name in `DATASETS`, e.g. "mnist".
+        split: "train" or "test".
+        images: (N, 28, 28) uint8 pixels.
+        targets: (N,) int64 class indices.
+        folder: the folder the files were read from.
+        file_md5s: the md5 of each file read, by file name, to identify the exact data.
+    """
+
+    name: str
+    split: str
+    images: Tensor
+    targets: Tensor
+    folder: Path
+    file_md5s: dict[str, str]
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+
+def data_root(data_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The data root: ``data_dir``, else ``$ZOO_DATA_DIR``, else ``~/.cache/zoo/data``."""
+    chosen = data_dir or os.environ.get(DATA_DIR_VARIABLE) or DEFAULT_DATA_DIR
+    return Path(chosen).expanduser()
+
+
+def load_dataset(
+    name: str, split: str = "test", data_dir: str | os.PathLike[str] | None = None
+) -> ImageSet:
+    """Load a split of ``name`` ("mnist" or "fashion_mnist"), downloading it when missing.
+
+    Raises:
+        InvalidInputError: an unknown dataset name or split.
+        DatasetNotFoundError: the files are missing and cannot be downloaded; the message
+            names the folder and the files it needs.
+        CorruptDatasetError: a file is damaged (wrong md5, truncated); the message names it.
+    """
+    dataset_class = _dataset_class(name)
+    if split not in SPLITS:
+        raise InvalidInputError(f"split must be one of {', '.join(SPLITS)}; got {split!r}")
+    root = data_root(data_dir)
+    folder = root / dataset_class.__name__ / "raw"
+    try:
+        dataset = _quietly(lambda: dataset_class(root, train=split == "train", download=True))
+    except Exception as error:  # torchvision raises bare RuntimeErrors, AssertionErrors, OSErrors
+        raise _explain_failure(dataset_class, folder, split, error) from None
+    images, targets = dataset.data, dataset.targets
+    _check_contents(images, targets, len(dataset.classes), folder)
+    md5s = {path.name: _md5(path) for path in _extracted_files(folder, split)}
+    return ImageSet(name, split, images, targets, folder, md5s)
+
+
+def _dataset_class(name: str) -> type[torchvision.datasets.MNIST]:
+    if name not in DATASETS:
+        raise InvalidInputError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+    return DATASETS[name]
+
+
+def _quietly(make_dataset):
+    """Run torchvision with its download messages sent to stderr, keeping stdout for results."""
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(captured):
+            return make_dataset()
+    finally:
+        sys.stderr.write(captured.getvalue())
+
+
+def _explain_failure(
+    dataset_class: type, folder: Path, split: str, error: Exception
+) -> DatasetNotFoundError | CorruptDatasetError:
+    """Turn a torchvision failure into an error that names the file at fault and the fix."""
+    for path in _extracted_files(folder, split):
+        if path.exists() and not _is_complete_idx(path):
+            return CorruptDatasetError(
+                f"{path} is truncated or not an IDX file; delete it and run again to extract "
+                "it anew from its .gz file"
+            )
+    expected = dict(dataset_class.resources)
+    for file_name, md5 in expected.items():
+        path = folder / file_name
+        if path.exists() and _md5(path) != md5:
+            return CorruptDatasetError(
+                f"{path} is corrupt or truncated (md5 {_md5(path)}, expected {md5}) and a fresh "
+                f"copy could not be downloaded; replace it with the official file, or {_HOW_TO_FIX}"
+            )
+    missing = [name for name in expected if not (folder / name).exists()]
+    if missing:
+        return DatasetNotFoundError(
+            f"{dataset_class.__name__} is not in {folder} and could not be downloaded (offline?). "
+            f"That folder needs the four official files {', '.join(expected)}; {_HOW_TO_FIX}"
+        )
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return DatasetNotFoundError(
+        f"could not prepare {dataset_class.__name__} in {folder}: {reason}; {_HOW_TO_FIX}"
+    )
+
+
+def _extracted_files(folder: Path, split: str) -> list[Path]:
+    prefix = "train" if split == "train" else "t10k"
+    return [folder / f"{prefix}-images-idx3-ubyte", folder / f"{prefix}-labels-idx1-ubyte"]
+
+
+def _is_complete_idx(path: Path) -> bool:
+    """Whether ``path`` is a uint8 IDX file whose size matches the sizes in its header."""
+    data = path.read_bytes()
+    if len(data) < 4 or data[:3] != b"\x00\x00\x08" or not 1 <= data[3] <= 3:
+        return False
+    header_bytes = 4 + 4 * data[3]
+    sizes = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(data[3])]
+    return len(data) == header_bytes + math.prod(sizes)
+
+
+def _check_contents(images: Tensor, targets: Tensor, num_classes: int, folder: Path) -> None:
+    """Catch files that parse but do not hold a labelled set of 28x28 images."""
+    problem = None
+    if images.dim() != 3 or tuple(images.shape[1:]) != (28, 28):
+        problem = f"images have shape {tuple(images.shape)}, not (N, 28, 28)"
+    elif len(images) != len(targets):
+        problem = f"{len(images)} images but {len(targets)} labels"
+    elif len(targets) and not 0 <= int(targets.min()) <= int(targets.max()) < num_classes:
+        problem = f"labels outside 0..{num_classes - 1}"
+    if problem:
+        raise CorruptDatasetError(f"the files in {folder} do not fit together: {problem}")
+
+
+def _md5(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,57 @@
+"""Choosing the device to run on: ``auto`` picks CUDA, then Apple's MPS, then the CPU."""
+
+from __future__ import annotations
+
+import torch
+
+from zoo.errors import DeviceError
+from zoo.options import DEVICE_NAMES
+
+
+def select_device(name: str | torch.device = "auto") -> torch.device:
+    """Return the device ``name`` asks for, checking that this machine has it.
+
+    Args:
+        name: "auto" (CUDA if available, else MPS, else CPU), "cpu", "cuda", "cuda:N" or "mps".
+
+    Raises:
+        DeviceError: an unknown device name, or a device this machine does not have.
+    """
+    if str(name) == "auto":
+        return torch.device(_best_available())
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        choices = ", ".join(DEVICE_NAMES)
+        raise DeviceError(f"unknown device {name!r}; choose one of {choices}") from None
+    if device.type not in DEVICE_NAMES:
+        raise DeviceError(f"unsupported device {name!r}; choose one of {', '.join(DEVICE_NAMES)}")
+    if not _available(device):
+        raise DeviceError(f"device {name!r} is not available on this machine; use --device auto")
+    return device
+
+
+def describe_device(device: torch.device) -> str:
+    """A human-readable name, e.g. "cuda:0 (NVIDIA H100 80GB HBM3)" or "cpu (8 threads)"."""
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    if device.type == "cpu":
+        return f"cpu ({torch.get_num_threads()} threads)"
+    return str(device)
+
+
+def _best_available() -> str:
+    if torch.cuda.is_available():
+        return "cuda"
+    if torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def _available(device: torch.device) -> bool:
+    if device.type == "cuda":
+        index = device.index or 0
+        return torch.cuda.is_available() and index < torch.cuda.device_count()
+    if device.type == "mps":
+        return torch.backends.mps.is_available()
+    return True

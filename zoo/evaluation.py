@@ -1,0 +1,221 @@
+"""`evaluate`: a model's accuracy, calibration, selective-classification and OOD metrics.
+
+One pass over the in-distribution test set feeds every metric, one pass over the OOD test set
+feeds the OOD metrics, and each batch's S samples are dropped as soon as the metrics have seen
+them. The metrics are defined in `zoo.metrics`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import time
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from typing import Any
+
+import torch
+import torchmetrics
+import torchvision
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from zoo import __version__, metrics
+from zoo.atomic import sha256_hex
+from zoo.data import ImageSet, load_dataset
+from zoo.devices import describe_device, select_device
+from zoo.errors import InvalidInputError
+from zoo.loading import load
+from zoo.metrics.suite import SUITE, build_collection
+from zoo.models.base import ZooModel, check_samples
+from zoo.options import DEFAULT_BATCH_SIZE, DEFAULT_SAMPLES, OOD_SCORES
+from zoo.pretrained import weights_bytes
+from zoo.report import EvaluationReport, Outcomes
+
+_CLASSIFIER_GROUPS = ("classification", "calibration", "selective")
+
+
+def evaluate(
+    model: ZooModel | str | os.PathLike[str],
+    dataset: str = "mnist",
+    ood: str | None = "fashion_mnist",
+    samples: int = DEFAULT_SAMPLES,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    device: str | torch.device = "auto",
+    seed: int = 0,
+    *,
+    ood_score: str = "entropy",
+    data_dir: str | os.PathLike[str] | None = None,
+    progress: bool = False,
+) -> EvaluationReport:
+    """Measure ``model`` on the test split of ``dataset``, and on ``ood`` as unseen data.
+
+    The same arguments give the same numbers: the sampling is seeded with ``seed``, and on the
+    CPU the result is reproducible bit for bit. The caller's random state is left untouched,
+    and so are the model's device and train/eval mode.
+
+    Args:
+        model: a model, a folder written by ``save_pretrained``, or a registered name (see
+            `zoo.load`).
+        dataset: the in-distribution dataset, "mnist".
+        ood: the out-of-distribution dataset, "fashion_mnist", or None to skip OOD metrics.
+        samples: S, stochastic samples per image (deterministic models use 1).
+        batch_size: images per forward pass.
+        device: "auto", "cpu", "cuda" or "mps".
+        seed: seeds the samples drawn.
+        ood_score: how an image is scored as OOD: "entropy", "msp" or "mi".
+        data_dir: the data root; see `zoo.data`.
+        progress: show a progress bar on stderr.
+
+    Returns:
+        The metrics, grouped as classification, calibration, selective and ood, with the
+        provenance of the run.
+    """
+    samples = check_samples(samples)
+    _check_arguments(batch_size, ood_score)
+    target = select_device(device)
+    source = str(model) if isinstance(model, (str, os.PathLike)) else None
+    model = load(model) if source is not None else model
+    in_distribution = load_dataset(dataset, "test", data_dir)
+    out_of_distribution = load_dataset(ood, "test", data_dir) if ood else None
+
+    started = time.perf_counter()
+    with _evaluating(model, target), _seeded(seed, target):
+        run = _Run(model, samples, batch_size, ood_score, progress)
+        run.in_distribution(in_distribution)
+        if out_of_distribution is not None:
+            run.out_of_distribution(out_of_distribution)
+    wall_time = time.perf_counter() - started
+
+    provenance = {
+        "model": source or model.architecture,
+        "architecture": model.architecture,
+        "weights_sha256": sha256_hex(weights_bytes(model)),
+        "samples": run.samples_used,
+        "seed": seed,
+        "batch_size": batch_size,
+        "dataset": _describe_data(in_distribution),
+        "ood_dataset": _describe_data(out_of_distribution) if out_of_distribution else None,
+        "ood_score": ood_score if out_of_distribution else None,
+        "device": describe_device(target),
+        "versions": _versions(),
+        "wall_time_s": round(wall_time, 3),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    return EvaluationReport(run.results(), provenance, run.outcomes(ood_score))
+
+
+class _Run:
+    """The metric state of one evaluation, fed batch by batch."""
+
+    def __init__(
+        self, model: ZooModel, samples: int, batch_size: int, score: str, progress: bool
+    ) -> None:
+        self.model, self.samples, self.batch_size = model, samples, batch_size
+        self.score, self.progress = score, progress
+        self.samples_used = samples
+        classes = model.num_classes
+        self.classifier_metrics = build_collection(_CLASSIFIER_GROUPS, classes, score)
+        self.ood_metrics = build_collection(("ood",), classes, score)
+        self.confidences: list[Tensor] = []
+        self.correct: list[Tensor] = []
+        self.scores: dict[bool, list[Tensor]] = {False: [], True: []}
+        self.saw_ood = False
+
+    def in_distribution(self, data: ImageSet) -> None:
+        for sample_probs, log_probs, targets in self._predict(data):
+            self.classifier_metrics.update(sample_probs, targets, log_probs=log_probs)
+            self._record(sample_probs, is_ood=False)
+            mean = sample_probs.mean(dim=1)
+            self.confidences.append(mean.max(dim=-1).values)
+            self.correct.append(mean.argmax(dim=-1) == targets)
+
+    def out_of_distribution(self, data: ImageSet) -> None:
+        self.saw_ood = True
+        for sample_probs, _, _ in self._predict(data):
+            self._record(sample_probs, is_ood=True)
+
+    def _record(self, sample_probs: Tensor, is_ood: bool) -> None:
+        labels = torch.full((len(sample_probs),), int(is_ood), dtype=torch.long)
+        self.ood_metrics.update(sample_probs, labels)
+        self.scores[is_ood].append(metrics.ood_score(sample_probs, self.score))
+
+    def _predict(self, data: ImageSet) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
+        """Yield (sample_probs, log_probs, targets) per batch, in float64 on the CPU."""
+        device = next(self.model.parameters()).device
+        images = data.images.to(device)
+        batches = range(0, len(data), self.batch_size)
+        label = f"{data.name} {data.split}"
+        for start in tqdm(batches, desc=label, unit="batch", disable=not self.progress):
+            stop = start + self.batch_size
+            prediction = self.model.predict(images[start:stop], self.samples)
+            self.samples_used = prediction.sample_probs.shape[1]
+            yield (
+                prediction.sample_probs.to("cpu", torch.float64),
+                prediction.log_probs.to("cpu", torch.float64),
+                data.targets[start:stop],
+            )
+
+    def results(self) -> dict[str, dict[str, float]]:
+        computed = dict(self.classifier_metrics.compute())
+        if self.saw_ood:
+            computed |= self.ood_metrics.compute()
+        grouped: dict[str, dict[str, float]] = {}
+        for spec in SUITE:  # in the suite's order; the collections sort their keys
+            if spec.key in computed:
+                grouped.setdefault(spec.group, {})[spec.key] = float(computed[spec.key])
+        return grouped
+
+    def outcomes(self, score: str) -> Outcomes:
+        return Outcomes(
+            confidence=torch.cat(self.confidences),
+            correct=torch.cat(self.correct),
+            ood_score_name=score,
+            in_distribution_scores=torch.cat(self.scores[False]),
+            ood_scores=torch.cat(self.scores[True]) if self.saw_ood else None,
+        )
+
+
+def _check_arguments(batch_size: int, ood_score: str) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if ood_score not in OOD_SCORES:
+        choices = ", ".join(OOD_SCORES)
+        raise InvalidInputError(f"ood_score must be one of {choices}; got {ood_score!r}")
+
+
+@contextlib.contextmanager
+def _evaluating(model: ZooModel, device: torch.device) -> Iterator[None]:
+    """Put ``model`` in eval mode on ``device``, and back as it was afterwards."""
+    was_training = model.training
+    original_device = next(model.parameters()).device
+    model.eval().to(device)
+    try:
+        yield
+    finally:
+        model.train(was_training).to(original_device)
+
+
+@contextlib.contextmanager
+def _seeded(seed: int, device: torch.device) -> Iterator[None]:
+    """Seed every generator the run draws from, restoring the caller's state afterwards."""
+    accelerators = [] if device.type == "cpu" else None
+    device_type = "cuda" if device.type == "cpu" else device.type
+    with torch.random.fork_rng(devices=accelerators, device_type=device_type):
+        torch.manual_seed(seed)
+        yield
+
+
+def _describe_data(data: ImageSet) -> dict[str, Any]:
+    return {"name": data.name, "split": data.split, "size": len(data), "file_md5s": data.file_md5s}
+
+
+def _versions() -> dict[str, str]:
+    return {
+        "zoo": __version__,
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "torchmetrics": torchmetrics.__version__,
+        "python": platform.python_version(),
+    }

@@ -1,0 +1,126 @@
+"""What the zoo knows about a model, for ``zoo list`` and ``zoo info``."""
+
+from __future__ import annotations
+
+import inspect
+import os
+from pathlib import Path
+from typing import Any
+
+from zoo.loading import unknown_model_error
+from zoo.models.base import ZooModel
+from zoo.pretrained import CONFIG_NAME, WEIGHTS_NAME, read_config
+from zoo.registry import create_model, list_models, model_entrypoint
+
+
+def model_info(name_or_path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Describe a registered model or a ``save_pretrained`` folder, without loading weights.
+
+    The keys are: name, summary, architecture, kwargs (the constructor's arguments), num_params,
+    num_classes, class_labels, preprocessing, weights (file and sha256, or None), metrics,
+    recipe and license (None where unknown).
+
+    Raises:
+        UnknownModelError: neither an existing folder nor a registered name.
+        ConfigFileError: the folder's config.json cannot be read.
+    """
+    path = Path(name_or_path)
+    if path.is_dir():
+        return _folder_info(path)
+    name = str(name_or_path)
+    if name not in list_models():
+        raise unknown_model_error(name)
+    model = create_model(name)
+    summary = (inspect.getdoc(model_entrypoint(name)) or "").partition("\n")[0]
+    return _describe(name, summary, model, weights=None)
+
+
+def _folder_info(folder: Path) -> dict[str, Any]:
+    config = read_config(folder / CONFIG_NAME)
+    model = config.build_model()
+    weights = {"file": str(folder / WEIGHTS_NAME), "sha256": config.weights_sha256}
+    summary = f"saved by uncertainty-zoo {config.zoo_version}"
+    return _describe(str(folder), summary, model, weights)
+
+
+def _describe(
+    name: str, summary: str, model: ZooModel, weights: dict[str, str] | None
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "summary": summary,
+        "architecture": model.architecture,
+        "kwargs": model.architecture_kwargs(),
+        "num_params": sum(parameter.numel() for parameter in model.parameters()),
+        "num_classes": model.num_classes,
+        "class_labels": model.class_labels,
+        "preprocessing": {"mean": model.mean, "std": model.std},
+        "stochastic": model.stochastic,
+        "weights": weights,
+        "metrics": None,
+        "recipe": None,
+        "license": None,
+    }
+
+
+_TABLE_METRICS = (
+    ("acc", "ACC", True),
+    ("nll", "NLL", False),
+    ("ece", "ECE", True),
+    ("auroc", "OOD AUROC", True),
+)
+
+
+def format_model_table(infos: list[dict[str, Any]]) -> str:
+    """One row per model: name, parameters, headline metrics ("-" without weights), summary."""
+    header = ["NAME", "PARAMS", *(title for _, title, _ in _TABLE_METRICS), "SUMMARY"]
+    rows = [header]
+    for info in infos:
+        found = _flat_metrics(info)
+        values = [_format_metric(found.get(key), percent) for key, _, percent in _TABLE_METRICS]
+        rows.append([info["name"], f"{info['num_params']:,}", *values, info["summary"]])
+    widths = [max(len(row[column]) for row in rows) for column in range(len(header) - 1)]
+    lines = [
+        "  ".join(
+            [*(cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)), row[-1]]
+        )
+        for row in rows
+    ]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def format_model_info(info: dict[str, Any]) -> str:
+    """Everything in ``info`` as aligned "field  value" lines."""
+    weights = info["weights"]
+    kwargs = ", ".join(f"{key}={value!r}" for key, value in info["kwargs"].items())
+    metrics = _flat_metrics(info)
+    lines = {
+        "name": info["name"],
+        "summary": info["summary"],
+        "architecture": info["architecture"],
+        "arguments": kwargs or "none",
+        "parameters": f"{info['num_params']:,}",
+        "stochastic": "yes" if info["stochastic"] else "no",
+        "classes": f"{info['num_classes']}: {' '.join(info['class_labels'])}",
+        "preprocessing": "uint8 / 255, then (x - {mean}) / {std}".format(**info["preprocessing"]),
+        "weights": f"{weights['file']}\nsha256 {weights['sha256']}" if weights else "none",
+        "metrics": ", ".join(f"{key} {value:.4g}" for key, value in metrics.items()) or "none",
+        "recipe": info["recipe"] or "none",
+        "license": info["license"] or "none",
+    }
+    width = max(len(field) for field in lines)
+    indent = "\n" + " " * (width + 2)
+    return "\n".join(
+        f"{field:<{width}}  {value.replace(chr(10), indent)}" for field, value in lines.items()
+    )
+
+
+def _flat_metrics(info: dict[str, Any]) -> dict[str, float]:
+    grouped = info["metrics"] or {}
+    return {key: value for values in grouped.values() for key, value in values.items()}
+
+
+def _format_metric(value: float | None, percent: bool) -> str:
+    if value is None:
+        return "-"
+    return f"{100 * value:.2f}%" if percent else f"{value:.4f}"

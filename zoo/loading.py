@@ -1,0 +1,46 @@
+"""Where a model's weights come from, decided in one place.
+
+`load` takes what a user types, in Python or as the ``MODEL`` argument of the ``zoo``
+commands, and resolves it in this order:
+
+1. an existing folder: a model written by ``save_pretrained``, loaded by `zoo.from_pretrained`;
+2. a registered model name: its pretrained weights.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from zoo.errors import PretrainedWeightsError, UnknownModelError
+from zoo.models.base import ZooModel
+from zoo.pretrained import from_pretrained
+from zoo.registry import list_models
+
+
+def load(name_or_path: str | os.PathLike[str]) -> ZooModel:
+    """Load a pretrained model, in eval mode, from a folder or a registered name.
+
+    Raises:
+        UnknownModelError: neither an existing folder nor a registered name.
+        PretrainedWeightsError: a registered architecture that has no pretrained weights.
+        CheckpointError: the folder does not hold a loadable model (see `zoo.from_pretrained`).
+    """
+    path = Path(name_or_path)
+    if path.is_dir():
+        return from_pretrained(path)
+    name = str(name_or_path)
+    if name in list_models():
+        raise PretrainedWeightsError(
+            f"{name!r} has no pretrained weights yet; pass a folder written by save_pretrained, "
+            f"or build an untrained model with zoo.create_model({name!r})"
+        )
+    raise unknown_model_error(name)
+
+
+def unknown_model_error(name: str) -> UnknownModelError:
+    """The error for a name that is neither a folder nor a registered model."""
+    known = ", ".join(list_models())
+    return UnknownModelError(
+        f"{name!r} is neither a model folder nor a registered model; known models: {known}"
+    )

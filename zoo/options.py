@@ -1,0 +1,12 @@
+"""The choices and defaults that users pick from, importable without torch.
+
+The command line builds its help from these, and ``zoo --help`` must stay fast.
+"""
+
+from __future__ import annotations
+
+OOD_DATASETS = ("fashion_mnist",)
+DEVICE_NAMES = ("auto", "cpu", "cuda", "mps")
+OOD_SCORES = ("entropy", "msp", "mi")
+DEFAULT_SAMPLES = 16
+DEFAULT_BATCH_SIZE = 1000

@@ -1,0 +1,87 @@
+"""One PNG that shows an evaluation: reliability, risk against coverage, and OOD separation.
+
+Needs the ``plot`` extra (matplotlib): ``pip install 'uncertainty-zoo[plot]'``.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+
+import torch
+
+from zoo.atomic import atomic_write_bytes
+from zoo.errors import MissingExtraError
+from zoo.metrics.selective import risk_coverage_curve
+from zoo.report import EvaluationReport, Outcomes
+
+RELIABILITY_BINS = 15
+INSTALL_HINT = "pip install 'uncertainty-zoo[plot]'"
+
+
+def require_matplotlib() -> None:
+    """Raise `MissingExtraError` with the install command unless matplotlib is importable."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise MissingExtraError(f"plots need matplotlib; install it with: {INSTALL_HINT}") from None
+
+
+def plot_report(report: EvaluationReport, path: str | os.PathLike[str]) -> None:
+    """Write ``report`` as a PNG with three panels, atomically.
+
+    Panels: the reliability diagram (accuracy per confidence bin, 15 equal-width bins, against
+    the diagonal of perfect calibration); the risk-coverage curve (error rate among the most
+    confident images, as coverage grows); histograms of the OOD score of the test images and
+    of the OOD images.
+    """
+    require_matplotlib()
+    from matplotlib.figure import Figure
+
+    if report.outcomes is None:
+        raise ValueError("this report holds no per-image outcomes to plot")
+    figure = Figure(figsize=(15, 4.5), layout="constrained")
+    reliability, risk, scores = figure.subplots(1, 3)
+    _reliability(reliability, report.outcomes)
+    _risk_coverage(risk, report.outcomes)
+    _score_histograms(scores, report)
+    figure.suptitle(f"{report.provenance['model']}: {report.provenance['samples']} samples")
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def _reliability(axes, outcomes: Outcomes) -> None:
+    edges = torch.linspace(0, 1, RELIABILITY_BINS + 1, dtype=torch.float64)
+    bins = torch.bucketize(outcomes.confidence, edges[1:-1], right=True)
+    counts = torch.bincount(bins, minlength=RELIABILITY_BINS)
+    hits = torch.bincount(bins, weights=outcomes.correct.double(), minlength=RELIABILITY_BINS)
+    filled = counts > 0
+    accuracy = hits[filled] / counts[filled]
+    width = 1 / RELIABILITY_BINS
+    centres = (edges[:-1] + width / 2)[filled]
+    axes.bar(centres.numpy(), accuracy.numpy(), width=width, edgecolor="black", label="accuracy")
+    axes.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect calibration")
+    axes.set(xlabel="confidence", ylabel="accuracy", title="Reliability", xlim=(0, 1), ylim=(0, 1))
+    axes.legend(loc="upper left")
+
+
+def _risk_coverage(axes, outcomes: Outcomes) -> None:
+    coverage, risk = risk_coverage_curve(outcomes.confidence, ~outcomes.correct)
+    axes.plot(coverage.numpy(), 100 * risk.numpy())
+    axes.set(xlabel="coverage", ylabel="risk (% errors)", title="Risk-coverage", xlim=(0, 1))
+
+
+def _score_histograms(axes, report: EvaluationReport) -> None:
+    outcomes, provenance = report.outcomes, report.provenance
+    groups = [(provenance["dataset"]["name"], outcomes.in_distribution_scores)]
+    if outcomes.ood_scores is not None:
+        groups.append((provenance["ood_dataset"]["name"], outcomes.ood_scores))
+    everything = torch.cat([scores for _, scores in groups])
+    edges = torch.linspace(float(everything.min()), float(everything.max()) + 1e-12, 51)
+    for name, scores in groups:
+        axes.hist(scores.numpy(), bins=edges.numpy(), alpha=0.6, density=True, label=name)
+    axes.set(
+        xlabel=f"OOD score ({outcomes.ood_score_name})", ylabel="density", title="OOD separation"
+    )
+    axes.legend()

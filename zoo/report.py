@@ -1,0 +1,117 @@
+"""`EvaluationReport`: what `zoo.evaluate` returns, as tables, as JSON and as the data for plots."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import Tensor
+
+from zoo.atomic import atomic_write_bytes
+from zoo.metrics.suite import GROUP_TITLES, SPECS
+
+
+@dataclass(frozen=True)
+class Outcomes:
+    """Per-image results of an evaluation, kept for plots (N test images, M OOD images).
+
+    Attributes:
+        confidence: (N,) max of the predictive distribution.
+        correct: (N,) whether the predicted class is the label.
+        ood_score_name: the OOD score: "entropy", "msp" or "mi".
+        in_distribution_scores: (N,) the OOD score of each test image.
+        ood_scores: (M,) the OOD score of each OOD image, or None without an OOD set.
+    """
+
+    confidence: Tensor
+    correct: Tensor
+    ood_score_name: str
+    in_distribution_scores: Tensor
+    ood_scores: Tensor | None
+
+
+@dataclass(frozen=True)
+class EvaluationReport:
+    """Metrics and provenance of one evaluation.
+
+    Attributes:
+        metrics: values by group ("classification", "calibration", "selective", "ood") and
+            key ("acc", "nll", ...), as fractions, never percentages. Cov@5Risk is NaN when no
+            coverage reaches 5% risk.
+        provenance: what was evaluated, on which data, with which settings and software.
+        outcomes: per-image results, for plots; not part of the JSON.
+    """
+
+    metrics: dict[str, dict[str, float]]
+    provenance: dict[str, Any]
+    outcomes: Outcomes | None = field(default=None, repr=False, compare=False)
+
+    def __getitem__(self, key: str) -> float:
+        """A metric by key, e.g. ``report["ece"]``."""
+        for values in self.metrics.values():
+            if key in values:
+                return values[key]
+        known = [name for values in self.metrics.values() for name in values]
+        raise KeyError(f"no metric {key!r}; this report has {', '.join(known)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Metrics and provenance as JSON-ready values; NaN becomes None (null)."""
+        metrics = {
+            group: {key: None if math.isnan(value) else value for key, value in values.items()}
+            for group, values in self.metrics.items()
+        }
+        return {"metrics": metrics, "provenance": self.provenance}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n"
+
+    def save_json(self, path: str | os.PathLike[str]) -> None:
+        """Write `to_json` to ``path`` atomically."""
+        atomic_write_bytes(path, self.to_json().encode("utf-8"))
+
+    def format(self) -> str:
+        """The report as text: a heading, then one table per metric group."""
+        blocks = [self._heading()]
+        for group, values in self.metrics.items():
+            rows = [(SPECS[key].label, _format_value(key, value)) for key, value in values.items()]
+            blocks.append(_table(GROUP_TITLES[group], rows))
+        return "\n\n".join(blocks) + "\n"
+
+    def __str__(self) -> str:
+        return self.format()
+
+    def _heading(self) -> str:
+        p = self.provenance
+        data = p["dataset"]
+        lines = [
+            f"{p['model']} ({p['architecture']}, weights sha256 {p['weights_sha256'][:12]})",
+            f"{data['name']} {data['split']}: {data['size']:,} images, {p['samples']} "
+            f"sample{'s' if p['samples'] != 1 else ''}, seed {p['seed']}, {p['device']}, "
+            f"{p['wall_time_s']:.1f} s",
+        ]
+        if p["ood_dataset"]:
+            ood = p["ood_dataset"]
+            lines.append(
+                f"OOD: {ood['name']} {ood['split']} ({ood['size']:,} images), "
+                f"scored by {p['ood_score']}"
+            )
+        return "\n".join(lines)
+
+
+def _format_value(key: str, value: float) -> str:
+    if math.isnan(value):
+        return "n/a"
+    return f"{100 * value:.2f}%" if SPECS[key].percent else f"{value:.4f}"
+
+
+def _table(title: str, rows: list[tuple[str, str]]) -> str:
+    """A two-column table under a titled rule, values right-aligned."""
+    label_width = max(len(label) for label, _ in rows)
+    value_width = max(len(value) for _, value in rows)
+    width = max(len(title), label_width + 2 + value_width)
+    lines = [title, "─" * width]
+    lines += [f"{label:<{width - value_width}}{value:>{value_width}}" for label, value in rows]
+    return "\n".join(lines)
