@@ -10,13 +10,17 @@ import pytest
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
-def test_readme_python_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_readme_python_examples_run(
+    tmp_path: Path, data_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
     assert len(blocks) >= 2
     assert len(blocks[0].strip().splitlines()) <= 10
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ZOO_DATA_DIR", str(data_root))
     namespace: dict[str, object] = {}
     for block in blocks:
         exec(compile(block, str(README), "exec"), namespace)
     assert (tmp_path / "my-model" / "model.safetensors").exists()
+    assert (tmp_path / "my-model-eval.json").exists()
     assert namespace["prediction"].sample_probs.shape == (8, 16, 10)  # type: ignore[attr-defined]
