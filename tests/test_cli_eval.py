@@ -22,7 +22,8 @@ def model_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def run(*arguments: str) -> tuple[int, str, str]:
     result = CliRunner().invoke(main, [str(argument) for argument in arguments])
-    assert "Traceback" not in result.output + result.stderr
+    # Anything but a clean exit means an exception escaped: a traceback for a real user.
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     return result.exit_code, result.stdout, result.stderr
 
 
@@ -86,6 +87,9 @@ def test_eval_plot_without_matplotlib_says_how_to_install_it(
         (["eval", "MODEL", "--ood", "cifar10"], "Invalid value for '--ood'"),
         (["eval", "MODEL", "--ood-score", "energy"], "Invalid value for '--ood-score'"),
         (["eval", "MODEL", "--json", "/no/such/folder/r.json"], "folder /no/such/folder does not"),
+        (["eval", "MODEL", "--json", "same.png", "--plot", "same.png"], "must name different"),
+        (["eval", "MODEL", "--seed", "-1"], "Invalid value for '--seed'"),
+        (["eval", "MODEL", "--seed", str(2**64)], "Invalid value for '--seed'"),
         (["info", "no_such_model"], "neither a model folder nor a registered model"),
     ],
 )
@@ -96,6 +100,16 @@ def test_bad_input_is_a_one_line_error_with_exit_code_2(
     code, _, err = run(*arguments)
     assert code == 2
     assert message in err
+
+
+def test_a_report_that_cannot_be_written_is_a_one_line_error(
+    model_folder: Path, tiny_data_root: Path, tmp_path: Path
+) -> None:
+    too_long = tmp_path / ("r" * 300 + ".json")  # longer than any file name may be
+    code, _, err = run("eval", model_folder, "--data-dir", tiny_data_root, "--json", too_long)
+    assert code == 2
+    assert f"cannot write {too_long}" in err
+    assert list(tmp_path.iterdir()) == []  # no temporary file left behind
 
 
 def test_eval_without_data_names_the_option(model_folder: Path, tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -71,6 +72,16 @@ def test_missing_files_offline_name_the_folder_the_files_and_the_option(tmp_path
     assert str(tmp_path / "MNIST" / "raw") in message
     assert all(name in message for name in GZ_NAMES)
     assert "--data-dir" in message
+
+
+def test_a_raw_folder_given_as_the_root_gets_the_root_suggested(
+    data_root: Path, tmp_path: Path
+) -> None:
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    shutil.copyfile(data_root / "MNIST" / "raw" / GZ_NAMES[0], raw / GZ_NAMES[0])
+    with pytest.raises(DatasetNotFoundError, match=f"so ROOT is {re.escape(str(tmp_path))}$"):
+        load_dataset("mnist", "test", raw)
 
 
 def test_a_truncated_gz_file_is_named(data_root: Path, tmp_path: Path) -> None:

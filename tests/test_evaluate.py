@@ -142,12 +142,35 @@ def test_the_printed_report_groups_metrics_with_percentages(tiny_data_root: Path
         ({"ood_score": "energy"}, InvalidInputError),
         ({"device": "tpu"}, DeviceError),
         ({"dataset": "cifar10"}, InvalidInputError),
+        ({"ood": "cifar10"}, InvalidInputError),
+        ({"seed": -1}, InvalidInputError),
+        ({"seed": 2**64}, InvalidInputError),
     ],
 )
 def test_bad_arguments_fail_before_any_work(arguments: dict, error: type, tmp_path: Path) -> None:
     with pytest.raises(error):
         zoo.evaluate(zoo.create_model("lenet"), data_dir=tmp_path / "empty", **arguments)
     assert not (tmp_path / "empty").exists()
+
+
+def test_something_other_than_a_model_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInputError, match="must be a zoo model"):
+        zoo.evaluate(torch.nn.Linear(2, 2), data_dir=tmp_path)
+
+
+def test_a_model_with_non_finite_outputs_is_refused(tiny_data_root: Path) -> None:
+    model = zoo.create_model("lenet")
+    with torch.no_grad():
+        next(model.parameters()).fill_(math.nan)
+    with pytest.raises(InvalidInputError, match="NaN or infinite outputs"):
+        zoo.evaluate(model, data_dir=tiny_data_root)
+
+
+def test_each_submodule_gets_its_own_mode_back(tiny_data_root: Path) -> None:
+    model = zoo.create_model("mc_dropout_lenet").eval()
+    first_child = next(model.children()).train()
+    zoo.evaluate(model, samples=2, data_dir=tiny_data_root, ood=None)
+    assert first_child.training and not model.training
 
 
 def test_unavailable_devices_are_refused() -> None:

@@ -113,9 +113,9 @@ def test_calibration_with_two_occupied_bins() -> None:
     # Bin of 0.6: |3/4 - 0.6| = 0.15, weight 4/10; bin of 0.9: |1/2 - 0.9| = 0.4, weight 6/10.
     assert got["ece"] == pytest.approx(0.4 * 0.15 + 0.6 * 0.4)
     assert got["mce"] == pytest.approx(0.4)
-    # Ten images in 15 equal-mass groups: ten singletons, so aECE = mean |correct - confidence|
-    # = (3 * 0.4 + 0.6 + 3 * 0.1 + 3 * 0.9) / 10.
-    assert got["aece"] == pytest.approx(0.48)
+    # Ten images in 15 equal-mass groups: ten singletons, each counting with the accuracy of
+    # its tie group, so aECE = (4 * |3/4 - 0.6| + 6 * |1/2 - 0.9|) / 10, the ECE again.
+    assert got["aece"] == pytest.approx(0.3)
 
 
 def test_ece_and_aece_agree_when_equal_width_and_equal_mass_bins_coincide() -> None:
@@ -132,6 +132,35 @@ def test_ece_and_aece_agree_when_equal_width_and_equal_mass_bins_coincide() -> N
     # Gaps 0.48, 0.58, 0.35, 0.29, 0.78, 0.15, 0.03 sum to 2.66.
     assert ece == pytest.approx(2.66 / 7)
     assert aece == pytest.approx(ece, abs=1e-12)
+
+
+def test_a_confidence_of_exactly_one_falls_in_the_last_of_15_bins() -> None:
+    # 1.0 (wrong) and 0.95 (right) share the bin [14/15, 1]: accuracy 1/2, mean confidence
+    # 0.975, so both ECE and MCE are 0.475 (a 16th bin for 1.0 would give 0.525 and 1).
+    sample_probs, targets = top_label([1.0, 0.95]), torch.tensor([1, 0])
+    assert value(metrics.ExpectedCalibrationError(10), sample_probs, targets) == (
+        pytest.approx(0.475)
+    )
+    assert value(metrics.MaximumCalibrationError(10), sample_probs, targets) == (
+        pytest.approx(0.475)
+    )
+
+
+def test_aece_does_not_depend_on_the_order_of_tied_confidences() -> None:
+    # 16 images at confidence 0.5, 8 wrong: whatever their order, the equal-mass groups must
+    # not split right from wrong images that confidence cannot tell apart. Each counts with the
+    # tie group's accuracy 1/2, equal to its confidence, so aECE is 0 (as the one-bin ECE is).
+    sample_probs = top_label([0.5] * 16, classes=2)
+    for order in ([0] * 8 + [1] * 8, [1] * 8 + [0] * 8, [0, 1] * 8):
+        targets = torch.tensor(order)
+        assert value(metrics.AdaptiveCalibrationError(), sample_probs, targets) == 0.0
+
+
+def test_non_finite_probabilities_are_rejected() -> None:
+    sample_probs = top_label([0.9, 0.8])
+    sample_probs[1, 0, 0] = math.nan
+    with pytest.raises(InvalidInputError, match="NaN or infinity"):
+        metrics.AURC().update(sample_probs, torch.tensor([0, 0]))
 
 
 def test_aece_cuts_equal_mass_groups_of_near_equal_size() -> None:

@@ -11,13 +11,13 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 
 
 def test_readme_python_examples_run(
-    tmp_path: Path, data_root: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, tiny_data_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
     assert len(blocks) >= 2
     assert len(blocks[0].strip().splitlines()) <= 10
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("ZOO_DATA_DIR", str(data_root))
+    monkeypatch.setenv("ZOO_DATA_DIR", str(tiny_data_root))
     namespace: dict[str, object] = {}
     for block in blocks:
         exec(compile(block, str(README), "exec"), namespace)

@@ -22,6 +22,7 @@ from zoo.errors import (
     InvalidInputError,
     MissingExtraError,
     ModelConfigError,
+    OutputFileError,
     PretrainedWeightsError,
     StateDictMismatchError,
     UnknownModelError,
@@ -33,6 +34,7 @@ __version__ = "0.1.0"
 
 _LAZY_NAMES = {
     "EvaluationReport": "zoo.report",
+    "ImageSet": "zoo.data",
     "Prediction": "zoo.prediction",
     "ZooModel": "zoo.models.base",
     "create_model": "zoo.registry",
@@ -48,7 +50,7 @@ _LAZY_MODULES = ("layers", "metrics", "models")
 
 if TYPE_CHECKING:
     from zoo import layers, metrics, models
-    from zoo.data import load_dataset
+    from zoo.data import ImageSet, load_dataset
     from zoo.evaluation import evaluate
     from zoo.layers.bayesian import kl_divergence
     from zoo.loading import load
@@ -69,9 +71,11 @@ __all__ = [
     "DuplicateModelError",
     "EvaluationReport",
     "ImageFileError",
+    "ImageSet",
     "InvalidInputError",
     "MissingExtraError",
     "ModelConfigError",
+    "OutputFileError",
     "Prediction",
     "PretrainedWeightsError",
     "StateDictMismatchError",

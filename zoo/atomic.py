@@ -8,12 +8,17 @@ import os
 import secrets
 from pathlib import Path
 
+from zoo.errors import OutputFileError
+
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder and a rename.
 
     The temporary file is flushed to disk before it replaces ``path``, and removed if
     anything fails, so an interrupted write leaves ``path`` as it was.
+
+    Raises:
+        OutputFileError: the file cannot be written (no such folder, no permission, ...).
     """
     path = Path(path)
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
@@ -23,9 +28,11 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+    except BaseException as error:
+        with contextlib.suppress(OSError):
             os.unlink(temporary)
+        if isinstance(error, OSError):
+            raise OutputFileError(f"cannot write {path}: {error.strerror or error}") from error
         raise
     _sync_folder(path.parent)
 

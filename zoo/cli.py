@@ -15,15 +15,17 @@ from pathlib import Path
 import click
 
 from zoo import __version__
-from zoo.errors import ImageFileError, ZooError
+from zoo.errors import ZooError
 from zoo.options import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_SAMPLES,
     DEVICE_NAMES,
     OOD_DATASETS,
     OOD_SCORES,
+    SEED_RANGE,
 )
 
+SEED = click.IntRange(*SEED_RANGE)
 MODEL_HELP = "MODEL is a registered name (see `zoo list`) or a folder written by save_pretrained."
 
 
@@ -115,7 +117,7 @@ def info_command(model: str) -> None:
     show_default=True,
     help="auto picks cuda, then mps, then cpu.",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Seeds the samples drawn.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seeds the samples drawn.")
 @click.option(
     "--json",
     "json_path",
@@ -186,9 +188,10 @@ def eval_command(
 @click.option(
     "--invert", is_flag=True, help="Invert the images first: for dark digits on a light background."
 )
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seeds the samples drawn.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 def predict_command(
-    model: str, images: tuple[Path, ...], samples: int, invert: bool, as_json: bool
+    model: str, images: tuple[Path, ...], samples: int, invert: bool, seed: int, as_json: bool
 ) -> None:
     """Classify digit IMAGES with MODEL and show how uncertain each prediction is.
 
@@ -197,49 +200,40 @@ def predict_command(
     resized to 28x28; a 28x28 image is used pixel for pixel. MNIST digits are light on a dark
     background: pass --invert for dark ink on light paper.
     """
-    import torch
-
-    from zoo.images import read_digit_image
+    from zoo.images import classify_files
     from zoo.loading import load
 
     with zoo_errors():
-        loaded = load(model)
-    readable, failures = {}, {}
-    for path in images:
-        try:
-            readable[path] = read_digit_image(path, invert=invert)
-        except ImageFileError as error:
-            failures[path] = str(error)
-    results = {}
-    if readable:
-        prediction = loaded.predict(torch.stack(list(readable.values())), samples)
-        results = dict(zip(readable, prediction.per_image(loaded.class_labels), strict=True))
+        entries = classify_files(load(model), images, samples, invert=invert, seed=seed)
     if as_json:
-        entries = [{"image": str(path), **result} for path, result in results.items()]
-        entries += [{"image": str(path), "error": message} for path, message in failures.items()]
         click.echo(json.dumps(entries, indent=2))
-    else:
-        for path, result in results.items():
-            click.echo(_describe(path, result))
-    for message in failures.values():
-        click.echo(f"Error: {message}", err=True)
-    if failures:
+    for entry in entries:
+        if "error" in entry:
+            click.echo(f"Error: {entry['error']}", err=True)
+        elif not as_json:
+            click.echo(_describe(entry))
+    if any("error" in entry for entry in entries):
         raise SystemExit(1)
 
 
-def _describe(path: Path, result: dict) -> str:
-    votes = " ".join(result["votes"])
+def _describe(result: dict) -> str:
+    """Two lines: the prediction with its uncertainty, then each sample's vote."""
+    confidence, entropy = 100 * result["confidence"], result["entropy"]
+    information, votes = result["mutual_information"], result["votes"]
     return (
-        f"{path}: {result['label']}  (confidence {100 * result['confidence']:.1f}%, entropy "
-        f"{result['entropy']:.3f}, mutual information {result['mutual_information']:.3f} nats)\n"
-        f"  votes of the {len(result['votes'])} samples: {votes}"
+        f"{result['image']}: {result['label']}  (confidence {confidence:.1f}%, entropy "
+        f"{entropy:.3f}, mutual information {information:.3f} nats)\n"
+        f"  votes of the {len(votes)} samples: {' '.join(votes)}"
     )
 
 
 def _check_destinations(*paths: Path | None) -> None:
     """Fail before a long evaluation if an output file could not be written."""
-    for path in paths:
-        if path is not None and not path.parent.is_dir():
+    given = [path for path in paths if path is not None]
+    if len({path.resolve() for path in given}) < len(given):
+        raise CommandError("--json and --plot must name different files")
+    for path in given:
+        if not path.parent.is_dir():
             raise CommandError(f"cannot write {path}: folder {path.parent} does not exist")
 
 

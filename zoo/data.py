@@ -28,9 +28,6 @@ DATA_DIR_VARIABLE = "ZOO_DATA_DIR"
 DEFAULT_DATA_DIR = Path("~/.cache/zoo/data")
 DATASETS = {"mnist": torchvision.datasets.MNIST, "fashion_mnist": torchvision.datasets.FashionMNIST}
 SPLITS = ("train", "test")
-_HOW_TO_FIX = (
-    f"pass --data-dir (data_dir= in Python) or set {DATA_DIR_VARIABLE} to a folder that holds them"
-)
 
 
 @dataclass(frozen=True)
@@ -74,7 +71,7 @@ def load_dataset(
             names the folder and the files it needs.
         CorruptDatasetError: a file is damaged (wrong md5, truncated); the message names it.
     """
-    dataset_class = _dataset_class(name)
+    dataset_class = DATASETS[check_dataset_name(name)]
     if split not in SPLITS:
         raise InvalidInputError(f"split must be one of {', '.join(SPLITS)}; got {split!r}")
     root = data_root(data_dir)
@@ -82,17 +79,18 @@ def load_dataset(
     try:
         dataset = _quietly(lambda: dataset_class(root, train=split == "train", download=True))
     except Exception as error:  # torchvision raises bare RuntimeErrors, AssertionErrors, OSErrors
-        raise _explain_failure(dataset_class, folder, split, error) from None
+        raise _explain_failure(dataset_class, root, split, error) from None
     images, targets = dataset.data, dataset.targets
     _check_contents(images, targets, len(dataset.classes), folder)
     md5s = {path.name: _md5(path) for path in _extracted_files(folder, split)}
     return ImageSet(name, split, images, targets, folder, md5s)
 
 
-def _dataset_class(name: str) -> type[torchvision.datasets.MNIST]:
+def check_dataset_name(name: str) -> str:
+    """Return ``name`` if it is a key of `DATASETS`, else raise `InvalidInputError`."""
     if name not in DATASETS:
         raise InvalidInputError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
-    return DATASETS[name]
+    return name
 
 
 def _quietly(make_dataset):
@@ -106,10 +104,16 @@ def _quietly(make_dataset):
 
 
 def _explain_failure(
-    dataset_class: type, folder: Path, split: str, error: Exception
+    dataset_class: type, root: Path, split: str, error: Exception
 ) -> DatasetNotFoundError | CorruptDatasetError:
     """Turn a torchvision failure into an error that names the file at fault and the fix."""
-    for path in _extracted_files(folder, split):
+    folder = root / dataset_class.__name__ / "raw"
+    how_to_fix = (
+        f"pass --data-dir ROOT (data_dir= in Python) or set {DATA_DIR_VARIABLE}=ROOT, where "
+        f"ROOT/{dataset_class.__name__}/raw holds them"
+    )
+    extracted = _extracted_files(folder, split)
+    for path in extracted:
         if path.exists() and not _is_complete_idx(path):
             return CorruptDatasetError(
                 f"{path} is truncated or not an IDX file; delete it and run again to extract "
@@ -121,17 +125,18 @@ def _explain_failure(
         if path.exists() and _md5(path) != md5:
             return CorruptDatasetError(
                 f"{path} is corrupt or truncated (md5 {_md5(path)}, expected {md5}) and a fresh "
-                f"copy could not be downloaded; replace it with the official file, or {_HOW_TO_FIX}"
+                f"copy could not be downloaded; replace it with the official file, or {how_to_fix}"
             )
-    missing = [name for name in expected if not (folder / name).exists()]
-    if missing:
+    if not all(path.exists() for path in extracted):
+        if (root / next(iter(expected))).exists():  # the raw folder was given as the root
+            how_to_fix += f"; {root} holds them itself, so ROOT is {root.parent.parent}"
         return DatasetNotFoundError(
             f"{dataset_class.__name__} is not in {folder} and could not be downloaded (offline?). "
-            f"That folder needs the four official files {', '.join(expected)}; {_HOW_TO_FIX}"
+            f"It needs the four official files {', '.join(expected)}; {how_to_fix}"
         )
     reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     return DatasetNotFoundError(
-        f"could not prepare {dataset_class.__name__} in {folder}: {reason}; {_HOW_TO_FIX}"
+        f"could not prepare {dataset_class.__name__} in {folder}: {reason}; {how_to_fix}"
     )
 
 

@@ -1,11 +1,15 @@
-"""Choosing the device to run on: ``auto`` picks CUDA, then Apple's MPS, then the CPU."""
+"""Choosing the device to run on (``auto`` picks CUDA, then Apple's MPS, then the CPU), and
+seeding the random generators of every device."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 
-from zoo.errors import DeviceError
-from zoo.options import DEVICE_NAMES
+from zoo.errors import DeviceError, InvalidInputError
+from zoo.options import DEVICE_NAMES, SEED_RANGE
 
 
 def select_device(name: str | torch.device = "auto") -> torch.device:
@@ -55,3 +59,29 @@ def _available(device: torch.device) -> bool:
     if device.type == "mps":
         return torch.backends.mps.is_available()
     return True
+
+
+def check_seed(seed: int) -> int:
+    """Return ``seed`` if torch can seed with it, else raise `InvalidInputError`."""
+    low, high = SEED_RANGE
+    if isinstance(seed, bool) or not isinstance(seed, int) or not low <= seed <= high:
+        raise InvalidInputError(f"seed must be an integer from {low} to {high}, got {seed!r}")
+    return seed
+
+
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Seed torch's generators on every device for the block, then restore the caller's.
+
+    ``torch.manual_seed`` reseeds the CPU, every CUDA device and MPS; each of their states is
+    saved before and put back after, so that code around the block draws as if it never ran.
+    """
+    cuda_devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=cuda_devices):
+        mps_state = torch.mps.get_rng_state() if torch.backends.mps.is_available() else None
+        torch.manual_seed(check_seed(seed))
+        try:
+            yield
+        finally:
+            if mps_state is not None:
+                torch.mps.set_rng_state(mps_state)

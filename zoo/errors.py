@@ -83,3 +83,7 @@ class MissingExtraError(ZooError, ImportError):
 
 class ImageFileError(ZooError, ValueError):
     """An image file that cannot be read or decoded."""
+
+
+class OutputFileError(ZooError, OSError):
+    """A result file (a report, a plot, a model) that cannot be written."""

@@ -23,8 +23,8 @@ from tqdm.auto import tqdm
 
 from zoo import __version__, metrics
 from zoo.atomic import sha256_hex
-from zoo.data import ImageSet, load_dataset
-from zoo.devices import describe_device, select_device
+from zoo.data import ImageSet, check_dataset_name, load_dataset
+from zoo.devices import check_seed, describe_device, seeded, select_device
 from zoo.errors import InvalidInputError
 from zoo.loading import load
 from zoo.metrics.suite import SUITE, build_collection
@@ -73,15 +73,15 @@ def evaluate(
         provenance of the run.
     """
     samples = check_samples(samples)
-    _check_arguments(batch_size, ood_score)
+    _check_arguments(model, dataset, ood, batch_size, seed, ood_score)
     target = select_device(device)
-    source = str(model) if isinstance(model, (str, os.PathLike)) else None
-    model = load(model) if source is not None else model
+    source = None if isinstance(model, ZooModel) else str(model)
+    model = model if source is None else load(model)
     in_distribution = load_dataset(dataset, "test", data_dir)
     out_of_distribution = load_dataset(ood, "test", data_dir) if ood else None
 
     started = time.perf_counter()
-    with _evaluating(model, target), _seeded(seed, target):
+    with _evaluating(model, target), seeded(seed):
         run = _Run(model, samples, batch_size, ood_score, progress)
         run.in_distribution(in_distribution)
         if out_of_distribution is not None:
@@ -103,7 +103,7 @@ def evaluate(
         "wall_time_s": round(wall_time, 3),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    return EvaluationReport(run.results(), provenance, run.outcomes(ood_score))
+    return EvaluationReport(run.results(), provenance, run.outcomes())
 
 
 class _Run:
@@ -118,25 +118,20 @@ class _Run:
         classes = model.num_classes
         self.classifier_metrics = build_collection(_CLASSIFIER_GROUPS, classes, score)
         self.ood_metrics = build_collection(("ood",), classes, score)
-        self.confidences: list[Tensor] = []
-        self.correct: list[Tensor] = []
         self.scores: dict[bool, list[Tensor]] = {False: [], True: []}
         self.saw_ood = False
 
     def in_distribution(self, data: ImageSet) -> None:
         for sample_probs, log_probs, targets in self._predict(data):
             self.classifier_metrics.update(sample_probs, targets, log_probs=log_probs)
-            self._record(sample_probs, is_ood=False)
-            mean = sample_probs.mean(dim=1)
-            self.confidences.append(mean.max(dim=-1).values)
-            self.correct.append(mean.argmax(dim=-1) == targets)
+            self._score(sample_probs, is_ood=False)
 
     def out_of_distribution(self, data: ImageSet) -> None:
         self.saw_ood = True
         for sample_probs, _, _ in self._predict(data):
-            self._record(sample_probs, is_ood=True)
+            self._score(sample_probs, is_ood=True)
 
-    def _record(self, sample_probs: Tensor, is_ood: bool) -> None:
+    def _score(self, sample_probs: Tensor, is_ood: bool) -> None:
         labels = torch.full((len(sample_probs),), int(is_ood), dtype=torch.long)
         self.ood_metrics.update(sample_probs, labels)
         self.scores[is_ood].append(metrics.ood_score(sample_probs, self.score))
@@ -150,6 +145,11 @@ class _Run:
         for start in tqdm(batches, desc=label, unit="batch", disable=not self.progress):
             stop = start + self.batch_size
             prediction = self.model.predict(images[start:stop], self.samples)
+            if not torch.isfinite(prediction.log_probs).all():
+                raise InvalidInputError(
+                    f"the {self.model.architecture} gives NaN or infinite outputs on {label} "
+                    "images; check that its weights are finite"
+                )
             self.samples_used = prediction.sample_probs.shape[1]
             yield (
                 prediction.sample_probs.to("cpu", torch.float64),
@@ -167,19 +167,32 @@ class _Run:
                 grouped.setdefault(spec.group, {})[spec.key] = float(computed[spec.key])
         return grouped
 
-    def outcomes(self, score: str) -> Outcomes:
+    def outcomes(self) -> Outcomes:
+        confidence, correct = self.classifier_metrics["aurc"].outcomes()
         return Outcomes(
-            confidence=torch.cat(self.confidences),
-            correct=torch.cat(self.correct),
-            ood_score_name=score,
+            confidence=confidence,
+            correct=correct.bool(),
+            ood_score_name=self.score,
             in_distribution_scores=torch.cat(self.scores[False]),
             ood_scores=torch.cat(self.scores[True]) if self.saw_ood else None,
         )
 
 
-def _check_arguments(batch_size: int, ood_score: str) -> None:
+def _check_arguments(
+    model: object, dataset: str, ood: str | None, batch_size: int, seed: int, ood_score: str
+) -> None:
+    """Check every argument before any data is loaded or any model is run."""
+    if not isinstance(model, (ZooModel, str, os.PathLike)):
+        raise InvalidInputError(
+            f"model must be a zoo model, a model folder or a registered name, not "
+            f"{type(model).__name__}"
+        )
+    check_dataset_name(dataset)
+    if ood is not None:
+        check_dataset_name(ood)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}")
+    check_seed(seed)
     if ood_score not in OOD_SCORES:
         choices = ", ".join(OOD_SCORES)
         raise InvalidInputError(f"ood_score must be one of {choices}; got {ood_score!r}")
@@ -187,24 +200,16 @@ def _check_arguments(batch_size: int, ood_score: str) -> None:
 
 @contextlib.contextmanager
 def _evaluating(model: ZooModel, device: torch.device) -> Iterator[None]:
-    """Put ``model`` in eval mode on ``device``, and back as it was afterwards."""
-    was_training = model.training
+    """Put ``model`` in eval mode on ``device``, and every module back as it was afterwards."""
+    modes = {module: module.training for module in model.modules()}
     original_device = next(model.parameters()).device
     model.eval().to(device)
     try:
         yield
     finally:
-        model.train(was_training).to(original_device)
-
-
-@contextlib.contextmanager
-def _seeded(seed: int, device: torch.device) -> Iterator[None]:
-    """Seed every generator the run draws from, restoring the caller's state afterwards."""
-    accelerators = [] if device.type == "cpu" else None
-    device_type = "cuda" if device.type == "cpu" else device.type
-    with torch.random.fork_rng(devices=accelerators, device_type=device_type):
-        torch.manual_seed(seed)
-        yield
+        model.to(original_device)
+        for module, training in modes.items():
+            module.training = training
 
 
 def _describe_data(data: ImageSet) -> dict[str, Any]:

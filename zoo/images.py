@@ -1,4 +1,4 @@
-"""Reading image files as MNIST-like 28x28 grayscale digits.
+"""Reading image files as MNIST-like 28x28 grayscale digits, and classifying them.
 
 MNIST digits are light on a dark background. An image file of any size and colour mode
 becomes one in four steps:
@@ -13,12 +13,17 @@ becomes one in four steps:
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
+from zoo.devices import seeded
 from zoo.errors import ImageFileError
+from zoo.models.base import ZooModel
+from zoo.options import DEFAULT_SAMPLES
 from zoo.preprocessing import IMAGE_SIZE
 
 
@@ -45,8 +50,40 @@ def read_digit_image(path: str | os.PathLike[str], invert: bool = False) -> Tens
 
 
 def _grayscale(image: Image.Image) -> Image.Image:
+    if image.mode.startswith("I;16"):  # 16-bit grayscale: scale to 8 bits, not clip
+        image = image.convert("I").point(lambda value: value / 257)
     if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
         rgba = image.convert("RGBA")
         white = Image.new("RGBA", rgba.size, "white")
         image = Image.alpha_composite(white, rgba)
     return image.convert("L")
+
+
+def classify_files(
+    model: ZooModel,
+    paths: Sequence[str | os.PathLike[str]],
+    samples: int = DEFAULT_SAMPLES,
+    invert: bool = False,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """Classify image files in one batch; one JSON-ready entry per path, in the same order.
+
+    An entry holds ``image`` (the path) and either the fields of `Prediction.per_image` or,
+    for a file that cannot be read, ``error``: one bad file does not stop the others. The
+    samples are seeded with ``seed``, so the same files get the same votes.
+    """
+    entries: list[dict[str, Any]] = []
+    digits: list[Tensor] = []
+    for path in paths:
+        try:
+            digits.append(read_digit_image(path, invert=invert))
+            entries.append({"image": str(path)})
+        except ImageFileError as error:
+            entries.append({"image": str(path), "error": str(error)})
+    if digits:
+        with seeded(seed):
+            prediction = model.predict(torch.stack(digits), samples)
+        readable = (entry for entry in entries if "error" not in entry)
+        for entry, result in zip(readable, prediction.per_image(model.class_labels), strict=True):
+            entry.update(result)
+    return entries

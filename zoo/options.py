@@ -9,4 +9,5 @@ OOD_DATASETS = ("fashion_mnist",)
 DEVICE_NAMES = ("auto", "cpu", "cuda", "mps")
 OOD_SCORES = ("entropy", "msp", "mi")
 DEFAULT_SAMPLES = 16
+SEED_RANGE = (0, 2**64 - 1)  # what torch.manual_seed takes, without negative aliases
 DEFAULT_BATCH_SIZE = 1000

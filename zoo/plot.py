@@ -11,7 +11,7 @@ import os
 import torch
 
 from zoo.atomic import atomic_write_bytes
-from zoo.errors import MissingExtraError
+from zoo.errors import InvalidInputError, MissingExtraError
 from zoo.metrics.selective import risk_coverage_curve
 from zoo.report import EvaluationReport, Outcomes
 
@@ -39,7 +39,7 @@ def plot_report(report: EvaluationReport, path: str | os.PathLike[str]) -> None:
     from matplotlib.figure import Figure
 
     if report.outcomes is None:
-        raise ValueError("this report holds no per-image outcomes to plot")
+        raise InvalidInputError("this report holds no per-image outcomes to plot")
     figure = Figure(figsize=(15, 4.5), layout="constrained")
     reliability, risk, scores = figure.subplots(1, 3)
     _reliability(reliability, report.outcomes)
@@ -78,7 +78,8 @@ def _score_histograms(axes, report: EvaluationReport) -> None:
     if outcomes.ood_scores is not None:
         groups.append((provenance["ood_dataset"]["name"], outcomes.ood_scores))
     everything = torch.cat([scores for _, scores in groups])
-    edges = torch.linspace(float(everything.min()), float(everything.max()) + 1e-12, 51)
+    low, high = float(everything.min()), float(everything.max())
+    edges = torch.linspace(low, max(high, low + 1e-6), 51, dtype=torch.float64)
     for name, scores in groups:
         axes.hist(scores.numpy(), bins=edges.numpy(), alpha=0.6, density=True, label=name)
     axes.set(

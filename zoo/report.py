@@ -58,9 +58,9 @@ class EvaluationReport:
         raise KeyError(f"no metric {key!r}; this report has {', '.join(known)}")
 
     def to_dict(self) -> dict[str, Any]:
-        """Metrics and provenance as JSON-ready values; NaN becomes None (null)."""
+        """Metrics and provenance as JSON-ready values; NaN and infinity become None (null)."""
         metrics = {
-            group: {key: None if math.isnan(value) else value for key, value in values.items()}
+            group: {key: value if math.isfinite(value) else None for key, value in values.items()}
             for group, values in self.metrics.items()
         }
         return {"metrics": metrics, "provenance": self.provenance}
@@ -102,7 +102,7 @@ class EvaluationReport:
 
 
 def _format_value(key: str, value: float) -> str:
-    if math.isnan(value):
+    if not math.isfinite(value):
         return "n/a"
     return f"{100 * value:.2f}%" if SPECS[key].percent else f"{value:.4f}"
 

@@ -34,6 +34,8 @@ def check_sample_probs(sample_probs: Tensor, num_classes: int | None = None) -> 
             f"sample_probs must be {expected}, got shape {tuple(sample_probs.shape)} of "
             f"{sample_probs.dtype}"
         )
+    if not torch.isfinite(sample_probs).all():
+        raise InvalidInputError("sample_probs hold NaN or infinity; is the model's output finite?")
     return sample_probs.to(torch.float64)
 
 
@@ -137,6 +139,18 @@ class TopLabelMetric(Metric):
     def outcomes(self) -> tuple[Tensor, Tensor]:
         """(N,) confidences and (N,) 1.0/0.0 correctness of every image seen so far."""
         return dim_zero_cat(self.confidences), dim_zero_cat(self.accuracies)
+
+
+def tie_averaged(confidence: Tensor, values: Tensor) -> Tensor:
+    """``values`` with each replaced by its mean over the images of exactly equal confidence.
+
+    Metrics that sort images by confidence use it so that the order of tied images, which
+    confidence cannot decide, does not change the result: the mean is the expected value over
+    every order of a tie group.
+    """
+    _, group = confidence.unique(return_inverse=True)
+    sizes = torch.bincount(group)
+    return (torch.bincount(group, weights=values) / sizes)[group]
 
 
 @contextmanager

@@ -13,9 +13,10 @@ import torch
 from torch import Tensor
 from torchmetrics.classification import MulticlassCalibrationError
 
-from zoo.metrics._inputs import TopLabelMetric, check_inputs, top_label
+from zoo.metrics._inputs import TopLabelMetric, check_inputs, tie_averaged, top_label
 
 BINS = 15
+_BELOW_ONE = float(torch.nextafter(torch.tensor(1.0, dtype=torch.float64), torch.tensor(0.0)))
 
 
 class _EqualWidthCalibrationError(MulticlassCalibrationError):
@@ -31,7 +32,9 @@ class _EqualWidthCalibrationError(MulticlassCalibrationError):
         # torchmetrics' own update would round the confidences to float32; its binning and
         # compute keep the dtype of the states stored here.
         confidence, correct = top_label(*check_inputs(sample_probs, targets, self.num_classes))
-        self.confidences.append(confidence)
+        # torchmetrics bins with bucketize(right=True), which gives a confidence of exactly 1 a
+        # 16th bin of its own; the largest float64 below 1 puts it in the 15th, [14/15, 1].
+        self.confidences.append(confidence.clamp_max(_BELOW_ONE))
         self.accuracies.append(correct)
 
 
@@ -68,11 +71,13 @@ class MaximumCalibrationError(_EqualWidthCalibrationError):
 class AdaptiveCalibrationError(TopLabelMetric):
     """aECE: the ECE over 15 equal-mass bins instead of equal-width ones.
 
-    The images are sorted by confidence (a stable sort, so ties keep their input order) and cut
-    into 15 consecutive groups whose sizes differ by at most one, the larger ones first
-    (``torch.tensor_split``); with fewer than 15 images, some groups are empty and are skipped.
+    The images are sorted by confidence and cut into 15 consecutive groups whose sizes differ
+    by at most one, the larger ones first (``torch.tensor_split``); with fewer than 15 images,
+    some groups are empty and are skipped.
     The result is the mean over groups of |accuracy - mean confidence|, weighted by each group's
-    share of the images. NaN when no images were given.
+    share of the images. Images of equal confidence may straddle two groups; each counts with
+    the mean correctness of its tie group, so the order of ties does not change the result.
+    NaN when no images were given.
 
     References:
         Nixon et al., "Measuring Calibration in Deep Learning", CVPR Workshops 2019 (adaptive
@@ -85,7 +90,8 @@ class AdaptiveCalibrationError(TopLabelMetric):
     def compute(self) -> Tensor:
         """The adaptive calibration error of all images given so far."""
         confidence, correct = self.outcomes()
-        order = confidence.argsort(stable=True)
+        correct = tie_averaged(confidence, correct)
+        order = confidence.argsort()
         groups = zip(
             confidence[order].tensor_split(BINS), correct[order].tensor_split(BINS), strict=True
         )
