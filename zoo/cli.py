@@ -25,7 +25,20 @@ from zoo.options import (
     SEED_RANGE,
 )
 
-SEED = click.IntRange(*SEED_RANGE)
+samples_option = click.option(
+    "--samples",
+    type=click.IntRange(min=1),
+    default=DEFAULT_SAMPLES,
+    show_default=True,
+    help="Stochastic forward samples per image.",
+)
+seed_option = click.option(
+    "--seed",
+    type=click.IntRange(*SEED_RANGE),
+    default=0,
+    show_default=True,
+    help="Seeds the samples drawn, so that a rerun gives the same numbers.",
+)
 MODEL_HELP = "MODEL is a registered name (see `zoo list`) or a folder written by save_pretrained."
 
 
@@ -82,13 +95,7 @@ def info_command(model: str) -> None:
     help="Data root holding MNIST/raw and FashionMNIST/raw (downloaded there when missing). "
     "[default: $ZOO_DATA_DIR, else ~/.cache/zoo/data]",
 )
-@click.option(
-    "--samples",
-    type=click.IntRange(min=1),
-    default=DEFAULT_SAMPLES,
-    show_default=True,
-    help="Stochastic forward samples per image.",
-)
+@samples_option
 @click.option(
     "--ood",
     type=click.Choice([*OOD_DATASETS, "none"]),
@@ -117,7 +124,7 @@ def info_command(model: str) -> None:
     show_default=True,
     help="auto picks cuda, then mps, then cpu.",
 )
-@click.option("--seed", type=SEED, default=0, show_default=True, help="Seeds the samples drawn.")
+@seed_option
 @click.option(
     "--json",
     "json_path",
@@ -178,17 +185,11 @@ def eval_command(
 @main.command("predict", epilog=MODEL_HELP)
 @click.argument("model")
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option(
-    "--samples",
-    type=click.IntRange(min=1),
-    default=DEFAULT_SAMPLES,
-    show_default=True,
-    help="Stochastic forward samples per image.",
-)
+@samples_option
 @click.option(
     "--invert", is_flag=True, help="Invert the images first: for dark digits on a light background."
 )
-@click.option("--seed", type=SEED, default=0, show_default=True, help="Seeds the samples drawn.")
+@seed_option
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 def predict_command(
     model: str, images: tuple[Path, ...], samples: int, invert: bool, seed: int, as_json: bool
