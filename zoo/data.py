@@ -75,7 +75,7 @@ def load_dataset(
     if split not in SPLITS:
         raise InvalidInputError(f"split must be one of {', '.join(SPLITS)}; got {split!r}")
     root = data_root(data_dir)
-    folder = root / dataset_class.__name__ / "raw"
+    folder = _raw_folder(root, dataset_class)
     try:
         dataset = _quietly(lambda: dataset_class(root, train=split == "train", download=True))
     except Exception as error:  # torchvision raises bare RuntimeErrors, AssertionErrors, OSErrors
@@ -107,7 +107,7 @@ def _explain_failure(
     dataset_class: type, root: Path, split: str, error: Exception
 ) -> DatasetNotFoundError | CorruptDatasetError:
     """Turn a torchvision failure into an error that names the file at fault and the fix."""
-    folder = root / dataset_class.__name__ / "raw"
+    folder = _raw_folder(root, dataset_class)
     how_to_fix = (
         f"pass --data-dir ROOT (data_dir= in Python) or set {DATA_DIR_VARIABLE}=ROOT, where "
         f"ROOT/{dataset_class.__name__}/raw holds them"
@@ -138,6 +138,11 @@ def _explain_failure(
     return DatasetNotFoundError(
         f"could not prepare {dataset_class.__name__} in {folder}: {reason}; {how_to_fix}"
     )
+
+
+def _raw_folder(root: Path, dataset_class: type) -> Path:
+    """Where torchvision keeps a dataset's files under ``root``."""
+    return root / dataset_class.__name__ / "raw"
 
 
 def _extracted_files(folder: Path, split: str) -> list[Path]:

@@ -28,7 +28,7 @@ from zoo.devices import check_seed, describe_device, seeded, select_device
 from zoo.errors import InvalidInputError
 from zoo.loading import load
 from zoo.metrics.suite import SUITE, build_collection
-from zoo.models.base import ZooModel, check_samples
+from zoo.models.base import ZooModel, check_positive_integer, check_samples
 from zoo.options import DEFAULT_BATCH_SIZE, DEFAULT_SAMPLES, OOD_SCORES
 from zoo.pretrained import weights_bytes
 from zoo.report import EvaluationReport, Outcomes
@@ -190,8 +190,7 @@ def _check_arguments(
     check_dataset_name(dataset)
     if ood is not None:
         check_dataset_name(ood)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}")
+    check_positive_integer("batch_size", batch_size)
     check_seed(seed)
     if ood_score not in OOD_SCORES:
         choices = ", ".join(OOD_SCORES)

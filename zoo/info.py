@@ -7,10 +7,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-from zoo.loading import unknown_model_error
+from zoo.loading import resolve
 from zoo.models.base import ZooModel
 from zoo.pretrained import CONFIG_NAME, WEIGHTS_NAME, read_config
-from zoo.registry import create_model, list_models, model_entrypoint
+from zoo.registry import create_model, model_entrypoint
+from zoo.report import format_metric
 
 
 def model_info(name_or_path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -24,12 +25,10 @@ def model_info(name_or_path: str | os.PathLike[str]) -> dict[str, Any]:
         UnknownModelError: neither an existing folder nor a registered name.
         ConfigFileError: the folder's config.json cannot be read.
     """
-    path = Path(name_or_path)
-    if path.is_dir():
-        return _folder_info(path)
-    name = str(name_or_path)
-    if name not in list_models():
-        raise unknown_model_error(name)
+    source = resolve(name_or_path)
+    if isinstance(source, Path):
+        return _folder_info(source)
+    name = source
     model = create_model(name)
     summary = (inspect.getdoc(model_entrypoint(name)) or "").partition("\n")[0]
     return _describe(name, summary, model, weights=None)
@@ -63,21 +62,16 @@ def _describe(
     }
 
 
-_TABLE_METRICS = (
-    ("acc", "ACC", True),
-    ("nll", "NLL", False),
-    ("ece", "ECE", True),
-    ("auroc", "OOD AUROC", True),
-)
+_TABLE_METRICS = {"acc": "ACC", "nll": "NLL", "ece": "ECE", "auroc": "OOD AUROC"}
 
 
 def format_model_table(infos: list[dict[str, Any]]) -> str:
     """One row per model: name, parameters, headline metrics ("-" without weights), summary."""
-    header = ["NAME", "PARAMS", *(title for _, title, _ in _TABLE_METRICS), "SUMMARY"]
+    header = ["NAME", "PARAMS", *_TABLE_METRICS.values(), "SUMMARY"]
     rows = [header]
     for info in infos:
         found = _flat_metrics(info)
-        values = [_format_metric(found.get(key), percent) for key, _, percent in _TABLE_METRICS]
+        values = [format_metric(key, found[key]) if key in found else "-" for key in _TABLE_METRICS]
         rows.append([info["name"], f"{info['num_params']:,}", *values, info["summary"]])
     widths = [max(len(row[column]) for row in rows) for column in range(len(header) - 1)]
     lines = [
@@ -118,9 +112,3 @@ def format_model_info(info: dict[str, Any]) -> str:
 def _flat_metrics(info: dict[str, Any]) -> dict[str, float]:
     grouped = info["metrics"] or {}
     return {key: value for values in grouped.values() for key, value in values.items()}
-
-
-def _format_metric(value: float | None, percent: bool) -> str:
-    if value is None:
-        return "-"
-    return f"{100 * value:.2f}%" if percent else f"{value:.4f}"

@@ -26,21 +26,28 @@ def load(name_or_path: str | os.PathLike[str]) -> ZooModel:
         PretrainedWeightsError: a registered architecture that has no pretrained weights.
         CheckpointError: the folder does not hold a loadable model (see `zoo.from_pretrained`).
     """
+    source = resolve(name_or_path)
+    if isinstance(source, Path):
+        return from_pretrained(source)
+    raise PretrainedWeightsError(
+        f"{source!r} has no pretrained weights yet; pass a folder written by save_pretrained, "
+        f"or build an untrained model with zoo.create_model({source!r})"
+    )
+
+
+def resolve(name_or_path: str | os.PathLike[str]) -> Path | str:
+    """What ``name_or_path`` names: an existing folder (a `Path`) or a registered name (a `str`).
+
+    Raises:
+        UnknownModelError: it is neither.
+    """
     path = Path(name_or_path)
     if path.is_dir():
-        return from_pretrained(path)
+        return path
     name = str(name_or_path)
     if name in list_models():
-        raise PretrainedWeightsError(
-            f"{name!r} has no pretrained weights yet; pass a folder written by save_pretrained, "
-            f"or build an untrained model with zoo.create_model({name!r})"
-        )
-    raise unknown_model_error(name)
-
-
-def unknown_model_error(name: str) -> UnknownModelError:
-    """The error for a name that is neither a folder nor a registered model."""
+        return name
     known = ", ".join(list_models())
-    return UnknownModelError(
+    raise UnknownModelError(
         f"{name!r} is neither a model folder nor a registered model; known models: {known}"
     )

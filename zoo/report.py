@@ -76,7 +76,7 @@ class EvaluationReport:
         """The report as text: a heading, then one table per metric group."""
         blocks = [self._heading()]
         for group, values in self.metrics.items():
-            rows = [(SPECS[key].label, _format_value(key, value)) for key, value in values.items()]
+            rows = [(SPECS[key].label, format_metric(key, value)) for key, value in values.items()]
             blocks.append(_table(GROUP_TITLES[group], rows))
         return "\n\n".join(blocks) + "\n"
 
@@ -101,7 +101,8 @@ class EvaluationReport:
         return "\n".join(lines)
 
 
-def _format_value(key: str, value: float) -> str:
+def format_metric(key: str, value: float) -> str:
+    """A metric as printed: a percentage or four decimals, as its `MetricSpec` says."""
     if not math.isfinite(value):
         return "n/a"
     return f"{100 * value:.2f}%" if SPECS[key].percent else f"{value:.4f}"

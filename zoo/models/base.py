@@ -152,9 +152,14 @@ def forward_in_chunks(
 
 def check_samples(samples: int) -> int:
     """Return ``samples`` as a positive int, else raise `InvalidInputError`."""
-    if not _is_integer(samples) or samples < 1:
-        raise InvalidInputError(f"samples must be a positive integer, got {samples!r}")
-    return int(samples)
+    return check_positive_integer("samples", samples)
+
+
+def check_positive_integer(name: str, value: int) -> int:
+    """Return ``value`` as a positive int, else raise `InvalidInputError` naming ``name``."""
+    if not _is_integer(value) or value < 1:
+        raise InvalidInputError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
 
 
 def check_number(name: str, value: float) -> float:
