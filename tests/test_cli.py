@@ -7,9 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 import zoo
+import zoo.weights
 from zoo.cli import main
 
 from .conftest import ARCHITECTURES
@@ -22,23 +24,49 @@ def table_rows(output: str) -> dict[str, list[str]]:
     return {row.split()[0]: re.split(r"\s{2,}", row) for row in rows}
 
 
-def test_list_shows_a_table_of_every_architecture() -> None:
+def test_list_shows_each_checkpoint_with_its_recorded_metrics() -> None:
     result = CliRunner().invoke(main, ["list"])
     assert result.exit_code == 0, result.output
     rows = table_rows(result.output)
-    assert list(rows) == sorted(ARCHITECTURES)
+    assert list(rows) == [f"{name}.mnist" for name in sorted(ARCHITECTURES)]
     for name, (_, params, *metrics, _) in rows.items():
-        model = zoo.create_model(name)
+        model = zoo.create_model(name.partition(".")[0])
         assert params == f"{sum(p.numel() for p in model.parameters()):,}"
-        assert metrics == ["-"] * 4  # no pretrained weights, so no measured metrics
-    assert "Monte-Carlo dropout" in rows["mc_dropout_lenet"][-1]
-    assert "Bayes-by-Backprop" in rows["bayesian_lenet"][-1]
+        recorded = zoo.weights.find_weights(name).metrics
+        assert metrics[0] == f"{100 * recorded['classification']['acc']:.2f}%"
+        assert metrics[3] == f"{100 * recorded['ood']['auroc']:.2f}%"
+    assert "Monte-Carlo dropout" in rows["mc_dropout_lenet.mnist"][-1]
+    assert "Bayes-by-Backprop" in rows["bayesian_lenet.mnist"][-1]
 
 
-def test_list_filters_by_pattern() -> None:
-    result = CliRunner().invoke(main, ["list", "mc_*"])
+def test_list_shows_an_architecture_without_weights_with_dashes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    zoo.list_models()
+    monkeypatch.setattr(zoo.registry, "_entrypoints", dict(zoo.registry._entrypoints))
+
+    @zoo.register_model
+    def wide_lenet(**kwargs: object) -> zoo.ZooModel:
+        """A LeNet without weights."""
+        return zoo.models.lenet(**kwargs)
+
+    rows = table_rows(CliRunner().invoke(main, ["list", "wide*"]).output)
+    assert list(rows) == ["wide_lenet"]
+    assert rows["wide_lenet"][2:6] == ["-"] * 4
+
+
+@pytest.mark.parametrize(
+    ("pattern", "expected"),
+    [
+        ("mc_*", ["mc_dropout_lenet.mnist"]),
+        ("lenet", ["lenet.mnist"]),
+        ("*.mnist", [f"{name}.mnist" for name in sorted(ARCHITECTURES)]),
+    ],
+)
+def test_list_filters_by_pattern(pattern: str, expected: list[str]) -> None:
+    result = CliRunner().invoke(main, ["list", pattern])
     assert result.exit_code == 0
-    assert list(table_rows(result.output)) == ["mc_dropout_lenet"]
+    assert list(table_rows(result.output)) == expected
 
 
 def test_list_with_no_match_fails_and_names_the_known_models() -> None:

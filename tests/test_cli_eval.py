@@ -81,7 +81,7 @@ def test_eval_plot_without_matplotlib_says_how_to_install_it(
     ("arguments", "message"),
     [
         (["eval", "no_such_model"], "neither a model folder nor a registered model"),
-        (["eval", "lenet"], "has no pretrained weights"),
+        (["eval", "lenet.cifar10"], "lenet has no weights 'cifar10'; available: 'mnist'"),
         (["eval", "MODEL", "--samples", "0"], "Invalid value for '--samples'"),
         (["eval", "MODEL", "--device", "tpu"], "Invalid value for '--device'"),
         (["eval", "MODEL", "--ood", "cifar10"], "Invalid value for '--ood'"),

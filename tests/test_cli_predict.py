@@ -134,7 +134,8 @@ def test_a_bad_file_is_reported_and_the_others_still_answered(
 
 
 @pytest.mark.parametrize(
-    ("model", "message"), [("lenet", "no pretrained weights"), ("nope", "neither a model folder")]
+    ("model", "message"),
+    [("lenet.cifar10", "no weights 'cifar10'"), ("nope", "neither a model folder")],
 )
 def test_predict_with_an_unusable_model_exits_2(model: str, message: str, tmp_path: Path) -> None:
     path = save_image(tmp_path / "digit.png", digit())

@@ -24,3 +24,21 @@ def test_readme_python_examples_run(
     assert (tmp_path / "my-model" / "model.safetensors").exists()
     assert (tmp_path / "my-model-eval.json").exists()
     assert namespace["prediction"].sample_probs.shape == (8, 16, 10)  # type: ignore[attr-defined]
+
+
+HEADLINE_METRICS = ("acc", "nll", "ece", "auroc")
+
+
+@pytest.mark.parametrize("document", [README, README.parent / "recipes" / "README.md"])
+def test_the_pretrained_figures_in_the_docs_are_the_registry_s(document: Path) -> None:
+    from zoo.report import format_metric
+    from zoo.weights import all_weights
+
+    text = document.read_text()
+    for name, entry in all_weights().items():
+        row = re.search(rf"^\| `{re.escape(name)}` \|(.*)$", text, flags=re.MULTILINE)
+        assert row, f"{document.name} has no table row for {name}"
+        cells = [cell.strip() for cell in row.group(1).split("|")]
+        metrics = {key: value for group in entry.metrics.values() for key, value in group.items()}
+        expected = [format_metric(key, metrics[key]) for key in HEADLINE_METRICS]
+        assert cells[1:5] == expected, name

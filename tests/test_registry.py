@@ -44,7 +44,7 @@ def test_create_model_builds_each_architecture(name: str) -> None:
     assert model.architecture == name
 
 
-@pytest.mark.parametrize("name", ["lenet_mc", "lenet.mnist", "", "LeNet"])
+@pytest.mark.parametrize("name", ["lenet_mc", "mnist.lenet", "", "LeNet"])
 def test_unknown_name_lists_the_known_ones(name: str) -> None:
     with pytest.raises(zoo.UnknownModelError) as caught:
         zoo.create_model(name)

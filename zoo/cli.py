@@ -39,6 +39,19 @@ seed_option = click.option(
     show_default=True,
     help="Seeds the samples drawn, so that a rerun gives the same numbers.",
 )
+data_dir_option = click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Data root holding MNIST/raw and FashionMNIST/raw (downloaded there when missing). "
+    "[default: $ZOO_DATA_DIR, else ~/.cache/zoo/data]",
+)
+device_option = click.option(
+    "--device",
+    type=click.Choice(DEVICE_NAMES),
+    default="auto",
+    show_default=True,
+    help="auto picks cuda, then mps, then cpu.",
+)
 MODEL_HELP = "MODEL is a registered name (see `zoo list`) or a folder written by save_pretrained."
 
 
@@ -66,13 +79,15 @@ def main() -> None:
 @main.command("list")
 @click.argument("pattern", default="*")
 def list_command(pattern: str) -> None:
-    """List the registered models whose names match PATTERN (wildcards: * ? [...])."""
-    from zoo.info import format_model_table, model_info
-    from zoo.registry import list_models
+    """List the pretrained models, and architectures without weights, that match PATTERN.
 
-    names = list_models(pattern)
+    PATTERN may use wildcards (* ? [...]) and matches a checkpoint's name or its architecture.
+    """
+    from zoo.info import format_model_table, matching_names, model_info
+
+    names = matching_names(pattern)
     if not names:
-        known = ", ".join(list_models())
+        known = ", ".join(matching_names("*"))
         raise click.ClickException(f"no model matches {pattern!r}; known models: {known}")
     click.echo(format_model_table([model_info(name) for name in names]))
 
@@ -89,12 +104,7 @@ def info_command(model: str) -> None:
 
 @main.command("eval", epilog=MODEL_HELP)
 @click.argument("model")
-@click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Data root holding MNIST/raw and FashionMNIST/raw (downloaded there when missing). "
-    "[default: $ZOO_DATA_DIR, else ~/.cache/zoo/data]",
-)
+@data_dir_option
 @samples_option
 @click.option(
     "--ood",
@@ -117,13 +127,7 @@ def info_command(model: str) -> None:
     show_default=True,
     help="Images per forward pass.",
 )
-@click.option(
-    "--device",
-    type=click.Choice(DEVICE_NAMES),
-    default="auto",
-    show_default=True,
-    help="auto picks cuda, then mps, then cpu.",
-)
+@device_option
 @seed_option
 @click.option(
     "--json",
@@ -215,6 +219,44 @@ def predict_command(
             click.echo(_describe(entry))
     if any("error" in entry for entry in entries):
         raise SystemExit(1)
+
+
+@main.command("train")
+@click.argument("recipe", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the trained model, its log, recipe and evaluation.  [default: runs/NAME, "
+    "NAME being the recipe's name]",
+)
+@device_option
+@click.option("--epochs", type=click.IntRange(min=1), help="Override the recipe's epochs.")
+@click.option("--seed", type=click.IntRange(*SEED_RANGE), help="Override the recipe's seed.")
+@click.option("--resume", is_flag=True, help="Go on with the killed run in --out.")
+@data_dir_option
+def train_command(
+    recipe: Path,
+    out: Path | None,
+    device: str,
+    epochs: int | None,
+    seed: int | None,
+    resume: bool,
+    data_dir: Path | None,
+) -> None:
+    """Train a model from a RECIPE file (TOML; see recipes/ for the official ones).
+
+    Writes a save_pretrained folder, with train_log.jsonl, recipe.toml (the recipe as run) and
+    eval.json (the final evaluation on the MNIST test set) beside it. A checkpoint is saved
+    after every epoch: after a crash or Ctrl-C, run the same command with --resume.
+    """
+    from zoo.training import read_recipe, train
+
+    with zoo_errors():
+        resolved = read_recipe(recipe).replace(epochs=epochs, seed=seed)
+        folder = out or Path("runs") / resolved.name
+        click.echo(f"training {resolved.name} into {folder}", err=True)
+        train(resolved, folder, device=device, resume=resume, data_dir=data_dir, progress=True)
+    click.echo(f"wrote {folder}")
 
 
 def _describe(result: dict) -> str:

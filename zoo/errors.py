@@ -87,3 +87,11 @@ class ImageFileError(ZooError, ValueError):
 
 class OutputFileError(ZooError, OSError):
     """A result file (a report, a plot, a model) that cannot be written."""
+
+
+class RecipeError(ZooError, ValueError):
+    """A training recipe with an unknown key, a wrong type or an invalid value."""
+
+
+class TrainingStateError(ZooError):
+    """A training run that cannot start or resume: its folder or checkpoint is not usable."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import inspect
 import os
 from pathlib import Path
@@ -12,14 +13,17 @@ from zoo.models.base import ZooModel
 from zoo.pretrained import CONFIG_NAME, WEIGHTS_NAME, read_config
 from zoo.registry import create_model, model_entrypoint
 from zoo.report import format_metric
+from zoo.weights import PretrainedWeights, find_weights, list_weights
 
 
 def model_info(name_or_path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Describe a registered model or a ``save_pretrained`` folder, without loading weights.
+    """Describe shipped weights, an architecture or a ``save_pretrained`` folder, without
+    loading weights.
 
     The keys are: name, summary, architecture, kwargs (the constructor's arguments), num_params,
     num_classes, class_labels, preprocessing, weights (file and sha256, or None), metrics,
-    recipe and license (None where unknown).
+    recipe, license, training and hub (None where unknown). A bare architecture name is
+    described with its default weights, which is what ``zoo.load`` gives for it.
 
     Raises:
         UnknownModelError: neither an existing folder nor a registered name.
@@ -28,10 +32,42 @@ def model_info(name_or_path: str | os.PathLike[str]) -> dict[str, Any]:
     source = resolve(name_or_path)
     if isinstance(source, Path):
         return _folder_info(source)
-    name = source
-    model = create_model(name)
-    summary = (inspect.getdoc(model_entrypoint(name)) or "").partition("\n")[0]
-    return _describe(name, summary, model, weights=None)
+    entry = find_weights(source)
+    if entry is not None:
+        return _weights_info(source, entry)
+    model = create_model(source)
+    summary = (inspect.getdoc(model_entrypoint(source)) or "").partition("\n")[0]
+    return _describe(source, summary, model, weights=None)
+
+
+def matching_names(pattern: str) -> list[str]:
+    """What ``zoo list PATTERN`` shows: each shipped checkpoint whose name or architecture
+    matches, then each matching architecture that has no weights."""
+    from zoo.registry import list_models
+
+    architectures = list_models(pattern)
+    weights = [
+        name
+        for name in list_weights()
+        if fnmatch.fnmatchcase(name, pattern) or name.partition(".")[0] in architectures
+    ]
+    with_weights = {name.partition(".")[0] for name in list_weights()}
+    return weights + [name for name in architectures if name not in with_weights]
+
+
+def _weights_info(name: str, entry: PretrainedWeights) -> dict[str, Any]:
+    config = read_config(entry.folder / CONFIG_NAME)
+    weights = {"file": str(entry.folder / WEIGHTS_NAME), "sha256": entry.sha256}
+    summary = entry.summary if name == entry.name else f"{entry.summary} ({entry.name})"
+    info = _describe(name, summary, config.build_model(), weights)
+    info |= {
+        "metrics": entry.metrics,
+        "recipe": entry.recipe,
+        "license": entry.license,
+        "training": entry.training,
+        "hub": entry.hub,
+    }
+    return info
 
 
 def _folder_info(folder: Path) -> dict[str, Any]:
@@ -59,6 +95,8 @@ def _describe(
         "metrics": None,
         "recipe": None,
         "license": None,
+        "training": None,
+        "hub": None,
     }
 
 
@@ -100,6 +138,8 @@ def format_model_info(info: dict[str, Any]) -> str:
         "weights": f"{weights['file']}\nsha256 {weights['sha256']}" if weights else "none",
         "metrics": ", ".join(f"{key} {value:.4g}" for key, value in metrics.items()) or "none",
         "recipe": info["recipe"] or "none",
+        "training": _format_training(info["training"]),
+        "hub": _format_hub(info["hub"]),
         "license": info["license"] or "none",
     }
     width = max(len(field) for field in lines)
@@ -107,6 +147,19 @@ def format_model_info(info: dict[str, Any]) -> str:
     return "\n".join(
         f"{field:<{width}}  {value.replace(chr(10), indent)}" for field, value in lines.items()
     )
+
+
+def _format_training(training: dict[str, Any] | None) -> str:
+    if not training:
+        return "unknown"
+    minutes = training["seconds"] / 60
+    return f"{training['epochs']} epochs in {minutes:.1f} min on {training['hardware']}"
+
+
+def _format_hub(hub: dict[str, str | None] | None) -> str:
+    if not hub or not hub.get("repo_id"):
+        return "not published"
+    return f"{hub['repo_id']} @ {hub['revision']}"
 
 
 def _flat_metrics(info: dict[str, Any]) -> dict[str, float]:

@@ -40,8 +40,16 @@ def register_model(entrypoint: Entrypoint) -> Entrypoint:
     return entrypoint
 
 
-def list_models(pattern: str = "*") -> list[str]:
-    """Return the sorted names that match an fnmatch ``pattern`` such as ``"*lenet"``."""
+def list_models(pattern: str = "*", *, pretrained: bool = False) -> list[str]:
+    """Return the sorted names that match an fnmatch ``pattern`` such as ``"*lenet"``.
+
+    By default these are architecture names; with ``pretrained=True`` they are the names of
+    the shipped weights instead, "architecture.tag" (see `zoo.weights`).
+    """
+    if pretrained:
+        from zoo.weights import list_weights
+
+        return list_weights(pattern)
     _import_builtin_models()
     return sorted(name for name in _entrypoints if fnmatch.fnmatchcase(name, pattern))
 
@@ -49,10 +57,17 @@ def list_models(pattern: str = "*") -> list[str]:
 def create_model(name: str, **kwargs: Any) -> ZooModel:
     """Build the model registered as ``name``, passing ``kwargs`` to its constructor.
 
+    ``name`` is an architecture, which gives an untrained model (pass ``weights="mnist"`` for
+    pretrained weights), or "architecture.tag", which gives those weights, like `zoo.load`.
+
     Raises:
         UnknownModelError: no model has that name; the message lists the known ones.
+        PretrainedWeightsError: the architecture has no weights with that tag.
         ModelConfigError: the arguments cannot build that model.
     """
+    architecture, dot, tag = name.partition(".")
+    if dot and architecture in list_models():
+        return model_entrypoint(architecture)(weights=tag, **kwargs)
     return model_entrypoint(name)(**kwargs)
 
 

@@ -245,3 +245,8 @@ def kl_divergence(model: nn.Module) -> Tensor:
         parameter = next(model.parameters(), None)
         return torch.zeros((), device=None if parameter is None else parameter.device)
     return torch.stack(terms).sum()
+
+
+def has_bayesian_layers(model: nn.Module) -> bool:
+    """Whether ``model`` has a weight posterior, and so a KL term in its training loss."""
+    return any(isinstance(layer, BayesianLayer) for layer in model.modules())

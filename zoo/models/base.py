@@ -18,6 +18,7 @@ from __future__ import annotations
 import inspect
 import math
 import numbers
+import typing
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -128,7 +129,15 @@ def _is_named(parameter: inspect.Parameter) -> bool:
 
 
 def build_model(model_class: type[Model], kwargs: dict[str, Any]) -> Model:
-    """Build ``model_class`` from ``kwargs``, naming any argument it does not take."""
+    """Build ``model_class`` from ``kwargs``, naming any argument it does not take.
+
+    ``weights="tag"`` among the ``kwargs`` loads the official weights of that tag instead
+    (see `zoo.weights`); ``weights=None`` builds an untrained model.
+    """
+    kwargs = dict(kwargs)
+    weights = kwargs.pop("weights", None)
+    if weights is not None:
+        return _pretrained(model_class, weights, kwargs)
     accepted = model_class.constructor_arguments()
     unknown = sorted(set(kwargs) - set(accepted))
     if unknown:
@@ -137,6 +146,19 @@ def build_model(model_class: type[Model], kwargs: dict[str, Any]) -> Model:
             f"it takes: {', '.join(accepted)}"
         )
     return model_class(**kwargs)
+
+
+def _pretrained(model_class: type[Model], tag: object, kwargs: dict[str, Any]) -> Model:
+    from zoo.weights import load_weights, weights_for_tag
+
+    if not isinstance(tag, str):
+        raise ModelConfigError(f"weights must be a tag such as 'mnist', or None; got {tag!r}")
+    if kwargs:
+        raise ModelConfigError(
+            f"pretrained weights fix {model_class.architecture}'s arguments; drop "
+            f"{', '.join(sorted(kwargs))}, or pass weights=None for an untrained model"
+        )
+    return typing.cast(Model, load_weights(weights_for_tag(model_class.architecture, tag)))
 
 
 def forward_in_chunks(

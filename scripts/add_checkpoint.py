@@ -1,0 +1,118 @@
+"""Ship a finished `zoo train` run as official weights: copy them into the package, measure
+them with `zoo.evaluate` on the CPU, and write their registry entry and model card.
+
+    python scripts/add_checkpoint.py runs/mc_dropout_lenet.mnist \
+        --recipe recipes/mc_dropout_lenet_mnist.toml --data-dir DATA
+
+The run must have been trained by exactly that recipe (its recipe.toml is compared), so the
+registry can point users at the file that reproduces the weights. The metrics recorded are
+those of `zoo eval NAME` (16 samples, seed 0) on the CPU, which the test suite re-measures.
+A new sha256 resets the Hub entry to "not published".
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import sys
+from pathlib import Path
+
+import zoo
+from zoo.atomic import atomic_write_bytes
+from zoo.cards import write_model_card
+from zoo.evaluation import evaluate
+from zoo.pretrained import CONFIG_NAME, WEIGHTS_NAME, from_pretrained, read_config
+from zoo.registry import model_entrypoint
+from zoo.training.recipe import read_recipe
+from zoo.training.trainer import LOG_NAME, RECIPE_NAME
+from zoo.weights import CHECKPOINTS_DIR, INDEX_NAME, NOT_PUBLISHED, PretrainedWeights
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+WEIGHTS_LICENSE = "cc-by-sa-3.0"  # that of the MNIST training data
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.partition("\n\n")[0])
+    parser.add_argument("run", type=Path, help="a folder written by zoo train")
+    parser.add_argument("--recipe", type=Path, required=True, help="the recipe, in recipes/")
+    parser.add_argument("--data-dir", type=Path, help="data root for the evaluation")
+    parser.add_argument(
+        "--not-default", action="store_true", help="the bare architecture name keeps its weights"
+    )
+    arguments = parser.parse_args()
+    try:
+        entry = add_checkpoint(
+            arguments.run, arguments.recipe, arguments.data_dir, not arguments.not_default
+        )
+    except (zoo.ZooError, ValueError) as error:
+        sys.exit(f"error: {error}")
+    card = write_model_card(entry, REPOSITORY)
+    print(f"added {entry.name} (sha256 {entry.sha256}); wrote {card.relative_to(REPOSITORY)}")
+
+
+def add_checkpoint(run: Path, recipe_path: Path, data_dir: Path | None, default: bool):
+    recipe = read_recipe(recipe_path)
+    differing = recipe.differences(read_recipe(run / RECIPE_NAME))
+    if differing:
+        raise ValueError(f"{run} was not trained by {recipe_path}: {', '.join(differing)} differ")
+    model = from_pretrained(run)
+    report = evaluate(model, samples=16, seed=0, device="cpu", data_dir=data_dir, progress=True)
+    log = [json.loads(line) for line in (run / LOG_NAME).read_text().splitlines()]
+    config = read_config(run / CONFIG_NAME)
+    entry = PretrainedWeights(
+        name=recipe.name,
+        architecture=model.architecture,
+        default=default,
+        summary=_summary(model.architecture),
+        sha256=config.weights_sha256,
+        num_params=sum(parameter.numel() for parameter in model.parameters()),
+        metrics=report.to_dict()["metrics"],
+        evaluation=report.provenance | {"model": recipe.name},
+        recipe=str(recipe_path.resolve().relative_to(REPOSITORY)),
+        training={
+            "epochs": len(log),
+            "seconds": round(log[-1]["elapsed_seconds"], 1),
+            "train_images": 60_000 - recipe.data.validation_size,
+            "device": log[-1]["device"],
+            "hardware": log[-1]["hardware"],
+            "torch": log[-1]["torch"],
+            "amp": log[-1]["amp"],
+            "compiled": log[-1]["compiled"],
+        },
+        license=WEIGHTS_LICENSE,
+        hub=_hub_entry(recipe.name, config.weights_sha256),
+    )
+    _install(entry, run)
+    return entry
+
+
+def _summary(architecture: str) -> str:
+    first_line = (inspect.getdoc(model_entrypoint(architecture)) or "").partition("\n")[0]
+    return f"{first_line.rstrip('.')}, trained on MNIST"
+
+
+def _hub_entry(name: str, sha256: str) -> dict:
+    current = zoo.weights.all_weights().get(name)
+    return current.hub if current is not None and current.sha256 == sha256 else NOT_PUBLISHED
+
+
+def _install(entry: PretrainedWeights, run: Path) -> None:
+    folder = CHECKPOINTS_DIR / entry.name
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in (WEIGHTS_NAME, CONFIG_NAME):
+        atomic_write_bytes(folder / name, (run / name).read_bytes())
+    index_path = CHECKPOINTS_DIR / INDEX_NAME
+    index = json.loads(index_path.read_text()) if index_path.exists() else {}
+    if entry.default:
+        for other in index.values():
+            if other["architecture"] == entry.architecture:
+                other["default"] = False
+    index[entry.name] = entry.to_json_dict()
+    text = json.dumps(dict(sorted(index.items())), indent=2, allow_nan=False) + "\n"
+    atomic_write_bytes(index_path, text.encode("utf-8"))
+    zoo.weights.all_weights.cache_clear()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,306 @@
+"""The trainer: what a run writes, reproducibility, resuming a killed run, and its parts."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+import zoo
+from zoo.cli import main
+from zoo.errors import RecipeError, TrainingStateError
+from zoo.training import parse_recipe, read_recipe, train
+from zoo.training import trainer as trainer_module
+from zoo.training.augment import random_shift
+from zoo.training.checkpoint import TrainingState, load_checkpoint, save_checkpoint
+from zoo.training.optim import build_optimizer, build_schedule
+from zoo.training.recipe import OptimizerSection, ScheduleSection
+
+from .conftest import write_idx_dataset
+
+
+def tiny_recipe(architecture: str = "mc_dropout_lenet", **training: object) -> str:
+    settings = {"epochs": 2, "batch_size": 8, "validation_samples": 2} | training
+    lines = "\n".join(f"{key} = {json.dumps(value)}" for key, value in settings.items())
+    return f"""
+name = "tiny"
+seed = 5
+[model]
+architecture = "{architecture}"
+[data]
+validation_size = 10
+[training]
+{lines}
+[evaluation]
+samples = 2
+"""
+
+
+def weights_sha256(folder: Path) -> str:
+    return json.loads((folder / "config.json").read_text())["weights_sha256"]
+
+
+def test_a_run_writes_the_model_its_log_recipe_and_evaluation(
+    tiny_data_root: Path, tmp_path: Path
+) -> None:
+    recipe = parse_recipe(tiny_recipe())
+    model = train(recipe, tmp_path / "run", data_dir=tiny_data_root)
+    folder = tmp_path / "run"
+    names = {"model.safetensors", "config.json", "train_log.jsonl", "recipe.toml", "eval.json"}
+    assert {path.name for path in folder.iterdir()} == names  # the checkpoint is gone
+    log = [json.loads(line) for line in (folder / "train_log.jsonl").read_text().splitlines()]
+    assert [record["epoch"] for record in log] == [1, 2]
+    for record in log:
+        assert {"loss", "accuracy", "lr", "seconds", "val_nll", "val_accuracy"} <= record.keys()
+        assert record["amp"] is None and record["compiled"] is False  # never on the CPU
+        assert record["device"].startswith("cpu") and record["hardware"]
+        assert "kl" not in record
+    assert log[1]["elapsed_seconds"] == pytest.approx(log[0]["seconds"] + log[1]["seconds"])
+    assert read_recipe(folder / "recipe.toml") == recipe
+    report = json.loads((folder / "eval.json").read_text())
+    assert report["provenance"]["weights_sha256"] == weights_sha256(folder)
+    assert report["provenance"]["samples"] == 2
+    loaded = zoo.from_pretrained(folder)
+    assert all(
+        torch.equal(value, loaded.state_dict()[name]) for name, value in model.state_dict().items()
+    )
+
+
+def test_the_seed_fixes_the_weights(tiny_data_root: Path, tmp_path: Path) -> None:
+    recipe = parse_recipe(tiny_recipe())
+    for run, seed in (("a", 5), ("b", 5), ("c", 6)):
+        train(recipe.replace(seed=seed), tmp_path / run, data_dir=tiny_data_root)
+    assert weights_sha256(tmp_path / "a") == weights_sha256(tmp_path / "b")
+    assert weights_sha256(tmp_path / "a") != weights_sha256(tmp_path / "c")
+
+
+def test_training_leaves_the_callers_random_state_alone(
+    tiny_data_root: Path, tmp_path: Path
+) -> None:
+    before = torch.get_rng_state()
+    train(parse_recipe(tiny_recipe("lenet")), tmp_path / "run", data_dir=tiny_data_root)
+    assert torch.equal(torch.get_rng_state(), before)
+
+
+def test_a_bayesian_run_logs_the_kl_and_defaults_its_weight_to_one_over_n(
+    tiny_data_root: Path, tmp_path: Path
+) -> None:
+    recipe = parse_recipe(tiny_recipe("bayesian_lenet", loss_samples=2, epochs=1))
+    train(recipe, tmp_path / "run", data_dir=tiny_data_root)
+    record = json.loads((tmp_path / "run" / "train_log.jsonl").read_text())
+    assert record["kl"] > 0
+    ran = read_recipe(tmp_path / "run" / "recipe.toml")
+    assert ran.training.kl_weight == 1 / 40  # 50 images, 10 held out
+    assert ran.differences(recipe) == []
+
+
+def test_an_existing_run_is_never_overwritten(tiny_data_root: Path, tmp_path: Path) -> None:
+    recipe = parse_recipe(tiny_recipe("lenet", epochs=1))
+    train(recipe, tmp_path / "run", data_dir=tiny_data_root)
+    before = (tmp_path / "run" / "model.safetensors").read_bytes()
+    with pytest.raises(TrainingStateError, match="already holds a training run.*--resume"):
+        train(recipe, tmp_path / "run", data_dir=tiny_data_root)
+    with pytest.raises(TrainingStateError, match="no run to resume"):
+        train(recipe, tmp_path / "run", data_dir=tiny_data_root, resume=True)
+    assert (tmp_path / "run" / "model.safetensors").read_bytes() == before
+
+
+def test_too_little_data_for_one_batch_is_a_recipe_error(
+    tiny_data_root: Path, tmp_path: Path
+) -> None:
+    recipe = parse_recipe(tiny_recipe("lenet", batch_size=41))
+    with pytest.raises(RecipeError, match="fewer than one batch"):
+        train(recipe, tmp_path / "run", data_dir=tiny_data_root)
+
+
+def interrupt_after_epochs(monkeypatch: pytest.MonkeyPatch, epochs: int) -> None:
+    """Make the next run stop with Ctrl-C once ``epochs`` epochs are checkpointed."""
+    original = trainer_module._Run._train_one_epoch
+
+    def train_one_epoch(run: trainer_module._Run) -> tuple[float, float, float]:
+        if run.epoch == epochs:
+            raise KeyboardInterrupt
+        return original(run)
+
+    monkeypatch.setattr(trainer_module._Run, "_train_one_epoch", train_one_epoch)
+
+
+@pytest.mark.parametrize("architecture", ["mc_dropout_lenet", "bayesian_lenet"])
+def test_resume_after_an_interruption_gives_the_same_weights(
+    architecture: str, tiny_data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recipe = parse_recipe(tiny_recipe(architecture, epochs=3, select="best_nll"))
+    train(recipe, tmp_path / "whole", data_dir=tiny_data_root)
+    with monkeypatch.context() as patch:
+        interrupt_after_epochs(patch, 1)
+        with pytest.raises(KeyboardInterrupt):
+            train(recipe, tmp_path / "resumed", data_dir=tiny_data_root)
+    assert load_checkpoint(tmp_path / "resumed" / "training_state.safetensors").epoch == 1
+    with pytest.raises(TrainingStateError, match="differs in training.epochs"):
+        train(recipe.replace(epochs=4), tmp_path / "resumed", data_dir=tiny_data_root, resume=True)
+    train(recipe, tmp_path / "resumed", data_dir=tiny_data_root, resume=True)
+    assert weights_sha256(tmp_path / "resumed") == weights_sha256(tmp_path / "whole")
+    logs = [(tmp_path / run / "train_log.jsonl").read_text() for run in ("whole", "resumed")]
+    assert [json.loads(line)["loss"] for line in logs[0].splitlines()] == [
+        json.loads(line)["loss"] for line in logs[1].splitlines()
+    ]
+
+
+@pytest.fixture(scope="module")
+def kill_test_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """4,000 random images: enough that an epoch takes a noticeable fraction of a second."""
+    root = tmp_path_factory.mktemp("kill-data")
+    generator = torch.Generator().manual_seed(3)
+    for folder, count in (("MNIST", 4000), ("FashionMNIST", 100)):
+        images = torch.randint(0, 256, (count, 28, 28), dtype=torch.uint8, generator=generator)
+        labels = torch.randint(0, 10, (count,), dtype=torch.uint8, generator=generator)
+        write_idx_dataset(root, folder, images, labels)
+    return root
+
+
+def test_a_killed_training_process_resumes_bit_identically(
+    kill_test_data: Path, tmp_path: Path
+) -> None:
+    recipe_text = tiny_recipe(epochs=4, batch_size=100).replace(
+        "validation_size = 10", "validation_size = 1000"
+    )
+    recipe_path = tmp_path / "recipe.toml"
+    recipe_path.write_text(recipe_text)
+    train(parse_recipe(recipe_text), tmp_path / "whole", data_dir=kill_test_data)
+
+    command = [sys.executable, "-m", "zoo.cli", "train", str(recipe_path)]
+    command += ["--out", str(tmp_path / "killed"), "--data-dir", str(kill_test_data)]
+    with subprocess.Popen(command, stderr=subprocess.PIPE, text=True) as process:
+        assert process.stderr is not None
+        for line in process.stderr:
+            if "epoch 2/4  loss" in line:  # printed once epoch 2 is checkpointed
+                process.send_signal(signal.SIGKILL)
+                break
+        process.wait(timeout=60)
+    assert process.returncode == -signal.SIGKILL
+    checkpoint = load_checkpoint(tmp_path / "killed" / "training_state.safetensors")
+    assert 2 <= checkpoint.epoch < 4
+    assert not (tmp_path / "killed" / "model.safetensors").exists()
+
+    resumed = subprocess.run([*command, "--resume"], capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    assert weights_sha256(tmp_path / "killed") == weights_sha256(tmp_path / "whole")
+
+
+def test_zoo_train_writes_to_runs_name_by_default(
+    tiny_data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(tiny_recipe("lenet", epochs=1))
+    monkeypatch.chdir(tmp_path)
+    arguments = ["train", str(recipe), "--data-dir", str(tiny_data_root), "--epochs", "2"]
+    result = CliRunner().invoke(main, arguments)
+    assert result.exit_code == 0, result.output
+    assert "wrote runs/tiny" in result.stdout
+    assert read_recipe(tmp_path / "runs" / "tiny" / "recipe.toml").training.epochs == 2
+    again = CliRunner().invoke(main, arguments)
+    assert again.exit_code == 2 and "--resume" in again.stderr
+
+
+def test_random_shift_moves_each_image_by_at_most_max_shift() -> None:
+    images = torch.zeros(2000, 28, 28, dtype=torch.uint8)
+    images[:, 14, 14] = 255
+    shifted = random_shift(images, 2)
+    assert shifted.shape == images.shape and shifted.dtype == torch.uint8
+    assert torch.equal(shifted.flatten(1).sum(1), images.flatten(1).sum(1))  # nothing lost
+    rows, columns = (shifted == 255).nonzero()[:, 1:].T
+    offsets = set(zip((rows - 14).tolist(), (columns - 14).tolist(), strict=True))
+    assert offsets == {(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)}
+    assert random_shift(images, 0) is images
+
+
+def test_random_shift_fills_with_black() -> None:
+    images = torch.full((500, 28, 28), 200, dtype=torch.uint8)
+    shifted = random_shift(images, 3)
+    assert set(shifted.unique().tolist()) == {0, 200}
+    assert (shifted == 0).flatten(1).sum(1).max() <= 2 * 3 * 28 + 2 * 3 * 28
+
+
+@pytest.mark.parametrize(
+    ("name", "expected_peak", "expected_last"),
+    [("onecycle", 0.1, 0.1 * 1e-3), ("cosine", 0.1, 0.1 * 1e-3), ("constant", 0.1, 0.1)],
+)
+def test_schedules_reach_their_peak_and_final_rates(
+    name: str, expected_peak: float, expected_last: float
+) -> None:
+    rates = _rates(ScheduleSection(name=name, warmup_fraction=0.3, final_lr_fraction=1e-3))
+    assert max(rates) == pytest.approx(expected_peak)
+    assert rates[-1] == pytest.approx(expected_last, rel=1e-3)
+    if name == "onecycle":
+        assert rates[0] == pytest.approx(0.1 / 25) and rates.index(max(rates)) == 29
+
+
+def test_the_step_schedule_steps_every_step_epochs() -> None:
+    rates = _rates(ScheduleSection(name="step", step_epochs=2, gamma=0.5), steps_per_epoch=10)
+    assert rates[19] == pytest.approx(0.1) and rates[20] == pytest.approx(0.05)
+    assert rates[99] == pytest.approx(0.1 * 0.5**4)
+
+
+def _rates(section: ScheduleSection, steps_per_epoch: int = 10) -> list[float]:
+    model = torch.nn.Linear(2, 2)
+    optimizer = build_optimizer(model, OptimizerSection(name="sgd", lr=0.1))
+    schedule = build_schedule(optimizer, section, 100, steps_per_epoch)
+    rates = []
+    for _ in range(100):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    return rates
+
+
+def test_a_checkpoint_holds_everything_and_reads_back(tmp_path: Path) -> None:
+    model = zoo.create_model("lenet")
+    optimizer = build_optimizer(model, OptimizerSection(name="adamw", lr=0.01))
+    model(torch.zeros(2, 28, 28, dtype=torch.uint8)).sum().backward()
+    optimizer.step()
+    state = TrainingState(
+        epoch=3,
+        recipe_toml=tiny_recipe(),
+        weights=model.state_dict(),
+        optimizer=optimizer.state_dict(),
+        scheduler={"last_epoch": 7, "base_lrs": [0.01]},
+        rng={"cpu": torch.get_rng_state()},
+        log=[{"epoch": 1, "loss": 0.5}],
+        best_weights=model.state_dict(),
+        best_nll=0.25,
+        epochs_since_best=1,
+    )
+    loaded = load_checkpoint(save_checkpoint(state, tmp_path))
+    assert (loaded.epoch, loaded.recipe_toml, loaded.log) == (3, state.recipe_toml, state.log)
+    assert (loaded.best_nll, loaded.epochs_since_best, loaded.scheduler) == (
+        0.25,
+        1,
+        state.scheduler,
+    )
+    assert loaded.best_weights is not None and loaded.best_weights.keys() == state.weights.keys()
+    assert torch.equal(loaded.rng["cpu"], state.rng["cpu"])
+    restored = build_optimizer(model, OptimizerSection(name="adamw", lr=0.01))
+    restored.load_state_dict(loaded.optimizer)
+    assert str(restored.state_dict()) == str(optimizer.state_dict())
+
+
+def test_a_damaged_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "training_state.safetensors"
+    path.write_bytes(b"\x80\x04 not a checkpoint")
+    with pytest.raises(TrainingStateError, match="not a readable training checkpoint"):
+        load_checkpoint(path)
+
+
+def test_lenet_learns_mnist_in_one_epoch(data_root: Path, tmp_path: Path) -> None:
+    recipe = read_recipe(Path(__file__).parent.parent / "recipes" / "lenet_mnist.toml")
+    train(recipe.replace(epochs=1), tmp_path / "run", data_dir=data_root)
+    record = json.loads((tmp_path / "run" / "train_log.jsonl").read_text())
+    assert record["val_accuracy"] > 0.97
+    report = json.loads((tmp_path / "run" / "eval.json").read_text())
+    assert report["metrics"]["classification"]["acc"] > 0.97

@@ -1,0 +1,218 @@
+"""The official checkpoints shipped in the package: pinned, complete, loadable in one call, and
+as good as their registry entries say."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+import zoo
+from zoo import weights
+from zoo.cards import model_card
+from zoo.errors import ChecksumMismatchError, ModelConfigError, PretrainedWeightsError
+from zoo.pretrained import CONFIG_NAME, WEIGHTS_NAME
+from zoo.training import read_recipe
+from zoo.weights import PretrainedWeights
+
+from .conftest import ARCHITECTURES
+
+REPOSITORY = Path(__file__).parent.parent
+OFFICIAL = ["bayesian_lenet.mnist", "lenet.mnist", "mc_dropout_lenet.mnist"]
+QUALITY_BARS = {
+    "lenet.mnist": {"acc": (">=", 0.992)},
+    "mc_dropout_lenet.mnist": {
+        "acc": (">=", 0.994),
+        "nll": ("<=", 0.020),
+        "ece": ("<=", 0.005),
+        "auroc": (">=", 0.98),
+    },
+    "bayesian_lenet.mnist": {
+        "acc": (">=", 0.992),
+        "nll": ("<=", 0.028),
+        "ece": ("<=", 0.006),
+        "auroc": (">=", 0.98),
+    },
+}
+
+
+def entry(name: str) -> PretrainedWeights:
+    return weights.all_weights()[name]
+
+
+def flat(metrics: dict[str, dict[str, float]]) -> dict[str, float]:
+    return {key: value for group in metrics.values() for key, value in group.items()}
+
+
+def test_each_architecture_ships_default_mnist_weights() -> None:
+    assert zoo.list_models(pretrained=True) == OFFICIAL
+    assert zoo.list_models("mc*", pretrained=True) == ["mc_dropout_lenet.mnist"]
+    for architecture in ARCHITECTURES:
+        assert weights.find_weights(architecture) == entry(f"{architecture}.mnist")
+
+
+@pytest.mark.parametrize("name", OFFICIAL)
+def test_the_shipped_file_hashes_to_the_registry_sha256(name: str) -> None:
+    import hashlib
+
+    data = (entry(name).folder / WEIGHTS_NAME).read_bytes()
+    assert hashlib.sha256(data).hexdigest() == entry(name).sha256
+    assert len(data) < 1_000_000
+    config = json.loads((entry(name).folder / CONFIG_NAME).read_text())
+    assert config["weights_sha256"] == entry(name).sha256
+
+
+@pytest.mark.parametrize("name", OFFICIAL)
+def test_the_registry_entry_is_complete(name: str) -> None:
+    record = entry(name)
+    model = zoo.load(name)
+    assert record.architecture == model.architecture == name.partition(".")[0]
+    assert record.num_params == sum(parameter.numel() for parameter in model.parameters())
+    assert set(record.metrics) == {"classification", "calibration", "selective", "ood"}
+    assert all(value is not None for value in flat(record.metrics).values())
+    evaluation = record.evaluation
+    assert (evaluation["samples"], evaluation["seed"], evaluation["ood_score"]) == (
+        16,
+        0,
+        "entropy",
+    )
+    assert evaluation["dataset"]["size"] == 10_000 and evaluation["ood_dataset"]["size"] == 10_000
+    assert evaluation["weights_sha256"] == record.sha256
+    assert (REPOSITORY / record.recipe).is_file()
+    assert read_recipe(REPOSITORY / record.recipe).name == name
+    training = record.training
+    assert training["epochs"] >= 1 and 0 < training["seconds"] <= 15 * 60
+    assert training["hardware"] and training["device"] and training["torch"]
+    assert record.license and record.summary and record.default
+    assert record.hub == {"repo_id": None, "revision": None}  # not published yet
+
+
+@pytest.mark.parametrize("name", OFFICIAL)
+def test_each_checkpoint_meets_its_quality_bar(name: str) -> None:
+    metrics = flat(entry(name).metrics)
+    for key, (relation, bar) in QUALITY_BARS[name].items():
+        assert metrics[key] >= bar if relation == ">=" else metrics[key] <= bar, (key, bar)
+
+
+@pytest.mark.parametrize("name", OFFICIAL)
+def test_zoo_eval_reproduces_the_recorded_metrics(name: str, data_root: Path) -> None:
+    report = zoo.evaluate(name, samples=16, seed=0, device="cpu", data_dir=data_root)
+    measured, recorded = flat(report.to_dict()["metrics"]), flat(entry(name).metrics)
+    assert measured.keys() == recorded.keys()
+    assert measured["acc"] == recorded["acc"]
+    for key, value in recorded.items():
+        assert measured[key] == pytest.approx(value, abs=1e-4), key
+    assert report.provenance["weights_sha256"] == entry(name).sha256
+
+
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_every_way_of_asking_gives_the_same_weights(architecture: str) -> None:
+    reference = zoo.load(f"{architecture}.mnist").state_dict()
+    models = [
+        zoo.load(architecture),
+        getattr(zoo.models, architecture)(weights="mnist"),
+        zoo.create_model(f"{architecture}.mnist"),
+        zoo.create_model(architecture, weights="mnist"),
+    ]
+    for model in models:
+        assert not model.training or model.stochastic
+        assert all(torch.equal(value, reference[key]) for key, value in model.state_dict().items())
+    first = next(iter(reference))
+    assert not torch.equal(zoo.create_model(architecture).state_dict()[first], reference[first])
+
+
+def test_the_mc_dropout_checkpoint_samples_in_eval_mode() -> None:
+    model = zoo.load("mc_dropout_lenet.mnist")
+    images = torch.randint(0, 256, (4, 28, 28), dtype=torch.uint8)
+    samples = model(images, samples=8)
+    assert samples.shape == (4, 8, 10)
+    assert not torch.allclose(samples[:, 0], samples[:, 1])
+
+
+def test_an_unknown_tag_lists_the_available_ones() -> None:
+    with pytest.raises(PretrainedWeightsError, match="no weights 'cifar10'; available: 'mnist'"):
+        zoo.models.lenet(weights="cifar10")
+    with pytest.raises(PretrainedWeightsError):
+        zoo.load("lenet.cifar10")
+    with pytest.raises(ModelConfigError, match="drop fc_dropout"):
+        zoo.models.lenet(weights="mnist", fc_dropout=0.1)
+
+
+@pytest.fixture
+def installed_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the package's checkpoints that a test may damage."""
+    copy = tmp_path / "checkpoints"
+    shutil.copytree(weights.CHECKPOINTS_DIR, copy)
+    monkeypatch.setattr(weights, "CHECKPOINTS_DIR", copy)
+    weights.all_weights.cache_clear()
+    yield copy
+    weights.all_weights.cache_clear()
+
+
+def test_a_tampered_weights_file_is_refused(installed_copy: Path) -> None:
+    path = installed_copy / "lenet.mnist" / WEIGHTS_NAME
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 1
+    path.write_bytes(bytes(data))
+    with pytest.raises(ChecksumMismatchError, match="sha256"):
+        zoo.load("lenet.mnist")
+
+
+def test_a_config_pinning_other_weights_is_refused(installed_copy: Path) -> None:
+    index_path = installed_copy / weights.INDEX_NAME
+    index = json.loads(index_path.read_text())
+    index["lenet.mnist"]["sha256"] = "0" * 64
+    index_path.write_text(json.dumps(index))
+    with pytest.raises(ChecksumMismatchError, match="registry pins 0000"):
+        zoo.load("lenet")
+
+
+@pytest.mark.parametrize("name", OFFICIAL)
+def test_the_committed_model_card_is_the_generated_one(name: str) -> None:
+    record = entry(name)
+    card = model_card(record, read_recipe(REPOSITORY / record.recipe))
+    committed = (REPOSITORY / "model_cards" / f"{name}.md").read_text()
+    assert committed == str(card), "regenerate with: python scripts/make_model_cards.py"
+    assert card.data.eval_results and card.data.model_name == name
+    text = str(card)
+    for heading in (
+        "Intended use",
+        "Training",
+        "Evaluation",
+        "Reading the uncertainty",
+        "Limitations",
+        "Citations",
+    ):
+        assert f"## {heading}" in text
+    assert f"zoo train {record.recipe}" in text
+    assert "FashionMNIST" in text and "mutual information" in text
+
+
+def test_an_unpublished_card_claims_no_hub_repository() -> None:
+    record = entry("lenet.mnist")
+    assert "from_pretrained(" not in str(
+        model_card(record, read_recipe(REPOSITORY / record.recipe))
+    )
+    published = dataclasses.replace(record, hub={"repo_id": "org/lenet", "revision": "abc"})
+    card = str(model_card(published, read_recipe(REPOSITORY / record.recipe)))
+    assert 'zoo.from_pretrained("org/lenet", revision="abc")' in card
+
+
+def test_zoo_info_shows_what_the_registry_knows() -> None:
+    from click.testing import CliRunner
+
+    from zoo.cli import main
+
+    result = CliRunner().invoke(main, ["info", "mc_dropout_lenet.mnist"])
+    assert result.exit_code == 0, result.output
+    record = entry("mc_dropout_lenet.mnist")
+    for text in (record.sha256, record.recipe, record.license, "not published", "epochs in"):
+        assert text in result.stdout
+    assert f"acc {flat(record.metrics)['acc']:.4g}" in result.stdout
+    bare = CliRunner().invoke(main, ["info", "mc_dropout_lenet"])
+    assert bare.exit_code == 0 and "(mc_dropout_lenet.mnist)" in bare.stdout
+    assert record.sha256 in bare.stdout

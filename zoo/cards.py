@@ -1,0 +1,332 @@
+"""Model cards for the shipped checkpoints, generated from their registry entry and recipe.
+
+A card is a huggingface_hub `ModelCard`: YAML metadata with a model-index of `EvalResult`s, so
+that the Hub renders the evaluation, then Markdown for people. Everything in it comes from the
+index entry that ``scripts/add_checkpoint.py`` wrote from a real training run and a real
+``zoo eval``; nothing is typed by hand.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from zoo.atomic import atomic_write_bytes
+from zoo.metrics.suite import GROUP_TITLES, SPECS
+from zoo.report import format_metric
+from zoo.training.recipe import Recipe, read_recipe
+from zoo.weights import PretrainedWeights
+
+HUB_DATASETS = {"mnist": "ylecun/mnist", "fashion_mnist": "zalando-datasets/fashion_mnist"}
+DATASET_TITLES = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
+
+_HUB_METRIC_TYPES = {"acc": "accuracy"}
+
+_ABOUT = {
+    "lenet": (
+        "a deterministic LeNet-5, the baseline: its uncertainty is the entropy of one softmax, "
+        "and it has no model (epistemic) uncertainty",
+        ["lecun1998"],
+    ),
+    "mc_dropout_lenet": (
+        "a LeNet-5 with Monte-Carlo dropout: dropout stays on at inference, and the spread of "
+        "16 dropout samples approximates the posterior predictive",
+        ["lecun1998", "gal2016"],
+    ),
+    "bayesian_lenet": (
+        "a LeNet-5 trained by Bayes by Backprop: every weight has a Gaussian posterior, and "
+        "each of 16 samples draws its own weights",
+        ["lecun1998", "blundell2015"],
+    ),
+}
+
+_CITATIONS = {
+    "lecun1998": """@article{lecun1998,
+  title   = {Gradient-based learning applied to document recognition},
+  author  = {LeCun, Yann and Bottou, L{\\'e}on and Bengio, Yoshua and Haffner, Patrick},
+  journal = {Proceedings of the IEEE},
+  volume  = {86}, number = {11}, pages = {2278--2324}, year = {1998}
+}""",
+    "gal2016": """@inproceedings{gal2016,
+  title     = {Dropout as a {B}ayesian Approximation:
+               Representing Model Uncertainty in Deep Learning},
+  author    = {Gal, Yarin and Ghahramani, Zoubin},
+  booktitle = {International Conference on Machine Learning (ICML)}, year = {2016}
+}""",
+    "blundell2015": """@inproceedings{blundell2015,
+  title     = {Weight Uncertainty in Neural Networks},
+  author    = {Blundell, Charles and Cornebise, Julien and Kavukcuoglu, Koray and Wierstra, Daan},
+  booktitle = {International Conference on Machine Learning (ICML)}, year = {2015}
+}""",
+    "xiao2017": """@article{xiao2017,
+  title   = {Fashion-{MNIST}: a Novel Image Dataset for Benchmarking Machine Learning Algorithms},
+  author  = {Xiao, Han and Rasul, Kashif and Vollgraf, Roland},
+  journal = {arXiv:1708.07747}, year = {2017}
+}""",
+}
+
+
+def model_card(entry: PretrainedWeights, recipe: Recipe) -> ModelCard:
+    """The card of ``entry``, trained by ``recipe``."""
+    data = ModelCardData(
+        model_name=entry.name,
+        license=entry.license,
+        library_name="uncertainty-zoo",
+        pipeline_tag="image-classification",
+        tags=["uncertainty", "pytorch", "safetensors", "mnist", entry.architecture],
+        datasets=[HUB_DATASETS[entry.evaluation["dataset"]["name"]]],
+        metrics=["accuracy", "nll", "ece", "auroc"],
+        eval_results=_eval_results(entry),
+    )
+    body = "\n\n".join(
+        [
+            f"# {entry.name}",
+            _introduction(entry),
+            _loading(entry),
+            _intended_use(entry),
+            _training(entry, recipe),
+            _evaluation(entry),
+            _reading_uncertainty(entry),
+            _limitations(entry),
+            _citations(entry),
+        ]
+    )
+    return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body}\n")
+
+
+def _eval_results(entry: PretrainedWeights) -> list[EvalResult]:
+    evaluation = entry.evaluation
+    results = []
+    for group, values in entry.metrics.items():
+        dataset = evaluation["ood_dataset"] if group == "ood" else evaluation["dataset"]
+        for key, value in values.items():
+            if value is None:
+                continue
+            results.append(
+                EvalResult(
+                    task_type="image-classification",
+                    dataset_type=HUB_DATASETS[dataset["name"]],
+                    dataset_name=DATASET_TITLES[dataset["name"]],
+                    dataset_split="test",
+                    metric_type=_HUB_METRIC_TYPES.get(key, key),
+                    metric_name=_metric_title(group, key, evaluation),
+                    metric_value=round(value, 6),
+                )
+            )
+    return results
+
+
+def _metric_title(group: str, key: str, evaluation: dict) -> str:
+    label = SPECS[key].label
+    if group == "ood":
+        return f"OOD {label} ({evaluation['ood_score']} score)"
+    return label
+
+
+def _introduction(entry: PretrainedWeights) -> str:
+    about, _ = _ABOUT[entry.architecture]
+    samples = entry.evaluation["samples"]
+    metrics = {key: value for group in entry.metrics.values() for key, value in group.items()}
+    return _paragraph(
+        f"An uncertainty-aware MNIST digit classifier from uncertainty-zoo: {about}. "
+        f"It has {entry.num_params:,} parameters. On the MNIST test set, with {samples} samples, "
+        f"it reaches {format_metric('acc', metrics['acc'])} accuracy, NLL "
+        f"{format_metric('nll', metrics['nll'])} and ECE {format_metric('ece', metrics['ece'])}, "
+        f"and tells FashionMNIST apart from MNIST with AUROC "
+        f"{format_metric('auroc', metrics['auroc'])}."
+    )
+
+
+def _loading(entry: PretrainedWeights) -> str:
+    lines = [
+        "## How to use",
+        "The weights ship inside the `uncertainty-zoo` package and load offline, sha256-checked:",
+        "```python",
+        "import zoo",
+        "",
+        f'model = zoo.load("{entry.name}")  # or zoo.models.{entry.architecture}'
+        f'(weights="{entry.tag}")',
+        "prediction = model.predict(images, samples=16)  # uint8 images (B, 28, 28)",
+        "prediction.probs, prediction.entropy, prediction.mutual_information",
+        "```",
+        "From the command line: "
+        f"`zoo eval {entry.name}` measures it, `zoo predict {entry.name} digit.png` classifies "
+        "your own images.",
+    ]
+    if entry.hub.get("repo_id"):
+        lines += [
+            "From the Hugging Face Hub:",
+            f'`zoo.from_pretrained("{entry.hub["repo_id"]}", revision="{entry.hub["revision"]}")`.',
+        ]
+    return "\n".join(lines)
+
+
+def _intended_use(entry: PretrainedWeights) -> str:
+    return "## Intended use\n\n" + _paragraph(
+        "Classifying 28x28 grayscale handwritten digits (light on dark, like MNIST), with an "
+        "uncertainty estimate for each prediction: to reject the predictions it is unsure of, "
+        "to flag inputs unlike its training data, and as a reference point for research on "
+        "uncertainty estimation. It is a small research model, not a component of any system "
+        "where a wrong digit has consequences."
+    )
+
+
+def _training(entry: PretrainedWeights, recipe: Recipe) -> str:
+    training = entry.training
+    data = recipe.data
+    optimizer, schedule = recipe.optimizer, recipe.schedule
+    settings = [
+        f"- model arguments: {_kwargs(recipe)}",
+        f"- optimiser: {optimizer.name}, lr {optimizer.lr:g}, weight decay "
+        f"{optimizer.weight_decay:g}; schedule: {schedule.name}",
+        f"- {recipe.training.epochs} epochs of batches of {recipe.training.batch_size}, "
+        f"{recipe.training.loss_samples} sample(s) per image in the loss, label smoothing "
+        f"{recipe.training.label_smoothing:g}",
+        f"- augmentation: {_augmentation(recipe)}",
+        f"- weights kept: {_selection(recipe)}",
+        f"- seed {recipe.seed}",
+    ]
+    if recipe.training.kl_weight is not None:
+        settings.insert(3, f"- ELBO with KL weight {recipe.training.kl_weight:.6g}")
+    minutes = training["seconds"] / 60
+    return "\n".join(
+        [
+            "## Training",
+            "",
+            _paragraph(
+                f"Trained on the first {training['train_images']:,} images of the MNIST training "
+                f"set (CC BY-SA 3.0, Y. LeCun and C. Cortes); the last "
+                f"{data.validation_size:,} were held out for validation, which alone chose the "
+                f"recipe's settings. The test set was used for the final evaluation only."
+            ),
+            "",
+            f"Recipe [`{entry.recipe}`]({entry.recipe}), run with:",
+            "",
+            "```bash",
+            f"zoo train {entry.recipe}",
+            "```",
+            "",
+            *settings,
+            "",
+            _paragraph(
+                f"Training took {minutes:.1f} minutes ({training['epochs']} epochs) on "
+                f"{training['hardware']}, with torch {training['torch']}."
+            ),
+        ]
+    )
+
+
+def _augmentation(recipe: Recipe) -> str:
+    data = recipe.data
+    if data.max_rotation == 0 and data.max_scale == 0:
+        return f"random shifts of up to {data.max_shift} px" if data.max_shift else "none"
+    return (
+        f"random affine maps: shifts of up to {data.max_shift} px, rotations of up to "
+        f"{data.max_rotation:g} degrees, scaling by up to {100 * data.max_scale:g}%"
+    )
+
+
+def _kwargs(recipe: Recipe) -> str:
+    if not recipe.model.kwargs:
+        return "the defaults"
+    return ", ".join(f"{key}={value!r}" for key, value in recipe.model.kwargs.items())
+
+
+def _selection(recipe: Recipe) -> str:
+    if recipe.training.select == "best_nll":
+        return "those of the epoch with the lowest validation NLL"
+    return "those of the last epoch"
+
+
+def _evaluation(entry: PretrainedWeights) -> str:
+    evaluation = entry.evaluation
+    ood_name = DATASET_TITLES[evaluation["ood_dataset"]["name"]]
+    lines = [
+        "## Evaluation",
+        "",
+        _paragraph(
+            f"Measured by `zoo eval {entry.name}` (uncertainty-zoo "
+            f"{evaluation['versions']['zoo']}, torch {evaluation['versions']['torch']}): "
+            f"{evaluation['samples']} samples per image, seed {evaluation['seed']}, on the "
+            f"{evaluation['dataset']['size']:,} images of the MNIST test set; OOD detection "
+            f"scores the {evaluation['ood_dataset']['size']:,} {ood_name} test images against "
+            f"them by {_score_name(evaluation['ood_score'])}."
+        ),
+        "",
+        "| group | metric | value |",
+        "|---|---|---|",
+    ]
+    for group, values in entry.metrics.items():
+        for key, value in values.items():
+            value_text = _card_value(key, value)
+            lines.append(f"| {GROUP_TITLES[group]} | {SPECS[key].label} | {value_text} |")
+    lines += [
+        "",
+        "Lower is better for NLL, Brier, the calibration errors, AURC, AUGRC, Risk@80Cov and "
+        "FPR95; higher for the rest. Every metric is defined in the docstrings of `zoo.metrics`.",
+    ]
+    return "\n".join(lines)
+
+
+def _card_value(key: str, value: float) -> str:
+    """As `zoo eval` prints it, with more digits for small percentages such as AURC."""
+    if SPECS[key].percent and 0 < value < 0.01:
+        return f"{100 * value:.4f}%"
+    return format_metric(key, value)
+
+
+def _score_name(score: str) -> str:
+    return {
+        "entropy": "predictive entropy",
+        "msp": "one minus the maximum probability",
+        "mi": "mutual information",
+    }[score]
+
+
+def _reading_uncertainty(entry: PretrainedWeights) -> str:
+    text = (
+        "`prediction.entropy` is the total uncertainty: the entropy of the averaged "
+        "probabilities. It splits into `prediction.aleatoric`, the mean entropy of the "
+        "individual samples (the input itself is ambiguous, e.g. a digit that could be a 4 or "
+        "a 9), and `prediction.mutual_information`, how much the samples disagree (the model "
+        "has not seen inputs like this one). Reject inputs with high entropy to trade coverage "
+        "for accuracy; look at mutual information to tell unfamiliar inputs from ambiguous ones."
+    )
+    if entry.architecture == "lenet":
+        text += (
+            " This deterministic baseline has one sample, so its mutual information is always "
+            "0 and all its uncertainty shows as entropy."
+        )
+    return "## Reading the uncertainty\n\n" + _paragraph(text)
+
+
+def _limitations(entry: PretrainedWeights) -> str:
+    return "## Limitations\n\n" + _paragraph(
+        "It knows only centred 28x28 digits, light on a dark background: photos of digits need "
+        "the same preprocessing as MNIST (`zoo predict` pads, resizes and can invert them). "
+        "OOD detection was measured against FashionMNIST only; other kinds of unfamiliar input "
+        "may get confident predictions. The uncertainty estimates are approximate, and they "
+        "are calibrated on MNIST's test distribution, not under distribution shift. "
+        "Predictions are stochastic: fix a seed (`torch.manual_seed`) to repeat them."
+    )
+
+
+def _citations(entry: PretrainedWeights) -> str:
+    _, keys = _ABOUT[entry.architecture]
+    entries = [_CITATIONS[key] for key in [*keys, "xiao2017"]]
+    return "## Citations\n\n```bibtex\n" + "\n\n".join(entries) + "\n```"
+
+
+def write_model_card(entry: PretrainedWeights, repository: Path) -> Path:
+    """Write ``model_cards/<name>.md`` under ``repository`` from ``entry`` and its recipe."""
+    recipe = read_recipe(repository / entry.recipe)
+    path = repository / "model_cards" / f"{entry.name}.md"
+    path.parent.mkdir(exist_ok=True)
+    atomic_write_bytes(path, str(model_card(entry, recipe)).encode("utf-8"))
+    return path
+
+
+def _paragraph(text: str) -> str:
+    return textwrap.fill(text, width=100, break_long_words=False, break_on_hyphens=False)

@@ -1,0 +1,152 @@
+"""The training checkpoint: everything a killed run needs to go on as if it never stopped.
+
+It holds the model's weights, the optimiser's and the scheduler's state, every random
+generator's state, the epoch and the log so far, in ONE safetensors file written atomically
+after each epoch: tensors as tensors, everything else as JSON in the file's metadata. Nothing
+is pickled, so a checkpoint from anywhere is safe to open.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import safetensors.torch
+import torch
+from torch import Tensor
+
+from zoo.atomic import atomic_write_bytes
+from zoo.errors import TrainingStateError
+
+CHECKPOINT_NAME = "training_state.safetensors"
+_METADATA_KEY = "zoo_training_state"
+
+
+@dataclass
+class TrainingState:
+    """Where a run stands after ``epoch`` finished epochs.
+
+    ``best_weights`` are the weights of the epoch with the lowest validation NLL so far (when
+    the recipe selects by it), and ``log`` holds one record per finished epoch.
+    """
+
+    epoch: int
+    recipe_toml: str
+    weights: dict[str, Tensor]
+    optimizer: dict[str, Any]
+    scheduler: dict[str, Any]
+    rng: dict[str, Tensor]
+    log: list[dict[str, Any]] = field(default_factory=list)
+    best_weights: dict[str, Tensor] | None = None
+    best_nll: float | None = None
+    epochs_since_best: int = 0
+
+
+def save_checkpoint(state: TrainingState, folder: Path) -> Path:
+    """Write ``state`` to ``folder / CHECKPOINT_NAME`` atomically; return the path."""
+    tensors = {f"weights/{name}": value for name, value in state.weights.items()}
+    tensors |= {f"rng/{name}": value for name, value in state.rng.items()}
+    if state.best_weights is not None:
+        tensors |= {f"best/{name}": value for name, value in state.best_weights.items()}
+    optimizer_tensors, optimizer_json = _split_optimizer_state(state.optimizer)
+    tensors |= optimizer_tensors
+    metadata = {
+        "epoch": state.epoch,
+        "recipe_toml": state.recipe_toml,
+        "optimizer": optimizer_json,
+        "scheduler": state.scheduler,
+        "log": state.log,
+        "best_nll": state.best_nll,
+        "epochs_since_best": state.epochs_since_best,
+    }
+    cpu_tensors = {name: value.detach().cpu().contiguous() for name, value in tensors.items()}
+    data = safetensors.torch.save(
+        cpu_tensors, metadata={"format": "pt", _METADATA_KEY: json.dumps(metadata)}
+    )
+    path = folder / CHECKPOINT_NAME
+    atomic_write_bytes(path, data)
+    return path
+
+
+def load_checkpoint(path: Path) -> TrainingState:
+    """Read a checkpoint written by `save_checkpoint`, or raise `TrainingStateError`."""
+    try:
+        data = path.read_bytes()
+        tensors = safetensors.torch.load(data)
+        header = json.loads(_safetensors_metadata(data)[_METADATA_KEY])
+    except FileNotFoundError:
+        raise TrainingStateError(f"{path} is missing: there is no run to resume here") from None
+    except Exception as error:  # OSError, safetensors' own errors, bad JSON, missing key
+        message = f"{path} is not a readable training checkpoint ({error})"
+        raise TrainingStateError(message) from None
+    return TrainingState(
+        epoch=header["epoch"],
+        recipe_toml=header["recipe_toml"],
+        weights=_with_prefix(tensors, "weights/"),
+        optimizer=_join_optimizer_state(_with_prefix(tensors, "optimizer/"), header["optimizer"]),
+        scheduler=header["scheduler"],
+        rng=_with_prefix(tensors, "rng/"),
+        log=header["log"],
+        best_weights=_with_prefix(tensors, "best/") or None,
+        best_nll=header["best_nll"],
+        epochs_since_best=header["epochs_since_best"],
+    )
+
+
+def _safetensors_metadata(data: bytes) -> dict[str, str]:
+    header_length = int.from_bytes(data[:8], "little")
+    return json.loads(data[8 : 8 + header_length])["__metadata__"]
+
+
+def _with_prefix(tensors: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
+    return {
+        name[len(prefix) :]: value for name, value in tensors.items() if name.startswith(prefix)
+    }
+
+
+def _split_optimizer_state(state: dict[str, Any]) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """Tensors of ``optimizer.state_dict()`` apart, under "optimizer/<param>/<key>"; the rest
+    as JSON."""
+    tensors = {}
+    per_parameter: dict[str, dict[str, Any]] = {}
+    for index, values in state["state"].items():
+        for key, value in values.items():
+            if isinstance(value, Tensor):
+                tensors[f"optimizer/{index}/{key}"] = value
+            else:
+                per_parameter.setdefault(str(index), {})[key] = value
+    return tensors, {"param_groups": state["param_groups"], "state": per_parameter}
+
+
+def _join_optimizer_state(tensors: dict[str, Tensor], rest: dict[str, Any]) -> dict[str, Any]:
+    per_parameter: dict[int, dict[str, Any]] = {
+        int(index): dict(values) for index, values in rest["state"].items()
+    }
+    for name, value in tensors.items():
+        index, key = name.split("/", 1)
+        per_parameter.setdefault(int(index), {})[key] = value
+    return {"state": per_parameter, "param_groups": rest["param_groups"]}
+
+
+def rng_states(batch_order: torch.Generator) -> dict[str, Tensor]:
+    """The state of every generator a run draws from: the CPU's, each CUDA device's, MPS's,
+    and the one that orders the batches."""
+    states = {"cpu": torch.get_rng_state(), "batch_order": batch_order.get_state()}
+    if torch.cuda.is_available():
+        states |= {f"cuda{index}": s for index, s in enumerate(torch.cuda.get_rng_state_all())}
+    if torch.backends.mps.is_available():
+        states["mps"] = torch.mps.get_rng_state()
+    return states
+
+
+def restore_rng_states(states: dict[str, Tensor], batch_order: torch.Generator) -> None:
+    """Put back what `rng_states` saved; devices this machine lacks are skipped."""
+    torch.set_rng_state(states["cpu"])
+    batch_order.set_state(states["batch_order"])
+    for name, value in states.items():
+        if name.startswith("cuda") and int(name[4:]) < torch.cuda.device_count():
+            torch.cuda.set_rng_state(value, int(name[4:]))
+    if "mps" in states and torch.backends.mps.is_available():
+        torch.mps.set_rng_state(states["mps"])

@@ -1,0 +1,55 @@
+"""The optimiser and learning-rate schedule a recipe asks for, built from torch.optim."""
+
+from __future__ import annotations
+
+from torch import nn, optim
+from torch.optim import lr_scheduler
+
+from zoo.training.recipe import OptimizerSection, ScheduleSection
+
+
+def build_optimizer(model: nn.Module, section: OptimizerSection) -> optim.Optimizer:
+    """AdamW or SGD over every parameter of ``model``."""
+    if section.name == "sgd":
+        return optim.SGD(
+            model.parameters(),
+            lr=section.lr,
+            momentum=section.momentum,
+            weight_decay=section.weight_decay,
+            nesterov=section.nesterov,
+        )
+    return optim.AdamW(model.parameters(), lr=section.lr, weight_decay=section.weight_decay)
+
+
+def build_schedule(
+    optimizer: optim.Optimizer, section: ScheduleSection, total_steps: int, steps_per_epoch: int
+) -> lr_scheduler.LRScheduler:
+    """The schedule, stepped once per batch over ``total_steps`` batches.
+
+    - onecycle: warm up from lr / 25 to lr over ``warmup_fraction`` of the run, then anneal
+      (cosine) to lr x ``final_lr_fraction``; momentum is left as the optimiser has it.
+    - cosine: cosine from lr to lr x ``final_lr_fraction``.
+    - step: multiply lr by ``gamma`` every ``step_epochs`` epochs.
+    - constant: lr throughout.
+    """
+    base_lr = optimizer.param_groups[0]["lr"]
+    if section.name == "onecycle":
+        initial_division = 25.0
+        return lr_scheduler.OneCycleLR(
+            optimizer,
+            max_lr=base_lr,
+            total_steps=total_steps,
+            pct_start=section.warmup_fraction,
+            div_factor=initial_division,
+            final_div_factor=1.0 / (initial_division * section.final_lr_fraction),
+            cycle_momentum=False,
+        )
+    if section.name == "cosine":
+        return lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=total_steps, eta_min=base_lr * section.final_lr_fraction
+        )
+    if section.name == "step":
+        return lr_scheduler.StepLR(
+            optimizer, step_size=section.step_epochs * steps_per_epoch, gamma=section.gamma
+        )
+    return lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)

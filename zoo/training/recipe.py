@@ -1,0 +1,373 @@
+"""Training recipes: a TOML file that fixes everything a training run does.
+
+A recipe is checked completely before any training starts. An unknown key, a value of the
+wrong type, or an unknown model, optimiser or schedule raises `RecipeError` naming the key, so
+a typo never trains for fifteen minutes with a default in its place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import sys
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from zoo.errors import RecipeError, ZooError
+from zoo.options import OOD_DATASETS, SEED_RANGE
+
+if TYPE_CHECKING:
+    from zoo.models.base import ZooModel
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+OPTIMIZERS = ("adamw", "sgd")
+SCHEDULES = ("onecycle", "cosine", "step", "constant")
+SELECTIONS = ("last", "best_nll")
+
+
+@dataclass(frozen=True)
+class ModelSection:
+    """Which registered architecture to train, and its constructor arguments."""
+
+    architecture: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DataSection:
+    """The training data and its on-device augmentation.
+
+    With rotation and scaling off, shifts are by whole pixels and exact; otherwise every image
+    goes through one random affine map, resampled bilinearly.
+    """
+
+    dataset: str = "mnist"
+    validation_size: int = 5000
+    max_shift: int = 2
+    max_rotation: float = 0.0
+    max_scale: float = 0.0
+
+
+@dataclass(frozen=True)
+class OptimizerSection:
+    """The optimiser and its hyper-parameters; momentum and nesterov apply to SGD only."""
+
+    name: str = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+    nesterov: bool = False
+
+
+@dataclass(frozen=True)
+class ScheduleSection:
+    """How the learning rate moves, stepped after every batch."""
+
+    name: str = "onecycle"
+    warmup_fraction: float = 0.25
+    final_lr_fraction: float = 1e-4
+    step_epochs: int = 10
+    gamma: float = 0.1
+
+
+@dataclass(frozen=True)
+class TrainingSection:
+    """The loss, the batches, and how the weights to keep are chosen."""
+
+    epochs: int = 10
+    batch_size: int = 128
+    label_smoothing: float = 0.0
+    loss_samples: int = 1
+    kl_weight: float | None = None
+    validation_samples: int = 16
+    select: str = "last"
+    patience: int = 0
+    cuda_amp: bool = True
+    cuda_compile: bool = False
+
+
+@dataclass(frozen=True)
+class EvaluationSection:
+    """The final `zoo.evaluate` run on the test set, written to eval.json."""
+
+    samples: int = 16
+    seed: int = 0
+    ood: str = "fashion_mnist"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A whole training run: model, data, optimiser, schedule, training and evaluation.
+
+    ``training.kl_weight`` left out means 1 / (training images) for a Bayesian model; only
+    Bayesian models take it.
+    """
+
+    name: str
+    seed: int
+    model: ModelSection
+    data: DataSection = field(default_factory=DataSection)
+    optimizer: OptimizerSection = field(default_factory=OptimizerSection)
+    schedule: ScheduleSection = field(default_factory=ScheduleSection)
+    training: TrainingSection = field(default_factory=TrainingSection)
+    evaluation: EvaluationSection = field(default_factory=EvaluationSection)
+
+    def replace(self, *, epochs: int | None = None, seed: int | None = None) -> Recipe:
+        """This recipe with the command line's ``--epochs`` / ``--seed`` applied, checked."""
+        recipe = self
+        if epochs is not None:
+            training = dataclasses.replace(self.training, epochs=epochs)
+            recipe = dataclasses.replace(recipe, training=training)
+        if seed is not None:
+            recipe = dataclasses.replace(recipe, seed=seed)
+        return recipe_from_dict(recipe_to_dict(recipe), "the command line")
+
+    def differences(self, other: Recipe) -> list[str]:
+        """The dotted keys whose values differ from ``other``'s.
+
+        A KL weight left out (the default, filled in when training starts) matches any.
+        """
+        mine, theirs = _flatten(recipe_to_dict(self)), _flatten(recipe_to_dict(other))
+        return sorted(
+            key
+            for key in mine.keys() | theirs.keys()
+            if mine.get(key) != theirs.get(key)
+            and not (key == "training.kl_weight" and None in (mine.get(key), theirs.get(key)))
+        )
+
+    def trains_bayesian_model(self) -> bool:
+        """Whether the model has weight posteriors, and so a KL term in its loss."""
+        from zoo.layers.bayesian import has_bayesian_layers
+
+        return has_bayesian_layers(_build_model(self.model))
+
+    def to_toml(self) -> str:
+        """The recipe with every default filled in, as TOML that `read_recipe` reads back."""
+        return dump_toml(recipe_to_dict(self))
+
+
+def read_recipe(path: str | os.PathLike[str]) -> Recipe:
+    """Read and check the recipe at ``path``.
+
+    Raises:
+        RecipeError: the file is missing, not TOML, or any key is unknown or invalid.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise RecipeError(f"cannot read recipe {path}: {error.strerror or error}") from None
+    return parse_recipe(text, str(path))
+
+
+def parse_recipe(text: str, source: str = "recipe") -> Recipe:
+    """Parse and check recipe TOML; ``source`` names it in errors."""
+    try:
+        raw = tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise RecipeError(f"{source} is not valid TOML: {error}") from None
+    return recipe_from_dict(raw, source)
+
+
+def recipe_from_dict(raw: dict[str, Any], source: str = "recipe") -> Recipe:
+    """Build a `Recipe` from parsed TOML, checking every key, type and choice."""
+    recipe = _build(Recipe, raw, "", source)
+    _check_values(recipe, source)
+    return recipe
+
+
+def recipe_to_dict(recipe: Recipe) -> dict[str, Any]:
+    """The recipe as nested dicts, as TOML would hold it: keys left out are absent."""
+    return _without_none(dataclasses.asdict(recipe))
+
+
+def _without_none(table: dict[str, Any]) -> dict[str, Any]:
+    return {
+        key: _without_none(value) if isinstance(value, dict) else value
+        for key, value in table.items()
+        if value is not None
+    }
+
+
+def _flatten(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested sections as one dict of dotted keys; model arguments stay one value."""
+    flat: dict[str, Any] = {}
+    for key, value in table.items():
+        if isinstance(value, dict) and key != "kwargs":
+            flat |= _flatten(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _build(cls: type, raw: Any, prefix: str, source: str) -> Any:
+    """Instantiate dataclass ``cls`` from table ``raw``; keys are named as dotted paths."""
+    if not isinstance(raw, dict):
+        raise RecipeError(f"{source}: '{prefix.rstrip('.')}' must be a table")
+    hints = typing.get_type_hints(cls)
+    fields = {item.name: item for item in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        where = f"[{prefix.rstrip('.')}]" if prefix else "the top level"
+        raise RecipeError(
+            f"{source}: unknown key '{prefix}{unknown[0]}'; {where} takes: {', '.join(fields)}"
+        )
+    values = {}
+    for name, item in fields.items():
+        key = f"{prefix}{name}"
+        if name not in raw:
+            if item.default is dataclasses.MISSING and item.default_factory is dataclasses.MISSING:
+                raise RecipeError(f"{source}: missing required key '{key}'")
+            continue
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            values[name] = _build(hint, raw[name], f"{key}.", source)
+        else:
+            values[name] = _check_type(key, raw[name], hint, source)
+    return cls(**values)
+
+
+def _check_type(key: str, value: Any, hint: Any, source: str) -> Any:
+    if isinstance(hint, types.UnionType):  # "float | None": None is spelt by leaving the key out
+        hint = next(arg for arg in typing.get_args(hint) if arg is not type(None))
+    expected = typing.get_origin(hint) or hint
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    is_bool = isinstance(value, bool)
+    if (expected in (int, float) and is_bool) or not isinstance(value, expected):
+        name = {dict: "table", str: "string", bool: "boolean", int: "integer", float: "number"}[
+            expected
+        ]
+        raise RecipeError(f"{source}: '{key}' must be a {name}, got {value!r}")
+    if expected is float and not math.isfinite(value):
+        raise RecipeError(f"{source}: '{key}' must be a finite number, got {value!r}")
+    return value
+
+
+def _check_values(recipe: Recipe, source: str) -> None:
+    """The checks that types alone do not make: ranges, choices and the model itself."""
+    from zoo.data import DATASETS  # torch and torchvision: only once a recipe is really read
+    from zoo.layers.bayesian import has_bayesian_layers
+
+    def require(condition: bool, key: str, message: str) -> None:
+        if not condition:
+            raise RecipeError(f"{source}: '{key}' {message}")
+
+    def choice(key: str, value: str, choices: tuple[str, ...] | dict[str, Any]) -> None:
+        require(value in choices, key, f"must be one of {', '.join(choices)}, got {value!r}")
+
+    low, high = SEED_RANGE
+    for key, seed in (("seed", recipe.seed), ("evaluation.seed", recipe.evaluation.seed)):
+        require(low <= seed <= high, key, f"must be from {low} to {high}, got {seed}")
+    require(bool(recipe.name.strip()), "name", "must not be empty")
+    choice("data.dataset", recipe.data.dataset, DATASETS)
+    choice("optimizer.name", recipe.optimizer.name, OPTIMIZERS)
+    choice("schedule.name", recipe.schedule.name, SCHEDULES)
+    choice("training.select", recipe.training.select, SELECTIONS)
+    choice("evaluation.ood", recipe.evaluation.ood, OOD_DATASETS)
+    for key in (
+        "training.epochs",
+        "training.batch_size",
+        "training.loss_samples",
+        "training.validation_samples",
+        "schedule.step_epochs",
+        "evaluation.samples",
+    ):
+        require(_get(recipe, key) >= 1, key, f"must be at least 1, got {_get(recipe, key)}")
+    for key in (
+        "data.validation_size",
+        "data.max_shift",
+        "training.patience",
+        "optimizer.weight_decay",
+        "optimizer.momentum",
+    ):
+        require(_get(recipe, key) >= 0, key, f"must not be negative, got {_get(recipe, key)}")
+    require(recipe.data.max_shift <= 8, "data.max_shift", "must be at most 8 pixels")
+    require(0 <= recipe.data.max_rotation <= 180, "data.max_rotation", "must be 0 to 180 degrees")
+    require(0 <= recipe.data.max_scale < 1, "data.max_scale", "must be in [0, 1)")
+    require(recipe.optimizer.lr > 0, "optimizer.lr", "must be above 0")
+    for key in ("training.label_smoothing", "schedule.warmup_fraction"):
+        require(0 <= _get(recipe, key) < 1, key, "must be in [0, 1)")
+    for key in ("schedule.final_lr_fraction", "schedule.gamma"):
+        require(0 < _get(recipe, key) <= 1, key, "must be in (0, 1]")
+    try:
+        model = _build_model(recipe.model)
+    except ZooError as error:
+        raise RecipeError(f"{source}: [model] does not build: {error}") from None
+    bayesian = has_bayesian_layers(model)
+    kl_weight = recipe.training.kl_weight
+    if kl_weight is not None:
+        require(bayesian, "training.kl_weight", "applies to Bayesian models only; remove it")
+        require(kl_weight >= 0, "training.kl_weight", f"must not be negative, got {kl_weight}")
+    require(
+        model.stochastic or recipe.training.loss_samples == 1,
+        "training.loss_samples",
+        f"must be 1 for the deterministic {model.architecture}",
+    )
+    without_validation = recipe.data.validation_size == 0
+    require(
+        not without_validation or recipe.training.select == "last",
+        "training.select",
+        "must be 'last' when data.validation_size is 0",
+    )
+    require(
+        not without_validation or recipe.training.patience == 0,
+        "training.patience",
+        "must be 0 when data.validation_size is 0",
+    )
+
+
+def _build_model(section: ModelSection) -> ZooModel:
+    """The recipe's model, untrained, built without touching the caller's random state."""
+    from zoo.devices import seeded
+    from zoo.registry import create_model
+
+    with seeded(0):
+        return create_model(section.architecture, **section.kwargs)
+
+
+def _get(recipe: Recipe, dotted: str) -> Any:
+    value: Any = recipe
+    for part in dotted.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def dump_toml(table: dict[str, Any]) -> str:
+    """Write nested dicts of strings, numbers, booleans and lists as TOML.
+
+    Floats are written with ``repr``, which reads back to the same float.
+    """
+    lines = _dump_table(table, [])
+    return "\n".join(lines).strip() + "\n"
+
+
+def _dump_table(table: dict[str, Any], path: list[str]) -> list[str]:
+    scalars = [(key, value) for key, value in table.items() if not isinstance(value, dict)]
+    tables = [(key, value) for key, value in table.items() if isinstance(value, dict)]
+    lines = [f"[{'.'.join(path)}]"] if path else []
+    lines += [f"{key} = {_toml_value(value)}" for key, value in scalars]
+    for key, value in tables:
+        lines += ["", *_dump_table(value, [*path, key])]
+    return lines
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value) if math.isfinite(value) else str(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)  # JSON's escapes are TOML's
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+    raise TypeError(f"cannot write {type(value).__name__} as TOML")

@@ -1,0 +1,425 @@
+"""`train`: run a recipe and write a finished model folder.
+
+The folder ends up holding:
+
+- ``model.safetensors`` and ``config.json``: the trained model, as ``save_pretrained`` writes it;
+- ``train_log.jsonl``: one JSON line per epoch;
+- ``recipe.toml``: the recipe as run, every default and command-line override filled in;
+- ``eval.json``: the final `zoo.evaluate` report on the test set.
+
+While it runs, ``training_state.safetensors`` is rewritten after every epoch, so that a killed
+run goes on with ``resume=True``; on the CPU the result is then bit-identical to that of a run
+that was never stopped. The checkpoint is removed once the model is written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import platform
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from zoo.atomic import atomic_write_bytes
+from zoo.data import load_dataset
+from zoo.devices import describe_device, seeded, select_device
+from zoo.errors import RecipeError, TrainingStateError
+from zoo.evaluation import evaluate
+from zoo.layers.bayesian import has_bayesian_layers, kl_divergence
+from zoo.models.base import ZooModel
+from zoo.pretrained import CONFIG_NAME, WEIGHTS_NAME
+from zoo.registry import create_model
+from zoo.training.augment import random_affine, random_shift
+from zoo.training.checkpoint import (
+    CHECKPOINT_NAME,
+    TrainingState,
+    load_checkpoint,
+    restore_rng_states,
+    rng_states,
+    save_checkpoint,
+)
+from zoo.training.optim import build_optimizer, build_schedule
+from zoo.training.recipe import Recipe, parse_recipe
+
+LOG_NAME = "train_log.jsonl"
+RECIPE_NAME = "recipe.toml"
+EVAL_NAME = "eval.json"
+OUTPUT_NAMES = (WEIGHTS_NAME, CONFIG_NAME, LOG_NAME, RECIPE_NAME, EVAL_NAME, CHECKPOINT_NAME)
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """The training and validation images, uint8 on the training device."""
+
+    train_images: Tensor
+    train_targets: Tensor
+    validation_images: Tensor
+    validation_targets: Tensor
+
+
+def train(
+    recipe: Recipe,
+    out: str | os.PathLike[str],
+    *,
+    device: str | torch.device = "auto",
+    resume: bool = False,
+    data_dir: str | os.PathLike[str] | None = None,
+    progress: bool = False,
+) -> ZooModel:
+    """Train ``recipe`` into the folder ``out``; return the trained model, in eval mode.
+
+    The caller's random state is left as it was. Pass ``resume=True`` to go on from the
+    checkpoint a killed run left in ``out``; the recipe must be the one that run used.
+
+    Raises:
+        TrainingStateError: ``out`` already holds a run (without ``resume``), or holds no
+            checkpoint to resume, or one made with another recipe.
+        DatasetError: the training data cannot be read or downloaded.
+        RecipeError: the held-out validation images leave less than one batch to train on.
+        DeviceError: the device is unknown or not on this machine.
+    """
+    target = select_device(device)
+    folder = Path(out)
+    state = _resume_state(folder, recipe) if resume else _check_fresh(folder)
+    data = _load_training_data(recipe, target, data_dir)
+    recipe = _with_resolved_kl_weight(recipe, len(data.train_targets))
+    with seeded(recipe.seed):
+        run = _Run(recipe, data, target, folder, progress)
+        if state is not None:
+            run.restore(state)
+        run.fit()
+        model = run.final_model()
+    _write_results(model, recipe, run.log, folder, target, data_dir, progress)
+    return model
+
+
+def _check_fresh(folder: Path) -> None:
+    taken = [name for name in OUTPUT_NAMES if (folder / name).exists()]
+    if taken:
+        raise TrainingStateError(
+            f"{folder} already holds a training run ({', '.join(taken)}); pass --resume to go "
+            "on with it, or choose another --out folder"
+        )
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise TrainingStateError(f"cannot create {folder}: {error.strerror or error}") from None
+
+
+def _resume_state(folder: Path, recipe: Recipe) -> TrainingState:
+    state = load_checkpoint(folder / CHECKPOINT_NAME)
+    differing = recipe.differences(parse_recipe(state.recipe_toml, str(folder / CHECKPOINT_NAME)))
+    if differing:
+        raise TrainingStateError(
+            f"the run in {folder} used another recipe (it differs in {', '.join(differing)}); "
+            "resume with the same recipe and options, or start a new --out folder"
+        )
+    return state
+
+
+def _load_training_data(
+    recipe: Recipe, device: torch.device, data_dir: str | os.PathLike[str] | None
+) -> TrainingData:
+    """The training split, its last ``validation_size`` images held out for validation."""
+    split = load_dataset(recipe.data.dataset, "train", data_dir)
+    cut = len(split) - recipe.data.validation_size
+    if cut < recipe.training.batch_size:
+        raise RecipeError(
+            f"{recipe.data.dataset} has {len(split)} training images; after holding out "
+            f"{recipe.data.validation_size} for validation, fewer than one batch is left"
+        )
+    images, targets = split.images.to(device), split.targets.to(device)
+    return TrainingData(images[:cut], targets[:cut], images[cut:], targets[cut:])
+
+
+def _with_resolved_kl_weight(recipe: Recipe, train_size: int) -> Recipe:
+    """Fill in the default KL weight, 1 / N_train, for a Bayesian model."""
+    if not recipe.trains_bayesian_model() or recipe.training.kl_weight is not None:
+        return recipe
+    training = dataclasses.replace(recipe.training, kl_weight=1.0 / train_size)
+    return dataclasses.replace(recipe, training=training)
+
+
+class _Run:
+    """The model, optimiser, schedule and bookkeeping of one training run."""
+
+    def __init__(
+        self, recipe: Recipe, data: TrainingData, device: torch.device, folder: Path, progress: bool
+    ) -> None:
+        self.recipe, self.data, self.device, self.folder = recipe, data, device, folder
+        self.progress = progress
+        self.model = create_model(recipe.model.architecture, **recipe.model.kwargs).to(device)
+        self.bayesian = has_bayesian_layers(self.model)
+        self.batch_order = torch.Generator().manual_seed(recipe.seed)
+        steps_per_epoch = math.ceil(len(data.train_targets) / recipe.training.batch_size)
+        self.optimizer = build_optimizer(self.model, recipe.optimizer)
+        self.schedule = build_schedule(
+            self.optimizer,
+            recipe.schedule,
+            steps_per_epoch * recipe.training.epochs,
+            steps_per_epoch,
+        )
+        self.amp_dtype = _amp_dtype(recipe, device)
+        self.forward = self.model
+        if recipe.training.cuda_compile and device.type == "cuda":
+            self.forward = torch.compile(self.model)
+        self.epoch = 0
+        self.log: list[dict[str, Any]] = []
+        self.best_weights: dict[str, Tensor] | None = None
+        self.best_nll: float | None = None
+        self.epochs_since_best = 0
+
+    def restore(self, state: TrainingState) -> None:
+        self.model.load_state_dict(state.weights, strict=True)
+        self.optimizer.load_state_dict(state.optimizer)
+        self.schedule.load_state_dict(state.scheduler)
+        restore_rng_states(state.rng, self.batch_order)
+        self.epoch, self.log = state.epoch, state.log
+        self.best_weights, self.best_nll = state.best_weights, state.best_nll
+        self.epochs_since_best = state.epochs_since_best
+
+    def fit(self) -> None:
+        training = self.recipe.training
+        while self.epoch < training.epochs and not self._stopped_early():
+            started = time.perf_counter()
+            loss, accuracy, kl = self._train_one_epoch()
+            record = {
+                "epoch": self.epoch + 1,
+                "loss": loss,
+                "accuracy": accuracy,
+                **({"kl": kl} if self.bayesian else {}),
+                "lr": self.optimizer.param_groups[0]["lr"],
+                **self._validate(),
+            }
+            record["seconds"] = time.perf_counter() - started
+            record["elapsed_seconds"] = record["seconds"] + (
+                self.log[-1]["elapsed_seconds"] if self.log else 0.0
+            )
+            record |= self._hardware()
+            self.epoch += 1
+            self.log.append(record)
+            self._save_checkpoint()
+            write_log(self.log, self.folder)
+            if self.progress:
+                tqdm.write(_format_record(record, training.epochs), file=sys.stderr)
+
+    def _stopped_early(self) -> bool:
+        patience = self.recipe.training.patience
+        return patience > 0 and self.epochs_since_best >= patience
+
+    def _train_one_epoch(self) -> tuple[float, float, float]:
+        recipe = self.recipe
+        self.model.train()
+        order = torch.randperm(len(self.data.train_targets), generator=self.batch_order)
+        batches = order.to(self.device).split(recipe.training.batch_size)
+        totals = torch.zeros(3, dtype=torch.float64, device=self.device)  # loss, correct, kl
+        bar = tqdm(
+            batches,
+            desc=f"epoch {self.epoch + 1}/{recipe.training.epochs}",
+            disable=not self.progress,
+            leave=False,
+            unit="batch",
+        )
+        for step, indices in enumerate(bar, start=1):
+            images = self._augment(self.data.train_images[indices])
+            targets = self.data.train_targets[indices]
+            loss, correct, kl = self._step(images, targets)
+            totals += torch.stack([loss * len(indices), correct, kl]).double()
+            if self.progress and (step % 20 == 0 or step == len(batches)):
+                seen = min(step * recipe.training.batch_size, len(order))
+                bar.set_postfix(loss=f"{totals[0] / seen:.4f}", acc=f"{totals[1] / seen:.2%}")
+        loss, correct, kl = totals.tolist()
+        return loss / len(order), correct / len(order), kl / len(batches)
+
+    def _augment(self, images: Tensor) -> Tensor:
+        """Random shifts (uint8, exact), or random affine maps (normalised floats)."""
+        data = self.recipe.data
+        if data.max_rotation == 0 and data.max_scale == 0:
+            return random_shift(images, data.max_shift)
+        pixels = random_affine(images, data.max_shift, data.max_rotation, data.max_scale)
+        return (pixels / 255 - self.model.mean) / self.model.std
+
+    def _step(self, images: Tensor, targets: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """One optimiser step; returns the batch's mean loss, its correct count and its KL."""
+        training = self.recipe.training
+        autocast = (
+            torch.autocast(self.device.type, dtype=self.amp_dtype)
+            if self.amp_dtype
+            else nullcontext()
+        )
+        with autocast:
+            logits = self._logits(images)  # (B, K, C)
+            samples = logits.shape[1]
+            loss = F.cross_entropy(
+                logits.flatten(0, 1).float(),
+                targets.repeat_interleave(samples),
+                label_smoothing=training.label_smoothing,
+            )
+            kl = kl_divergence(self.model) if self.bayesian else torch.zeros((), device=self.device)
+            objective = loss + (training.kl_weight or 0.0) * kl
+        self.optimizer.zero_grad(set_to_none=True)
+        objective.backward()
+        self.optimizer.step()
+        self.schedule.step()
+        with torch.no_grad():
+            predicted = logits.float().softmax(-1).mean(1).argmax(-1)
+            correct = (predicted == targets).sum()
+        return objective.detach(), correct, kl.detach()
+
+    def _logits(self, images: Tensor) -> Tensor:
+        if self.model.stochastic:
+            return self.forward(images, self.recipe.training.loss_samples)
+        return self.forward(images).unsqueeze(1)
+
+    @torch.no_grad()
+    def _validate(self) -> dict[str, float]:
+        """Validation NLL and accuracy; also keeps the best weights when the recipe selects."""
+        if len(self.data.validation_targets) == 0:
+            return {}
+        nll, accuracy = self._validation_metrics()
+        improved = self.best_nll is None or nll < self.best_nll
+        if improved:
+            self.best_nll, self.epochs_since_best = nll, 0
+            if self.recipe.training.select == "best_nll":
+                self.best_weights = {
+                    name: value.detach().clone() for name, value in self.model.state_dict().items()
+                }
+        else:
+            self.epochs_since_best += 1
+        return {"val_nll": nll, "val_accuracy": accuracy}
+
+    def _validation_metrics(self) -> tuple[float, float]:
+        # Validation draws from its own seeded generators, so how often it runs never changes
+        # the training run itself.
+        self.model.eval()
+        total_nll, correct = 0.0, 0
+        with seeded(self.recipe.seed):
+            for images, targets in zip(
+                self.data.validation_images.split(1000),
+                self.data.validation_targets.split(1000),
+                strict=True,
+            ):
+                prediction = self.model.predict(images, self.recipe.training.validation_samples)
+                log_probs = prediction.log_probs.float()
+                total_nll += F.nll_loss(log_probs, targets, reduction="sum").item()
+                correct += (log_probs.argmax(-1) == targets).sum().item()
+        self.model.train()
+        count = len(self.data.validation_targets)
+        return total_nll / count, correct / count
+
+    def _hardware(self) -> dict[str, Any]:
+        return {
+            "device": describe_device(self.device),
+            "hardware": describe_hardware(),
+            "amp": str(self.amp_dtype).removeprefix("torch.") if self.amp_dtype else None,
+            "compiled": self.forward is not self.model,
+            "torch": torch.__version__,
+        }
+
+    def _save_checkpoint(self) -> None:
+        save_checkpoint(
+            TrainingState(
+                epoch=self.epoch,
+                recipe_toml=self.recipe.to_toml(),
+                weights=self.model.state_dict(),
+                optimizer=self.optimizer.state_dict(),
+                scheduler=self.schedule.state_dict(),
+                rng=rng_states(self.batch_order),
+                log=self.log,
+                best_weights=self.best_weights,
+                best_nll=self.best_nll,
+                epochs_since_best=self.epochs_since_best,
+            ),
+            self.folder,
+        )
+
+    def final_model(self) -> ZooModel:
+        """The weights the recipe selects, on the CPU, in eval mode."""
+        if self.best_weights is not None:
+            self.model.load_state_dict(self.best_weights, strict=True)
+        return self.model.cpu().eval()
+
+
+def _amp_dtype(recipe: Recipe, device: torch.device) -> torch.dtype | None:
+    """bfloat16 autocast on a CUDA device that supports it, when the recipe allows; never on
+    the CPU, so that CPU results stay exact."""
+    if device.type != "cuda" or not recipe.training.cuda_amp:
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+
+
+def describe_hardware() -> str:
+    """The processor (and GPU, if any) this process runs on, for the training log."""
+    cpu = _cpu_model() or platform.processor() or platform.machine()
+    description = f"{cpu}, {os.cpu_count()} logical cores, {torch.get_num_threads()} threads"
+    if torch.cuda.is_available():
+        description += f"; {torch.cuda.get_device_name()}"
+    return description
+
+
+def _cpu_model() -> str | None:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.partition(":")[2].strip()
+    except OSError:
+        return None
+    return None
+
+
+def _format_record(record: dict[str, Any], epochs: int) -> str:
+    parts = [
+        f"epoch {record['epoch']}/{epochs}",
+        f"loss {record['loss']:.4f}",
+        f"acc {record['accuracy']:.2%}",
+    ]
+    if "kl" in record:
+        parts.append(f"kl {record['kl']:.4g}")
+    if "val_nll" in record:
+        parts += [f"val_nll {record['val_nll']:.4f}", f"val_acc {record['val_accuracy']:.2%}"]
+    parts += [f"lr {record['lr']:.3g}", f"{record['seconds']:.1f} s"]
+    return "  ".join(parts)
+
+
+def write_log(log: list[dict[str, Any]], folder: Path) -> None:
+    """Rewrite train_log.jsonl with one JSON line per finished epoch."""
+    lines = "".join(json.dumps(record) + "\n" for record in log)
+    atomic_write_bytes(folder / LOG_NAME, lines.encode("utf-8"))
+
+
+def _write_results(
+    model: ZooModel,
+    recipe: Recipe,
+    log: list[dict[str, Any]],
+    folder: Path,
+    device: torch.device,
+    data_dir: str | os.PathLike[str] | None,
+    progress: bool,
+) -> None:
+    """Write the log, the recipe, the model and its evaluation, then drop the checkpoint."""
+    write_log(log, folder)
+    atomic_write_bytes(folder / RECIPE_NAME, recipe.to_toml().encode("utf-8"))
+    model.save_pretrained(folder)
+    report = evaluate(
+        model,
+        samples=recipe.evaluation.samples,
+        seed=recipe.evaluation.seed,
+        ood=recipe.evaluation.ood,
+        device=device,
+        data_dir=data_dir,
+        progress=progress,
+    )
+    report.save_json(folder / EVAL_NAME)
+    (folder / CHECKPOINT_NAME).unlink(missing_ok=True)
