@@ -77,7 +77,7 @@ def test_to_toml_reads_back_to_the_same_recipe() -> None:
 def test_replace_applies_command_line_overrides_and_checks_them() -> None:
     recipe = parse_recipe(MINIMAL).replace(epochs=7, seed=11)
     assert (recipe.training.epochs, recipe.seed) == (7, 11)
-    with pytest.raises(RecipeError, match="training.epochs"):
+    with pytest.raises(RecipeError, match=r"training\.epochs"):
         parse_recipe(MINIMAL).replace(epochs=0)
 
 

@@ -104,7 +104,7 @@ def test_an_existing_run_is_never_overwritten(tiny_data_root: Path, tmp_path: Pa
     recipe = parse_recipe(tiny_recipe("lenet", epochs=1))
     train(recipe, tmp_path / "run", data_dir=tiny_data_root)
     before = (tmp_path / "run" / "model.safetensors").read_bytes()
-    with pytest.raises(TrainingStateError, match="already holds a training run.*--resume"):
+    with pytest.raises(TrainingStateError, match=r"already holds a training run.*--resume"):
         train(recipe, tmp_path / "run", data_dir=tiny_data_root)
     with pytest.raises(TrainingStateError, match="no run to resume"):
         train(recipe, tmp_path / "run", data_dir=tiny_data_root, resume=True)
@@ -142,7 +142,7 @@ def test_resume_after_an_interruption_gives_the_same_weights(
         with pytest.raises(KeyboardInterrupt):
             train(recipe, tmp_path / "resumed", data_dir=tiny_data_root)
     assert load_checkpoint(tmp_path / "resumed" / "training_state.safetensors").epoch == 1
-    with pytest.raises(TrainingStateError, match="differs in training.epochs"):
+    with pytest.raises(TrainingStateError, match=r"differs in training\.epochs"):
         train(recipe.replace(epochs=4), tmp_path / "resumed", data_dir=tiny_data_root, resume=True)
     train(recipe, tmp_path / "resumed", data_dir=tiny_data_root, resume=True)
     assert weights_sha256(tmp_path / "resumed") == weights_sha256(tmp_path / "whole")
@@ -304,3 +304,12 @@ def test_lenet_learns_mnist_in_one_epoch(data_root: Path, tmp_path: Path) -> Non
     assert record["val_accuracy"] > 0.97
     report = json.loads((tmp_path / "run" / "eval.json").read_text())
     assert report["metrics"]["classification"]["acc"] > 0.97
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_zoo_train_on_a_missing_device_is_a_clear_error(tmp_path: Path) -> None:
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(tiny_recipe("lenet"))
+    arguments = ["train", str(recipe), "--out", str(tmp_path / "run"), "--device", "cuda"]
+    result = CliRunner().invoke(main, arguments)
+    assert result.exit_code == 2 and "not available on this machine" in result.stderr
