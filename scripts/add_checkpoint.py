@@ -65,6 +65,7 @@ def add_checkpoint(run: Path, recipe_path: Path, data_dir: Path | None, default:
         architecture=model.architecture,
         default=default,
         summary=_summary(model.architecture),
+        file=f"{recipe.name}/{WEIGHTS_NAME}",
         sha256=config.weights_sha256,
         num_params=sum(parameter.numel() for parameter in model.parameters()),
         metrics=report.to_dict()["metrics"],
@@ -98,7 +99,7 @@ def _hub_entry(name: str, sha256: str) -> dict:
 
 
 def _install(entry: PretrainedWeights, run: Path) -> None:
-    folder = CHECKPOINTS_DIR / entry.name
+    folder = entry.folder
     folder.mkdir(parents=True, exist_ok=True)
     for name in (WEIGHTS_NAME, CONFIG_NAME):
         atomic_write_bytes(folder / name, (run / name).read_bytes())

@@ -6,11 +6,12 @@ weight decay 5e-4, batch 512) and "Train a Bayesian Neural Network in Three Minu
 (recipes/seed_bayesian.toml: Adam lr 1e-3, batch 128, ELBO with 3 weight samples and KL weight
 1/50000). This script trains each for one epoch on the CPU, both ways, in the same run:
 
-- zoo: one `zoo.training.train` call per recipe, into a fresh temporary folder. The epoch time
-  is the "seconds" that train_log.jsonl records for epoch 1: the training pass over 55,000
-  images and the validation pass over the 5,000 held out (16 samples per image), but not
-  reading the data nor the final evaluation. The wall time of the whole call, which adds those
-  two (the evaluation: MNIST test then FashionMNIST test, 16 samples per image), is shown too.
+- zoo: one `zoo.training.train` call per recipe, into a fresh temporary folder. From the line
+  train_log.jsonl records for epoch 1 it takes "train_seconds", the training pass over 55,000
+  images, and "seconds", which adds the validation pass over the 5,000 held out (16 samples
+  per image). Neither counts reading the data nor the final evaluation; the wall time of the
+  whole call, which adds those two (the evaluation: MNIST test then FashionMNIST test, 16
+  samples per image), is shown too.
 - TU, when the optional package torch-uncertainty can be imported: the tutorial's model, loss
   and optimiser in a `ClassificationRoutine`, fitted for one epoch by a Lightning ``Trainer``
   with validation, checkpoints, logging and progress bars off, so that it trains only. The
@@ -18,9 +19,11 @@ weight decay 5e-4, batch 512) and "Train a Bayesian Neural Network in Three Minu
   `MNISTDataModule`'s ``prepare_data`` and ``setup`` (reading the same files) and starting its
   loader worker, and its epoch covers all 60,000 training images.
 
-So the zoo figure carries a validation pass that the TU figure does not, and 5,000 fewer
-training images: both make the ratio TU / zoo, printed last, lean in TU's favour; reading the
-data and starting the loader worker, in the TU figure only, lean the other way.
+Two ratios are printed: TU / zoo training pass, the like-for-like one (neither side
+validates), and TU / zoo epoch, where the zoo also pays for its validation pass. The zoo
+trains on 5,000 fewer images (held out for validation), which leans the ratios its way by
+about 9%; reading the data and starting the loader worker, in the TU figure only, also lean
+its way.
 
 Where the tutorials changed between TorchUncertainty releases (batch size, learning rate, KL
 weight), the values above, those of the seed recipes, are used. Other choices:
@@ -75,8 +78,10 @@ SEED = 0
 
 @dataclass
 class ZooTiming:
-    """Seconds of zoo's first epoch (training + validation) and of the whole `train` call."""
+    """Seconds of zoo's first training pass, of its whole first epoch (training + validation),
+    and of the whole `train` call."""
 
+    train: float
     epoch: float
     whole: float
 
@@ -90,7 +95,7 @@ def zoo_epoch(name: str, data_dir: Path) -> ZooTiming:
         train(recipe, out, device="cpu", data_dir=data_dir, progress=False)
         whole = time.perf_counter() - start
         first_epoch = json.loads((out / LOG_NAME).read_text(encoding="utf-8").splitlines()[0])
-    return ZooTiming(epoch=first_epoch["seconds"], whole=whole)
+    return ZooTiming(train=first_epoch["train_seconds"], epoch=first_epoch["seconds"], whole=whole)
 
 
 # --- TorchUncertainty -------------------------------------------------------------------------
@@ -193,8 +198,9 @@ def print_header(args: argparse.Namespace, tu_version: str | None) -> None:
     )
     if not args.tu_only:
         print(
-            f"zoo {zoo.__version__}: epoch = train_log.jsonl 'seconds' of epoch 1 (training "
-            "+ validation); whole = the train() call (adds data loading, final evaluation)"
+            f"zoo {zoo.__version__}: train = train_log.jsonl 'train_seconds' of epoch 1; epoch "
+            "= its 'seconds' (training + validation); whole = the train() call (adds data "
+            "loading, final evaluation)"
         )
     if tu_version:
         batches = args.limit_train_batches or "all"
@@ -202,19 +208,24 @@ def print_header(args: argparse.Namespace, tu_version: str | None) -> None:
             f"TU: {tu_version}: epoch = Trainer.fit (datamodule setup included, no "
             f"validation), loader workers {args.tu_workers}, training batches {batches}"
         )
-    print(f"{'recipe':<11} {'zoo epoch':>9} {'zoo whole':>9} {'TU epoch':>9} {'TU/zoo':>7}")
+    print(
+        f"{'recipe':<11} {'zoo train':>9} {'zoo epoch':>9} {'zoo whole':>9} {'TU epoch':>9} "
+        f"{'TU/train':>8} {'TU/epoch':>8}"
+    )
 
 
 def print_row(name: str, zoo_timing: ZooTiming | None, tu_seconds: float | None) -> None:
     def cell(seconds: float | None) -> str:
         return f"{seconds:9.2f}" if seconds is not None else f"{'-':>9}"
 
-    ratio = "-"
-    if zoo_timing and tu_seconds is not None:
-        ratio = f"{tu_seconds / zoo_timing.epoch:.2f}x"
-    zoo_epoch_s = zoo_timing.epoch if zoo_timing else None
-    zoo_whole_s = zoo_timing.whole if zoo_timing else None
-    print(f"{name:<11} {cell(zoo_epoch_s)} {cell(zoo_whole_s)} {cell(tu_seconds)} {ratio:>7}")
+    def ratio(zoo_seconds: float | None) -> str:
+        if zoo_seconds is None or tu_seconds is None:
+            return f"{'-':>8}"
+        return f"{tu_seconds / zoo_seconds:7.2f}x"
+
+    times = [zoo_timing.train, zoo_timing.epoch, zoo_timing.whole] if zoo_timing else [None] * 3
+    cells = " ".join(cell(seconds) for seconds in [*times, tu_seconds])
+    print(f"{name:<11} {cells} {ratio(times[0])} {ratio(times[1])}")
 
 
 def parse_args() -> argparse.Namespace:

@@ -122,4 +122,4 @@ def test_zoo_list_runs_as_a_real_process() -> None:
         [str(executable), "list"], capture_output=True, text=True, timeout=120, check=False
     )
     assert result.returncode == 0, result.stderr
-    assert list(table_rows(result.stdout)) == sorted(ARCHITECTURES)
+    assert list(table_rows(result.stdout)) == [f"{name}.mnist" for name in sorted(ARCHITECTURES)]

@@ -126,7 +126,8 @@ def test_info_describes_a_registered_model() -> None:
     model = zoo.create_model("bayesian_lenet")
     assert fields["parameters"] == f"{sum(p.numel() for p in model.parameters()):,}"
     assert f"prior_pi={model.architecture_kwargs()['prior_pi']!r}" in fields["arguments"]
-    assert fields["weights"] == "none" and fields["stochastic"] == "yes"
+    assert fields["weights"].endswith("bayesian_lenet.mnist/model.safetensors")  # the default
+    assert fields["stochastic"] == "yes"
 
 
 def test_info_describes_a_model_folder_with_its_weights_hash(model_folder: Path) -> None:

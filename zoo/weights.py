@@ -38,6 +38,7 @@ class PretrainedWeights:
         architecture: the registered architecture the weights fit.
         default: whether the bare architecture name loads these weights.
         summary: one line for ``zoo list``.
+        file: the weights file, relative to ``zoo/checkpoints``; ``config.json`` sits beside it.
         sha256: the sha256 of ``model.safetensors``, checked on every load.
         num_params: the model's parameter count.
         metrics: ``zoo eval``'s grouped metrics (16 samples, seed 0, MNIST test set).
@@ -52,6 +53,7 @@ class PretrainedWeights:
     architecture: str
     default: bool
     summary: str
+    file: str
     sha256: str
     num_params: int
     metrics: dict[str, dict[str, float]]
@@ -68,7 +70,7 @@ class PretrainedWeights:
     @property
     def folder(self) -> Path:
         """The ``save_pretrained`` folder inside the installed package."""
-        return CHECKPOINTS_DIR / self.name
+        return (CHECKPOINTS_DIR / self.file).parent
 
     def to_json_dict(self) -> dict[str, Any]:
         return {item.name: getattr(self, item.name) for item in fields(self)}

@@ -61,7 +61,9 @@ def save_checkpoint(state: TrainingState, folder: Path) -> Path:
         "best_nll": state.best_nll,
         "epochs_since_best": state.epochs_since_best,
     }
-    cpu_tensors = {name: value.detach().cpu().contiguous() for name, value in tensors.items()}
+    # Copies: safetensors refuses tensors that share memory, as the weights and the best
+    # weights may.
+    cpu_tensors = {name: value.detach().to("cpu", copy=True) for name, value in tensors.items()}
     data = safetensors.torch.save(
         cpu_tensors, metadata={"format": "pt", _METADATA_KEY: json.dumps(metadata)}
     )
@@ -127,7 +129,12 @@ def _join_optimizer_state(tensors: dict[str, Tensor], rest: dict[str, Any]) -> d
     for name, value in tensors.items():
         index, key = name.split("/", 1)
         per_parameter.setdefault(int(index), {})[key] = value
-    return {"state": per_parameter, "param_groups": rest["param_groups"]}
+    # JSON has no tuples; torch's optimisers keep their betas as one.
+    groups = [
+        group | ({"betas": tuple(group["betas"])} if "betas" in group else {})
+        for group in rest["param_groups"]
+    ]
+    return {"state": per_parameter, "param_groups": groups}
 
 
 def rng_states(batch_order: torch.Generator) -> dict[str, Tensor]:

@@ -24,7 +24,8 @@ def build_optimizer(model: nn.Module, section: OptimizerSection) -> optim.Optimi
 def build_schedule(
     optimizer: optim.Optimizer, section: ScheduleSection, total_steps: int, steps_per_epoch: int
 ) -> lr_scheduler.LRScheduler:
-    """The schedule, stepped once per batch over ``total_steps`` batches.
+    """The schedule, stepped once per batch over ``total_steps`` batches; onecycle and cosine
+    give the last batch the final rate.
 
     - onecycle: warm up from lr / 25 to lr over ``warmup_fraction`` of the run, then anneal
       (cosine) to lr x ``final_lr_fraction``; momentum is left as the optimiser has it.
@@ -45,8 +46,8 @@ def build_schedule(
             cycle_momentum=False,
         )
     if section.name == "cosine":
-        return lr_scheduler.CosineAnnealingLR(
-            optimizer, T_max=total_steps, eta_min=base_lr * section.final_lr_fraction
+        return lr_scheduler.CosineAnnealingLR(  # the last batch trains at the final rate
+            optimizer, T_max=max(1, total_steps - 1), eta_min=base_lr * section.final_lr_fraction
         )
     if section.name == "step":
         return lr_scheduler.StepLR(

@@ -14,6 +14,7 @@ import os
 import sys
 import types
 import typing
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -254,76 +255,94 @@ def _check_type(key: str, value: Any, hint: Any, source: str) -> Any:
 
 
 def _check_values(recipe: Recipe, source: str) -> None:
-    """The checks that types alone do not make: ranges, choices and the model itself."""
-    from zoo.data import DATASETS  # torch and torchvision: only once a recipe is really read
-    from zoo.layers.bayesian import has_bayesian_layers
+    """The checks that types alone do not make: choices, ranges and the model itself."""
 
     def require(condition: bool, key: str, message: str) -> None:
         if not condition:
             raise RecipeError(f"{source}: '{key}' {message}")
 
-    def choice(key: str, value: str, choices: tuple[str, ...] | dict[str, Any]) -> None:
-        require(value in choices, key, f"must be one of {', '.join(choices)}, got {value!r}")
+    _check_choices(recipe, require)
+    _check_ranges(recipe, require)
+    try:
+        model = _build_model(recipe.model)
+    except ZooError as error:
+        raise RecipeError(f"{source}: [model] does not build: {error}") from None
+    _check_fit(recipe, model, require)
 
-    low, high = SEED_RANGE
-    for key, seed in (("seed", recipe.seed), ("evaluation.seed", recipe.evaluation.seed)):
-        require(low <= seed <= high, key, f"must be from {low} to {high}, got {seed}")
+
+Require = Callable[[bool, str, str], None]
+
+
+def _check_choices(recipe: Recipe, require: Require) -> None:
+    from zoo.data import DATASETS  # torch and torchvision: only once a recipe is really read
+
+    choices: list[tuple[str, Collection[str]]] = [
+        ("data.dataset", DATASETS),
+        ("optimizer.name", OPTIMIZERS),
+        ("schedule.name", SCHEDULES),
+        ("training.select", SELECTIONS),
+        ("evaluation.ood", OOD_DATASETS),
+    ]
+    for key, allowed in choices:
+        value = _get(recipe, key)
+        require(value in allowed, key, f"must be one of {', '.join(allowed)}, got {value!r}")
     require(bool(recipe.name.strip()), "name", "must not be empty")
-    choice("data.dataset", recipe.data.dataset, DATASETS)
-    choice("optimizer.name", recipe.optimizer.name, OPTIMIZERS)
-    choice("schedule.name", recipe.schedule.name, SCHEDULES)
-    choice("training.select", recipe.training.select, SELECTIONS)
-    choice("evaluation.ood", recipe.evaluation.ood, OOD_DATASETS)
-    for key in (
-        "training.epochs",
-        "training.batch_size",
-        "training.loss_samples",
-        "training.validation_samples",
-        "schedule.step_epochs",
-        "evaluation.samples",
-    ):
+
+
+def _check_ranges(recipe: Recipe, require: Require) -> None:
+    low, high = SEED_RANGE
+    for key in ("seed", "evaluation.seed"):
+        require(low <= _get(recipe, key) <= high, key, f"must be from {low} to {high}")
+    for key in _AT_LEAST_ONE:
         require(_get(recipe, key) >= 1, key, f"must be at least 1, got {_get(recipe, key)}")
-    for key in (
-        "data.validation_size",
-        "data.max_shift",
-        "training.patience",
-        "optimizer.weight_decay",
-        "optimizer.momentum",
-    ):
+    for key in _NOT_NEGATIVE:
         require(_get(recipe, key) >= 0, key, f"must not be negative, got {_get(recipe, key)}")
     require(recipe.data.max_shift <= 8, "data.max_shift", "must be at most 8 pixels")
-    require(0 <= recipe.data.max_rotation <= 180, "data.max_rotation", "must be 0 to 180 degrees")
-    require(0 <= recipe.data.max_scale < 1, "data.max_scale", "must be in [0, 1)")
+    require(recipe.data.max_rotation <= 180, "data.max_rotation", "must be at most 180 degrees")
+    require(recipe.data.max_scale < 1, "data.max_scale", "must be below 1")
     require(recipe.optimizer.lr > 0, "optimizer.lr", "must be above 0")
     for key in ("training.label_smoothing", "schedule.warmup_fraction"):
         require(0 <= _get(recipe, key) < 1, key, "must be in [0, 1)")
     for key in ("schedule.final_lr_fraction", "schedule.gamma"):
         require(0 < _get(recipe, key) <= 1, key, "must be in (0, 1]")
-    try:
-        model = _build_model(recipe.model)
-    except ZooError as error:
-        raise RecipeError(f"{source}: [model] does not build: {error}") from None
-    bayesian = has_bayesian_layers(model)
-    kl_weight = recipe.training.kl_weight
-    if kl_weight is not None:
-        require(bayesian, "training.kl_weight", "applies to Bayesian models only; remove it")
-        require(kl_weight >= 0, "training.kl_weight", f"must not be negative, got {kl_weight}")
+
+
+_AT_LEAST_ONE = (
+    "training.epochs",
+    "training.batch_size",
+    "training.loss_samples",
+    "training.validation_samples",
+    "schedule.step_epochs",
+    "evaluation.samples",
+)
+_NOT_NEGATIVE = (
+    "data.validation_size",
+    "data.max_shift",
+    "data.max_rotation",
+    "data.max_scale",
+    "training.patience",
+    "optimizer.weight_decay",
+    "optimizer.momentum",
+)
+
+
+def _check_fit(recipe: Recipe, model: ZooModel, require: Require) -> None:
+    """The settings that depend on the model, or on each other."""
+    from zoo.layers.bayesian import has_bayesian_layers
+
+    training = recipe.training
+    if training.kl_weight is not None:
+        require(has_bayesian_layers(model), "training.kl_weight", "applies to Bayesian models only")
+        require(training.kl_weight >= 0, "training.kl_weight", "must not be negative")
     require(
-        model.stochastic or recipe.training.loss_samples == 1,
+        model.stochastic or training.loss_samples == 1,
         "training.loss_samples",
         f"must be 1 for the deterministic {model.architecture}",
     )
-    without_validation = recipe.data.validation_size == 0
-    require(
-        not without_validation or recipe.training.select == "last",
-        "training.select",
-        "must be 'last' when data.validation_size is 0",
-    )
-    require(
-        not without_validation or recipe.training.patience == 0,
-        "training.patience",
-        "must be 0 when data.validation_size is 0",
-    )
+    if recipe.data.validation_size == 0:
+        message = "needs validation images; data.validation_size is 0"
+        require(training.select == "last", "training.select", message)
+        require(training.patience == 0, "training.patience", message)
 
 
 def _build_model(section: ModelSection) -> ZooModel:

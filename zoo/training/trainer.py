@@ -194,6 +194,7 @@ class _Run:
         while self.epoch < training.epochs and not self._stopped_early():
             started = time.perf_counter()
             loss, accuracy, kl = self._train_one_epoch()
+            train_seconds = time.perf_counter() - started
             record = {
                 "epoch": self.epoch + 1,
                 "loss": loss,
@@ -203,6 +204,7 @@ class _Run:
                 **self._validate(),
             }
             record["seconds"] = time.perf_counter() - started
+            record["train_seconds"] = train_seconds
             record["elapsed_seconds"] = record["seconds"] + (
                 self.log[-1]["elapsed_seconds"] if self.log else 0.0
             )
