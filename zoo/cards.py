@@ -131,7 +131,8 @@ def _introduction(entry: PretrainedWeights) -> str:
     metrics = {key: value for group in entry.metrics.values() for key, value in group.items()}
     return _paragraph(
         f"An uncertainty-aware MNIST digit classifier from uncertainty-zoo: {about}. "
-        f"It has {entry.num_params:,} parameters. On the MNIST test set, with {samples} samples, "
+        f"It has {entry.num_params:,} parameters. On the MNIST test set, with "
+        f"{_count(samples, 'sample')}, "
         f"it reaches {format_metric('acc', metrics['acc'])} accuracy, NLL "
         f"{format_metric('nll', metrics['nll'])} and ECE {format_metric('ece', metrics['ece'])}, "
         f"and tells FashionMNIST apart from MNIST with AUROC "
@@ -182,7 +183,7 @@ def _training(entry: PretrainedWeights, recipe: Recipe) -> str:
         f"- optimiser: {optimizer.name}, lr {optimizer.lr:g}, weight decay "
         f"{optimizer.weight_decay:g}; schedule: {schedule.name}",
         f"- {recipe.training.epochs} epochs of batches of {recipe.training.batch_size}, "
-        f"{recipe.training.loss_samples} sample(s) per image in the loss, label smoothing "
+        f"{_count(recipe.training.loss_samples, 'sample')} per image in the loss, label smoothing "
         f"{recipe.training.label_smoothing:g}",
         f"- augmentation: {_augmentation(recipe)}",
         f"- weights kept: {_selection(recipe)}",
@@ -198,8 +199,9 @@ def _training(entry: PretrainedWeights, recipe: Recipe) -> str:
             _paragraph(
                 f"Trained on the first {training['train_images']:,} images of the MNIST training "
                 f"set (CC BY-SA 3.0, Y. LeCun and C. Cortes); the last "
-                f"{data.validation_size:,} were held out for validation, which alone chose the "
-                f"recipe's settings. The test set was used for the final evaluation only."
+                f"{data.validation_size:,} were held out for validation: the recipe's settings "
+                f"were compared on them, with FashionMNIST's training images as the unseen data "
+                f"for OOD detection."
             ),
             "",
             f"Recipe [`{entry.recipe}`]({entry.recipe}), run with:",
@@ -249,7 +251,8 @@ def _evaluation(entry: PretrainedWeights) -> str:
         _paragraph(
             f"Measured by `zoo eval {entry.name}` (uncertainty-zoo "
             f"{evaluation['versions']['zoo']}, torch {evaluation['versions']['torch']}): "
-            f"{evaluation['samples']} samples per image, seed {evaluation['seed']}, on the "
+            f"{_count(evaluation['samples'], 'sample')} per image, seed {evaluation['seed']}, "
+            "on the "
             f"{evaluation['dataset']['size']:,} images of the MNIST test set; OOD detection "
             f"scores the {evaluation['ood_dataset']['size']:,} {ood_name} test images against "
             f"them by {_score_name(evaluation['ood_score'])}."
@@ -326,6 +329,10 @@ def write_model_card(entry: PretrainedWeights, repository: Path) -> Path:
     path.parent.mkdir(exist_ok=True)
     atomic_write_bytes(path, str(model_card(entry, recipe)).encode("utf-8"))
     return path
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
 def _paragraph(text: str) -> str:
