@@ -21,6 +21,7 @@ from pathlib import Path
 import zoo
 from zoo.atomic import atomic_write_bytes
 from zoo.cards import write_model_card
+from zoo.data import load_dataset
 from zoo.evaluation import evaluate
 from zoo.pretrained import CONFIG_NAME, WEIGHTS_NAME, from_pretrained, read_config
 from zoo.registry import model_entrypoint
@@ -52,7 +53,12 @@ def main() -> None:
 
 
 def add_checkpoint(run: Path, recipe_path: Path, data_dir: Path | None, default: bool):
+    train_images = len(load_dataset(read_recipe(recipe_path).data.dataset, "train", data_dir))
     recipe = read_recipe(recipe_path)
+    train_images -= recipe.data.validation_size
+    recipe = recipe.with_default_kl_weight(train_images)
+    if not recipe.name.startswith(f"{recipe.model.architecture}."):
+        raise ValueError(f"{recipe_path}: name must be '{recipe.model.architecture}.<tag>'")
     differing = recipe.differences(read_recipe(run / RECIPE_NAME))
     if differing:
         raise ValueError(f"{run} was not trained by {recipe_path}: {', '.join(differing)} differ")
@@ -74,7 +80,7 @@ def add_checkpoint(run: Path, recipe_path: Path, data_dir: Path | None, default:
         training={
             "epochs": len(log),
             "seconds": round(log[-1]["elapsed_seconds"], 1),
-            "train_images": 60_000 - recipe.data.validation_size,
+            "train_images": train_images,
             "device": log[-1]["device"],
             "hardware": log[-1]["hardware"],
             "torch": log[-1]["torch"],

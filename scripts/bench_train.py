@@ -40,7 +40,7 @@ weight), the values above, those of the seed recipes, are used. Other choices:
 With the project's .venv only the zoo half runs; a venv that also holds torch-uncertainty
 (see TU_INSTALL) runs both:
 
-    /tmp/tu-min/bin/python scripts/bench_train.py --data-dir DIR [--only mc_dropout|bayesian]
+    python scripts/bench_train.py --data-dir DIR [--only mc_dropout|bayesian]
 
 For a quick check, ``--tu-only --limit-train-batches 3`` fits TU on 3 batches, and
 ``--zoo-only`` skips TU; zoo's trainer always runs whole epochs. The data root has

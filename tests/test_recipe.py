@@ -81,12 +81,23 @@ def test_replace_applies_command_line_overrides_and_checks_them() -> None:
         parse_recipe(MINIMAL).replace(epochs=0)
 
 
-def test_differences_name_the_keys_and_ignore_a_default_kl_weight() -> None:
-    base = parse_recipe(MINIMAL.replace("mc_dropout_lenet", "bayesian_lenet"))
-    filled = parse_recipe(base.to_toml() + "")
-    assert base.differences(filled) == []
-    changed = base.replace(epochs=3, seed=4)
-    assert changed.differences(base) == ["seed", "training.epochs"]
+def test_differences_name_the_keys_that_differ() -> None:
+    base = parse_recipe(MINIMAL)
+    assert base.differences(parse_recipe(base.to_toml())) == []
+    assert base.replace(epochs=3, seed=4).differences(base) == ["seed", "training.epochs"]
+
+
+def test_a_left_out_kl_weight_becomes_one_over_the_training_images() -> None:
+    bayesian = parse_recipe(MINIMAL.replace("mc_dropout_lenet", "bayesian_lenet"))
+    assert bayesian.training.kl_weight is None
+    assert bayesian.with_default_kl_weight(400).training.kl_weight == 1 / 400
+    explicit = parse_recipe(
+        bayesian.to_toml().replace("[training]\n", "[training]\nkl_weight = 0.5\n")
+    )
+    assert explicit.with_default_kl_weight(400).training.kl_weight == 0.5
+    assert bayesian.with_default_kl_weight(400).differences(explicit) == ["training.kl_weight"]
+    mc = parse_recipe(MINIMAL)
+    assert mc.with_default_kl_weight(400) == mc  # no KL term, nothing to fill in
 
 
 @pytest.mark.parametrize(
@@ -107,6 +118,10 @@ def test_differences_name_the_keys_and_ignore_a_default_kl_weight() -> None:
         ("[optimizer]\nlr = -1\n", "optimizer.lr"),
         ("[schedule]\nname = 'linear'\n", "schedule.name"),
         ("[data]\ndataset = 'cifar10'\n", "data.dataset"),
+        ("[data]\ndataset = 'fashion_mnist'\n", "data.dataset"),
+        ("[optimizer]\nname = 'sgd'\nmomentum = 0\nnesterov = true\n", "optimizer.nesterov"),
+        ("[model.kwargs]\nnum_classes = 3\n", "model.kwargs.num_classes"),
+        ("[model.kwargs]\nweights = 'mnist'\n", "model.kwargs.weights"),
         ("[data]\nmax_shift = 9\n", "data.max_shift"),
         ("[data]\nvalidation_size = 0\n[training]\nselect = 'best_nll'\n", "training.select"),
         ("[evaluation]\nood = 'kmnist'\n", "evaluation.ood"),
@@ -120,9 +135,16 @@ def test_a_bad_recipe_is_rejected_naming_the_key(extra: str, key: str) -> None:
     assert key in str(caught.value)
 
 
+@pytest.mark.parametrize("name", ["", "/tmp/x", "../x", ".hidden", "a b"])
+def test_a_name_that_is_not_a_plain_folder_name_is_refused(name: str) -> None:
+    with pytest.raises(RecipeError, match="'name' must be letters"):
+        parse_recipe(MINIMAL.replace('name = "tiny"', f"name = {name!r}"))
+
+
 def test_an_unknown_architecture_and_a_missing_key_are_named() -> None:
-    with pytest.raises(RecipeError, match="unknown model 'resnet'"):
-        parse_recipe(MINIMAL.replace("mc_dropout_lenet", "resnet"))
+    for architecture in ("resnet", "lenet.mnist"):
+        with pytest.raises(RecipeError, match=r"'model\.architecture' must be one of"):
+            parse_recipe(MINIMAL.replace("mc_dropout_lenet", architecture))
     with pytest.raises(RecipeError, match="missing required key 'seed'"):
         parse_recipe(MINIMAL.replace("seed = 3", ""))
     with pytest.raises(RecipeError, match="must be 1 for the deterministic lenet"):

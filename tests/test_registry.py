@@ -110,3 +110,8 @@ def test_a_clash_with_a_built_in_name_is_caught_even_before_the_built_ins_load()
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
     assert result.stdout.split("\n")[:2] == ["refused", str(sorted(ARCHITECTURES))]
+
+
+def test_a_tagged_name_with_weights_as_well_is_a_config_error() -> None:
+    with pytest.raises(zoo.ModelConfigError, match="names its weights already"):
+        zoo.create_model("lenet.mnist", weights=None)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
+import safetensors.torch
 import torch
 from click.testing import CliRunner
 
@@ -97,7 +100,8 @@ def test_a_bayesian_run_logs_the_kl_and_defaults_its_weight_to_one_over_n(
     assert record["kl"] > 0
     ran = read_recipe(tmp_path / "run" / "recipe.toml")
     assert ran.training.kl_weight == 1 / 40  # 50 images, 10 held out
-    assert ran.differences(recipe) == []
+    assert ran.differences(recipe) == ["training.kl_weight"]
+    assert ran.differences(recipe.with_default_kl_weight(40)) == []
 
 
 def test_an_existing_run_is_never_overwritten(tiny_data_root: Path, tmp_path: Path) -> None:
@@ -144,6 +148,11 @@ def test_resume_after_an_interruption_gives_the_same_weights(
     assert load_checkpoint(tmp_path / "resumed" / "training_state.safetensors").epoch == 1
     with pytest.raises(TrainingStateError, match=r"differs in training\.epochs"):
         train(recipe.replace(epochs=4), tmp_path / "resumed", data_dir=tiny_data_root, resume=True)
+    if architecture == "bayesian_lenet":  # its checkpoint holds the KL weight filled in
+        toml = recipe.to_toml().replace("[training]\n", "[training]\nkl_weight = 0.5\n")
+        explicit = parse_recipe(toml)
+        with pytest.raises(TrainingStateError, match=r"differs in training\.kl_weight"):
+            train(explicit, tmp_path / "resumed", data_dir=tiny_data_root, resume=True)
     train(recipe, tmp_path / "resumed", data_dir=tiny_data_root, resume=True)
     assert weights_sha256(tmp_path / "resumed") == weights_sha256(tmp_path / "whole")
     logs = [(tmp_path / run / "train_log.jsonl").read_text() for run in ("whole", "resumed")]
@@ -167,7 +176,7 @@ def kill_test_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_a_killed_training_process_resumes_bit_identically(
     kill_test_data: Path, tmp_path: Path
 ) -> None:
-    recipe_text = tiny_recipe(epochs=4, batch_size=100).replace(
+    recipe_text = tiny_recipe(epochs=8, batch_size=100).replace(
         "validation_size = 10", "validation_size = 1000"
     )
     recipe_path = tmp_path / "recipe.toml"
@@ -177,15 +186,18 @@ def test_a_killed_training_process_resumes_bit_identically(
     command = [sys.executable, "-m", "zoo.cli", "train", str(recipe_path)]
     command += ["--out", str(tmp_path / "killed"), "--data-dir", str(kill_test_data)]
     with subprocess.Popen(command, stderr=subprocess.PIPE, text=True) as process:
+        deadline = threading.Timer(120, process.kill)  # never hang on a stalled child
+        deadline.start()
         assert process.stderr is not None
         for line in process.stderr:
-            if "epoch 2/4  loss" in line:  # printed once epoch 2 is checkpointed
+            if re.search(r"epoch 2/8 .*loss", line):  # printed once epoch 2 is checkpointed
                 process.send_signal(signal.SIGKILL)
                 break
-        process.wait(timeout=60)
-    assert process.returncode == -signal.SIGKILL
+        process.wait()
+        deadline.cancel()
+    assert process.returncode == -signal.SIGKILL  # killed mid-run, not finished or timed out
     checkpoint = load_checkpoint(tmp_path / "killed" / "training_state.safetensors")
-    assert 2 <= checkpoint.epoch < 4
+    assert 2 <= checkpoint.epoch < 8
     assert not (tmp_path / "killed" / "model.safetensors").exists()
 
     resumed = subprocess.run([*command, "--resume"], capture_output=True, text=True, timeout=120)
@@ -301,6 +313,10 @@ def test_a_damaged_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "training_state.safetensors"
     path.write_bytes(b"\x80\x04 not a checkpoint")
     with pytest.raises(TrainingStateError, match="not a readable training checkpoint"):
+        load_checkpoint(path)
+    incomplete = {"zoo_training_state": json.dumps({"epoch": 1}), "format": "pt"}
+    path.write_bytes(safetensors.torch.save({"x": torch.zeros(1)}, metadata=incomplete))
+    with pytest.raises(TrainingStateError, match="recipe_toml"):
         load_checkpoint(path)
 
 

@@ -156,11 +156,6 @@ def _loading(entry: PretrainedWeights) -> str:
         f"`zoo eval {entry.name}` measures it, `zoo predict {entry.name} digit.png` classifies "
         "your own images.",
     ]
-    if entry.hub.get("repo_id"):
-        lines += [
-            "From the Hugging Face Hub:",
-            f'`zoo.from_pretrained("{entry.hub["repo_id"]}", revision="{entry.hub["revision"]}")`.',
-        ]
     return "\n".join(lines)
 
 
@@ -306,14 +301,16 @@ def _reading_uncertainty(entry: PretrainedWeights) -> str:
 
 
 def _limitations(entry: PretrainedWeights) -> str:
-    return "## Limitations\n\n" + _paragraph(
+    text = (
         "It knows only centred 28x28 digits, light on a dark background: photos of digits need "
         "the same preprocessing as MNIST (`zoo predict` pads, resizes and can invert them). "
         "OOD detection was measured against FashionMNIST only; other kinds of unfamiliar input "
         "may get confident predictions. The uncertainty estimates are approximate, and they "
-        "are calibrated on MNIST's test distribution, not under distribution shift. "
-        "Predictions are stochastic: fix a seed (`torch.manual_seed`) to repeat them."
+        "are calibrated on MNIST's test distribution, not under distribution shift."
     )
+    if entry.architecture != "lenet":
+        text += " Predictions are stochastic: fix a seed (`torch.manual_seed`) to repeat them."
+    return "## Limitations\n\n" + _paragraph(text)
 
 
 def _citations(entry: PretrainedWeights) -> str:

@@ -4,6 +4,8 @@ seeding the random generators of every device."""
 from __future__ import annotations
 
 import contextlib
+import os
+import platform
 from collections.abc import Iterator
 
 import torch
@@ -42,6 +44,26 @@ def describe_device(device: torch.device) -> str:
     if device.type == "cpu":
         return f"cpu ({torch.get_num_threads()} threads)"
     return str(device)
+
+
+def describe_hardware() -> str:
+    """The processor (and GPU, if any) this process runs on, for the training log."""
+    cpu = _cpu_model() or platform.processor() or platform.machine()
+    description = f"{cpu}, {os.cpu_count()} logical cores, {torch.get_num_threads()} threads"
+    if torch.cuda.is_available():
+        description += f"; GPU {torch.cuda.get_device_name()}"
+    return description
+
+
+def _cpu_model() -> str | None:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.partition(":")[2].strip()
+    except OSError:
+        return None
+    return None
 
 
 def _best_available() -> str:

@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from zoo.errors import DuplicateModelError, UnknownModelError
+from zoo.errors import DuplicateModelError, ModelConfigError, UnknownModelError
 
 if TYPE_CHECKING:
     from zoo.models.base import ZooModel
@@ -67,6 +67,8 @@ def create_model(name: str, **kwargs: Any) -> ZooModel:
     """
     architecture, dot, tag = name.partition(".")
     if dot and architecture in list_models():
+        if "weights" in kwargs:
+            raise ModelConfigError(f"{name!r} names its weights already; drop weights=")
         return model_entrypoint(architecture)(weights=tag, **kwargs)
     return model_entrypoint(name)(**kwargs)
 

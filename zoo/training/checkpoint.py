@@ -78,23 +78,25 @@ def load_checkpoint(path: Path) -> TrainingState:
         data = path.read_bytes()
         tensors = safetensors.torch.load(data)
         header = json.loads(_safetensors_metadata(data)[_METADATA_KEY])
+        return TrainingState(
+            epoch=header["epoch"],
+            recipe_toml=header["recipe_toml"],
+            weights=_with_prefix(tensors, "weights/"),
+            optimizer=_join_optimizer_state(
+                _with_prefix(tensors, "optimizer/"), header["optimizer"]
+            ),
+            scheduler=header["scheduler"],
+            rng=_with_prefix(tensors, "rng/"),
+            log=header["log"],
+            best_weights=_with_prefix(tensors, "best/") or None,
+            best_nll=header["best_nll"],
+            epochs_since_best=header["epochs_since_best"],
+        )
     except FileNotFoundError:
         raise TrainingStateError(f"{path} is missing: there is no run to resume here") from None
-    except Exception as error:  # OSError, safetensors' own errors, bad JSON, missing key
-        message = f"{path} is not a readable training checkpoint ({error})"
+    except Exception as error:  # OSError, safetensors' own errors, bad JSON, a missing field
+        message = f"{path} is not a readable training checkpoint ({error!r})"
         raise TrainingStateError(message) from None
-    return TrainingState(
-        epoch=header["epoch"],
-        recipe_toml=header["recipe_toml"],
-        weights=_with_prefix(tensors, "weights/"),
-        optimizer=_join_optimizer_state(_with_prefix(tensors, "optimizer/"), header["optimizer"]),
-        scheduler=header["scheduler"],
-        rng=_with_prefix(tensors, "rng/"),
-        log=header["log"],
-        best_weights=_with_prefix(tensors, "best/") or None,
-        best_nll=header["best_nll"],
-        epochs_since_best=header["epochs_since_best"],
-    )
 
 
 def _safetensors_metadata(data: bytes) -> dict[str, str]:

@@ -11,6 +11,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import sys
 import types
 import typing
@@ -31,8 +32,14 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 OPTIMIZERS = ("adamw", "sgd")
+# zoo.evaluate measures on MNIST's test set, with FashionMNIST as the unseen data.
+TRAINING_DATASETS = ("mnist",)
 SCHEDULES = ("onecycle", "cosine", "step", "constant")
 SELECTIONS = ("last", "best_nll")
+# The run's default folder is runs/<name>, so a name never climbs out of it.
+_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
+# What the training data, not the recipe, decides; and what only zoo.load may do.
+_DATA_DECIDED_KWARGS = ("num_classes", "class_labels", "weights")
 
 
 @dataclass(frozen=True)
@@ -109,8 +116,8 @@ class EvaluationSection:
 class Recipe:
     """A whole training run: model, data, optimiser, schedule, training and evaluation.
 
-    ``training.kl_weight`` left out means 1 / (training images) for a Bayesian model; only
-    Bayesian models take it.
+    ``training.kl_weight`` left out means 1 / (training images) for a Bayesian model (see
+    `with_default_kl_weight`); only Bayesian models take it.
     """
 
     name: str
@@ -133,17 +140,19 @@ class Recipe:
         return recipe_from_dict(recipe_to_dict(recipe), "the command line")
 
     def differences(self, other: Recipe) -> list[str]:
-        """The dotted keys whose values differ from ``other``'s.
-
-        A KL weight left out (the default, filled in when training starts) matches any.
-        """
+        """The dotted keys whose values differ from ``other``'s."""
         mine, theirs = _flatten(recipe_to_dict(self)), _flatten(recipe_to_dict(other))
         return sorted(
-            key
-            for key in mine.keys() | theirs.keys()
-            if mine.get(key) != theirs.get(key)
-            and not (key == "training.kl_weight" and None in (mine.get(key), theirs.get(key)))
+            key for key in mine.keys() | theirs.keys() if mine.get(key) != theirs.get(key)
         )
+
+    def with_default_kl_weight(self, train_size: int) -> Recipe:
+        """This recipe with a left-out KL weight filled in: 1 / ``train_size`` for a Bayesian
+        model, which is what training uses and what the run's recipe.toml records."""
+        if self.training.kl_weight is not None or not self.trains_bayesian_model():
+            return self
+        training = dataclasses.replace(self.training, kl_weight=1.0 / train_size)
+        return dataclasses.replace(self, training=training)
 
     def trains_bayesian_model(self) -> bool:
         """Whether the model has weight posteriors, and so a KL term in its loss."""
@@ -263,6 +272,7 @@ def _check_values(recipe: Recipe, source: str) -> None:
 
     _check_choices(recipe, require)
     _check_ranges(recipe, require)
+    _check_model_section(recipe.model, require)
     try:
         model = _build_model(recipe.model)
     except ZooError as error:
@@ -274,10 +284,8 @@ Require = Callable[[bool, str, str], None]
 
 
 def _check_choices(recipe: Recipe, require: Require) -> None:
-    from zoo.data import DATASETS  # torch and torchvision: only once a recipe is really read
-
     choices: list[tuple[str, Collection[str]]] = [
-        ("data.dataset", DATASETS),
+        ("data.dataset", TRAINING_DATASETS),
         ("optimizer.name", OPTIMIZERS),
         ("schedule.name", SCHEDULES),
         ("training.select", SELECTIONS),
@@ -286,7 +294,24 @@ def _check_choices(recipe: Recipe, require: Require) -> None:
     for key, allowed in choices:
         value = _get(recipe, key)
         require(value in allowed, key, f"must be one of {', '.join(allowed)}, got {value!r}")
-    require(bool(recipe.name.strip()), "name", "must not be empty")
+    require(
+        _NAME.fullmatch(recipe.name) is not None,
+        "name",
+        f"must be letters, digits, '_', '-' and '.' (not first), got {recipe.name!r}",
+    )
+
+
+def _check_model_section(section: ModelSection, require: Require) -> None:
+    from zoo.registry import list_models
+
+    architectures = list_models()
+    require(
+        section.architecture in architectures,
+        "model.architecture",
+        f"must be one of {', '.join(architectures)}, got {section.architecture!r}",
+    )
+    for key in _DATA_DECIDED_KWARGS:
+        require(key not in section.kwargs, f"model.kwargs.{key}", "is not a recipe setting")
 
 
 def _check_ranges(recipe: Recipe, require: Require) -> None:
@@ -334,6 +359,12 @@ def _check_fit(recipe: Recipe, model: ZooModel, require: Require) -> None:
     if training.kl_weight is not None:
         require(has_bayesian_layers(model), "training.kl_weight", "applies to Bayesian models only")
         require(training.kl_weight >= 0, "training.kl_weight", "must not be negative")
+    optimizer = recipe.optimizer
+    require(
+        not (optimizer.name == "sgd" and optimizer.nesterov and optimizer.momentum == 0),
+        "optimizer.nesterov",
+        "needs optimizer.momentum above 0",
+    )
     require(
         model.stochastic or training.loss_samples == 1,
         "training.loss_samples",

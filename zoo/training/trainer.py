@@ -14,11 +14,9 @@ that was never stopped. The checkpoint is removed once the model is written.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
-import platform
 import sys
 import time
 from contextlib import nullcontext
@@ -33,7 +31,7 @@ from tqdm.auto import tqdm
 
 from zoo.atomic import atomic_write_bytes
 from zoo.data import load_dataset
-from zoo.devices import describe_device, seeded, select_device
+from zoo.devices import describe_device, describe_hardware, seeded, select_device
 from zoo.errors import RecipeError, TrainingStateError
 from zoo.evaluation import evaluate
 from zoo.layers.bayesian import has_bayesian_layers, kl_divergence
@@ -91,9 +89,12 @@ def train(
     """
     target = select_device(device)
     folder = Path(out)
-    state = _resume_state(folder, recipe) if resume else _check_fresh(folder)
+    state = load_checkpoint(folder / CHECKPOINT_NAME) if resume else _check_fresh(folder)
     data = _load_training_data(recipe, target, data_dir)
-    recipe = _with_resolved_kl_weight(recipe, len(data.train_targets))
+    recipe = recipe.with_default_kl_weight(len(data.train_targets))
+    if state is not None:
+        _check_same_recipe(recipe, state, folder)
+    _create(folder)
     with seeded(recipe.seed):
         run = _Run(recipe, data, target, folder, progress)
         if state is not None:
@@ -111,21 +112,23 @@ def _check_fresh(folder: Path) -> None:
             f"{folder} already holds a training run ({', '.join(taken)}); pass --resume to go "
             "on with it, or choose another --out folder"
         )
+
+
+def _create(folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise TrainingStateError(f"cannot create {folder}: {error.strerror or error}") from None
 
 
-def _resume_state(folder: Path, recipe: Recipe) -> TrainingState:
-    state = load_checkpoint(folder / CHECKPOINT_NAME)
+def _check_same_recipe(recipe: Recipe, state: TrainingState, folder: Path) -> None:
+    """Refuse to resume a run with a recipe other than the one it started with."""
     differing = recipe.differences(parse_recipe(state.recipe_toml, str(folder / CHECKPOINT_NAME)))
     if differing:
         raise TrainingStateError(
             f"the run in {folder} used another recipe (it differs in {', '.join(differing)}); "
             "resume with the same recipe and options, or start a new --out folder"
         )
-    return state
 
 
 def _load_training_data(
@@ -141,14 +144,6 @@ def _load_training_data(
         )
     images, targets = split.images.to(device), split.targets.to(device)
     return TrainingData(images[:cut], targets[:cut], images[cut:], targets[cut:])
-
-
-def _with_resolved_kl_weight(recipe: Recipe, train_size: int) -> Recipe:
-    """Fill in the default KL weight, 1 / N_train, for a Bayesian model."""
-    if not recipe.trains_bayesian_model() or recipe.training.kl_weight is not None:
-        return recipe
-    training = dataclasses.replace(recipe.training, kl_weight=1.0 / train_size)
-    return dataclasses.replace(recipe, training=training)
 
 
 class _Run:
@@ -181,10 +176,17 @@ class _Run:
         self.epochs_since_best = 0
 
     def restore(self, state: TrainingState) -> None:
-        self.model.load_state_dict(state.weights, strict=True)
-        self.optimizer.load_state_dict(state.optimizer)
-        self.schedule.load_state_dict(state.scheduler)
-        restore_rng_states(state.rng, self.batch_order)
+        """Continue from ``state``, exactly where the interrupted run stood."""
+        try:
+            self.model.load_state_dict(state.weights, strict=True)
+            self.optimizer.load_state_dict(state.optimizer)
+            self.schedule.load_state_dict(state.scheduler)
+            restore_rng_states(state.rng, self.batch_order)
+        except (RuntimeError, ValueError, KeyError, TypeError) as error:
+            raise TrainingStateError(
+                f"the checkpoint in {self.folder} does not fit this run ({error}); start a new "
+                "--out folder"
+            ) from None
         self.epoch, self.log = state.epoch, state.log
         self.best_weights, self.best_nll = state.best_weights, state.best_nll
         self.epochs_since_best = state.epochs_since_best
@@ -359,26 +361,6 @@ def _amp_dtype(recipe: Recipe, device: torch.device) -> torch.dtype | None:
     if device.type != "cuda" or not recipe.training.cuda_amp:
         return None
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
-
-
-def describe_hardware() -> str:
-    """The processor (and GPU, if any) this process runs on, for the training log."""
-    cpu = _cpu_model() or platform.processor() or platform.machine()
-    description = f"{cpu}, {os.cpu_count()} logical cores, {torch.get_num_threads()} threads"
-    if torch.cuda.is_available():
-        description += f"; {torch.cuda.get_device_name()}"
-    return description
-
-
-def _cpu_model() -> str | None:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.partition(":")[2].strip()
-    except OSError:
-        return None
-    return None
 
 
 def _format_record(record: dict[str, Any], epochs: int) -> str:
