@@ -24,7 +24,9 @@ from zoo.errors import (
     ModelConfigError,
     OutputFileError,
     PretrainedWeightsError,
+    RecipeError,
     StateDictMismatchError,
+    TrainingStateError,
     UnknownModelError,
     WeightsFileError,
     ZooError,
@@ -46,10 +48,10 @@ _LAZY_NAMES = {
     "load_dataset": "zoo.data",
     "register_model": "zoo.registry",
 }
-_LAZY_MODULES = ("layers", "metrics", "models")
+_LAZY_MODULES = ("layers", "metrics", "models", "training", "weights")
 
 if TYPE_CHECKING:
-    from zoo import layers, metrics, models
+    from zoo import layers, metrics, models, training, weights
     from zoo.data import ImageSet, load_dataset
     from zoo.evaluation import evaluate
     from zoo.layers.bayesian import kl_divergence
@@ -78,7 +80,9 @@ __all__ = [
     "OutputFileError",
     "Prediction",
     "PretrainedWeightsError",
+    "RecipeError",
     "StateDictMismatchError",
+    "TrainingStateError",
     "UnknownModelError",
     "WeightsFileError",
     "ZooError",
@@ -95,6 +99,8 @@ __all__ = [
     "metrics",
     "models",
     "register_model",
+    "training",
+    "weights",
 ]
 
 
