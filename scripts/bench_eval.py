@@ -22,7 +22,7 @@ machine speed hits all of them alike. It prints each variant's median and fastes
 ratio TU time / zoo time for the same model on the same data (ID: MNIST alone; ID+OOD: MNIST
 then FashionMNIST). The fastest run is the steadier figure when other processes compete for
 the CPU. With the project's .venv only the zoo half runs; a venv that also holds
-torch-uncertainty (see TU_INSTALL) runs both:
+torch-uncertainty (see TU_INSTALL in _torch_uncertainty.py) runs both:
 
     .venv/bin/python scripts/bench_eval.py [--data-dir DIR] [--parts id+ood|id|both]
 
@@ -33,23 +33,21 @@ The data root has torchvision's layout (``<root>/MNIST/raw/*.gz``,
 from __future__ import annotations
 
 import argparse
-import logging
 import statistics
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from _torch_uncertainty import quiet_lightning, torch_uncertainty_version
 
 import zoo
 from zoo.data import data_root
 
 MODELS = ("mc_dropout_lenet", "bayesian_lenet")
 PARTS = {"id+ood": (True,), "id": (False,), "both": (True, False)}
-TU_INSTALL = "pip install 'uncertainty-zoo[bench]'"  # torch-uncertainty, its CPU extras
 
 Run = Callable[[], float]
 
@@ -85,19 +83,6 @@ def zoo_run(name: str, with_ood: bool, args: argparse.Namespace) -> Run:
 
 
 # --- TorchUncertainty -------------------------------------------------------------------------
-
-
-def torch_uncertainty_version() -> str | None:
-    """The installed torch-uncertainty's version, or None (with a note why) to skip TU."""
-    try:
-        import torch_uncertainty.routines  # noqa: F401
-        from lightning import __version__ as lightning_version
-    except (ImportError, NameError) as error:  # 0.13.0 raises NameError without scikit-learn
-        print(f"TU half skipped: {error}; install it with {TU_INSTALL}")
-        return None
-    from importlib.metadata import version
-
-    return f"torch-uncertainty {version('torch-uncertainty')}, lightning {lightning_version}"
 
 
 def tu_model(name: str, samples: int) -> torch.nn.Module:
@@ -166,15 +151,6 @@ def tu_datamodule(with_ood: bool, args: argparse.Namespace) -> Any:
         pin_memory=False,  # nothing to pin for on the CPU
         persistent_workers=args.tu_workers > 0,
     )
-
-
-def quiet_lightning() -> None:
-    """Silence Lightning's per-run banners, and warnings that say nothing about the timing."""
-    import lightning.pytorch  # noqa: F401  (it sets its logger's level on import)
-
-    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
-    for message in (r".*does not have many workers", r".*LeafSpec", r"Metric `FPR95` will save"):
-        warnings.filterwarnings("ignore", message=message)
 
 
 # --- timing -----------------------------------------------------------------------------------
@@ -281,7 +257,7 @@ def main() -> None:
     args = parse_args()
     tu_version = None if args.no_tu else torch_uncertainty_version()
     if tu_version:
-        quiet_lightning()
+        quiet_lightning(r"Metric `FPR95` will save")
     print_header(args, tu_version)
     for name in args.models:
         print_rows(name, time_in_turns(variants(name, args, tu_version is not None), args.repeats))

@@ -38,7 +38,7 @@ weight), the values above, those of the seed recipes, are used. Other choices:
   machine), and does not pin memory, which the CPU does not use.
 
 With the project's .venv only the zoo half runs; a venv that also holds torch-uncertainty
-(see TU_INSTALL) runs both:
+(see TU_INSTALL in _torch_uncertainty.py) runs both:
 
     python scripts/bench_train.py --data-dir DIR [--only mc_dropout|bayesian]
 
@@ -51,15 +51,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import tempfile
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from _torch_uncertainty import quiet_lightning, torch_uncertainty_version
 
 import zoo
 from zoo.data import data_root
@@ -69,7 +68,6 @@ from zoo.training.trainer import LOG_NAME
 RECIPE_DIR = Path(__file__).resolve().parents[1] / "recipes"
 RECIPES = {"mc_dropout": "seed_mc_dropout.toml", "bayesian": "seed_bayesian.toml"}
 ONLY = {"mc_dropout": ("mc_dropout",), "bayesian": ("bayesian",), "both": tuple(RECIPES)}
-TU_INSTALL = "pip install 'uncertainty-zoo[bench]'"  # torch-uncertainty, its CPU extras
 SEED = 0
 
 
@@ -99,19 +97,6 @@ def zoo_epoch(name: str, data_dir: Path) -> ZooTiming:
 
 
 # --- TorchUncertainty -------------------------------------------------------------------------
-
-
-def torch_uncertainty_version() -> str | None:
-    """The installed torch-uncertainty's version, or None (with a note why) to skip TU."""
-    try:
-        import torch_uncertainty.routines  # noqa: F401
-        from lightning import __version__ as lightning_version
-    except (ImportError, NameError) as error:  # 0.13.0 raises NameError without scikit-learn
-        print(f"TU half skipped: {error}; install it with {TU_INSTALL}")
-        return None
-    from importlib.metadata import version
-
-    return f"torch-uncertainty {version('torch-uncertainty')}, lightning {lightning_version}"
 
 
 def tu_mc_dropout_routine() -> tuple[Any, int]:
@@ -177,15 +162,6 @@ def tu_epoch(name: str, args: argparse.Namespace) -> float:
     start = time.perf_counter()
     trainer.fit(routine, datamodule=datamodule)
     return time.perf_counter() - start
-
-
-def quiet_lightning() -> None:
-    """Silence Lightning's banners, and warnings that say nothing about the timing."""
-    import lightning.pytorch  # noqa: F401  (it sets its logger's level on import)
-
-    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
-    for message in (r".*does not have many workers", r".*LeafSpec", r".*no logger configured"):
-        warnings.filterwarnings("ignore", message=message)
 
 
 # --- report -----------------------------------------------------------------------------------
@@ -254,7 +230,7 @@ def main() -> None:
     args = parse_args()
     tu_version = None if args.zoo_only else torch_uncertainty_version()
     if tu_version:
-        quiet_lightning()
+        quiet_lightning(r".*no logger configured")
     print_header(args, tu_version)
     for name in ONLY[args.only]:
         zoo_timing = None if args.tu_only else zoo_epoch(name, args.data_dir)
