@@ -67,9 +67,14 @@ def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data root of 50 random MNIST and 30 random FashionMNIST images, in IDX files."""
-    root = tmp_path_factory.mktemp("tiny-data")
-    generator = torch.Generator().manual_seed(7)
-    for folder, count in (("MNIST", 50), ("FashionMNIST", 30)):
+    return write_random_data_root(tmp_path_factory.mktemp("tiny-data"), 50, 30, seed=7)
+
+
+def write_random_data_root(root: Path, mnist: int, fashion_mnist: int, *, seed: int) -> Path:
+    """Fill ``root`` with ``mnist`` random MNIST and ``fashion_mnist`` random FashionMNIST
+    images and labels, in IDX files; return it."""
+    generator = torch.Generator().manual_seed(seed)
+    for folder, count in (("MNIST", mnist), ("FashionMNIST", fashion_mnist)):
         images = torch.randint(0, 256, (count, 28, 28), dtype=torch.uint8, generator=generator)
         labels = torch.randint(0, 10, (count,), dtype=torch.uint8, generator=generator)
         write_idx_dataset(root, folder, images, labels)

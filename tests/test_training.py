@@ -25,7 +25,7 @@ from zoo.training.checkpoint import TrainingState, load_checkpoint, save_checkpo
 from zoo.training.optim import build_optimizer, build_schedule
 from zoo.training.recipe import OptimizerSection, ScheduleSection
 
-from .conftest import write_idx_dataset
+from .conftest import write_random_data_root
 
 
 def tiny_recipe(architecture: str = "mc_dropout_lenet", **training: object) -> str:
@@ -164,13 +164,7 @@ def test_resume_after_an_interruption_gives_the_same_weights(
 @pytest.fixture(scope="module")
 def kill_test_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """4,000 random images: enough that an epoch takes a noticeable fraction of a second."""
-    root = tmp_path_factory.mktemp("kill-data")
-    generator = torch.Generator().manual_seed(3)
-    for folder, count in (("MNIST", 4000), ("FashionMNIST", 100)):
-        images = torch.randint(0, 256, (count, 28, 28), dtype=torch.uint8, generator=generator)
-        labels = torch.randint(0, 10, (count,), dtype=torch.uint8, generator=generator)
-        write_idx_dataset(root, folder, images, labels)
-    return root
+    return write_random_data_root(tmp_path_factory.mktemp("kill-data"), 4000, 100, seed=3)
 
 
 def test_a_killed_training_process_resumes_bit_identically(
