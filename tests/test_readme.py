@@ -31,7 +31,7 @@ HEADLINE_METRICS = ("acc", "nll", "ece", "auroc")
 
 @pytest.mark.parametrize("document", [README, README.parent / "recipes" / "README.md"])
 def test_the_pretrained_figures_in_the_docs_are_the_registry_s(document: Path) -> None:
-    from zoo.report import format_metric
+    from zoo.report import flat_metrics, format_metric
     from zoo.weights import all_weights
 
     text = document.read_text()
@@ -39,6 +39,6 @@ def test_the_pretrained_figures_in_the_docs_are_the_registry_s(document: Path) -
         row = re.search(rf"^\| `{re.escape(name)}` \|(.*)$", text, flags=re.MULTILINE)
         assert row, f"{document.name} has no table row for {name}"
         cells = [cell.strip() for cell in row.group(1).split("|")]
-        metrics = {key: value for group in entry.metrics.values() for key, value in group.items()}
+        metrics = flat_metrics(entry.metrics)
         expected = [format_metric(key, metrics[key]) for key in HEADLINE_METRICS]
         assert cells[1:5] == expected, name

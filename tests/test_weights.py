@@ -15,6 +15,7 @@ from zoo import weights
 from zoo.cards import model_card
 from zoo.errors import ChecksumMismatchError, ModelConfigError, PretrainedWeightsError
 from zoo.pretrained import CONFIG_NAME, WEIGHTS_NAME
+from zoo.report import flat_metrics
 from zoo.training import read_recipe
 from zoo.weights import PretrainedWeights
 
@@ -41,10 +42,6 @@ QUALITY_BARS = {
 
 def entry(name: str) -> PretrainedWeights:
     return weights.all_weights()[name]
-
-
-def flat(metrics: dict[str, dict[str, float]]) -> dict[str, float]:
-    return {key: value for group in metrics.values() for key, value in group.items()}
 
 
 def test_each_architecture_ships_default_mnist_weights() -> None:
@@ -74,7 +71,7 @@ def test_the_registry_entry_is_complete(name: str) -> None:
     assert record.architecture == model.architecture == name.partition(".")[0]
     assert record.num_params == sum(parameter.numel() for parameter in model.parameters())
     assert set(record.metrics) == {"classification", "calibration", "selective", "ood"}
-    assert all(value is not None for value in flat(record.metrics).values())
+    assert all(value is not None for value in flat_metrics(record.metrics).values())
     evaluation = record.evaluation
     samples_used = 16 if model.stochastic else 1  # what zoo eval's default of 16 gives
     assert (evaluation["samples"], evaluation["seed"]) == (samples_used, 0)
@@ -92,7 +89,7 @@ def test_the_registry_entry_is_complete(name: str) -> None:
 
 @pytest.mark.parametrize("name", OFFICIAL)
 def test_each_checkpoint_meets_its_quality_bar(name: str) -> None:
-    metrics = flat(entry(name).metrics)
+    metrics = flat_metrics(entry(name).metrics)
     for key, (relation, bar) in QUALITY_BARS[name].items():
         assert metrics[key] >= bar if relation == ">=" else metrics[key] <= bar, (key, bar)
 
@@ -100,7 +97,8 @@ def test_each_checkpoint_meets_its_quality_bar(name: str) -> None:
 @pytest.mark.parametrize("name", OFFICIAL)
 def test_zoo_eval_reproduces_the_recorded_metrics(name: str, data_root: Path) -> None:
     report = zoo.evaluate(name, samples=16, seed=0, device="cpu", data_dir=data_root)
-    measured, recorded = flat(report.to_dict()["metrics"]), flat(entry(name).metrics)
+    measured = flat_metrics(report.to_dict()["metrics"])
+    recorded = flat_metrics(entry(name).metrics)
     assert measured.keys() == recorded.keys()
     assert measured["acc"] == recorded["acc"]
     for key, value in recorded.items():
@@ -208,7 +206,7 @@ def test_zoo_info_shows_what_the_registry_knows() -> None:
     record = entry("mc_dropout_lenet.mnist")
     for text in (record.sha256, record.recipe, record.license, "not published", "epochs in"):
         assert text in result.stdout
-    assert f"acc {flat(record.metrics)['acc']:.4g}" in result.stdout
+    assert f"acc {flat_metrics(record.metrics)['acc']:.4g}" in result.stdout
     bare = CliRunner().invoke(main, ["info", "mc_dropout_lenet"])
     assert bare.exit_code == 0 and "(mc_dropout_lenet.mnist)" in bare.stdout
     assert record.sha256 in bare.stdout

@@ -15,7 +15,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from zoo.atomic import atomic_write_bytes
 from zoo.metrics.suite import GROUP_TITLES, SPECS
-from zoo.report import format_metric
+from zoo.report import flat_metrics, format_metric
 from zoo.training.recipe import Recipe, read_recipe
 from zoo.weights import PretrainedWeights
 
@@ -128,7 +128,7 @@ def _metric_title(group: str, key: str, evaluation: dict) -> str:
 def _introduction(entry: PretrainedWeights) -> str:
     about, _ = _ABOUT[entry.architecture]
     samples = entry.evaluation["samples"]
-    metrics = {key: value for group in entry.metrics.values() for key, value in group.items()}
+    metrics = flat_metrics(entry.metrics)
     return _paragraph(
         f"An uncertainty-aware MNIST digit classifier from uncertainty-zoo: {about}. "
         f"It has {entry.num_params:,} parameters. On the MNIST test set, with "

@@ -12,7 +12,7 @@ from zoo.loading import resolve
 from zoo.models.base import ZooModel
 from zoo.pretrained import CONFIG_NAME, WEIGHTS_NAME, read_config
 from zoo.registry import create_model, model_entrypoint
-from zoo.report import format_metric
+from zoo.report import flat_metrics, format_metric
 from zoo.weights import PretrainedWeights, find_weights, list_weights
 
 
@@ -108,7 +108,7 @@ def format_model_table(infos: list[dict[str, Any]]) -> str:
     header = ["NAME", "PARAMS", *_TABLE_METRICS.values(), "SUMMARY"]
     rows = [header]
     for info in infos:
-        found = _flat_metrics(info)
+        found = flat_metrics(info["metrics"] or {})
         values = [format_metric(key, found[key]) if key in found else "-" for key in _TABLE_METRICS]
         rows.append([info["name"], f"{info['num_params']:,}", *values, info["summary"]])
     widths = [max(len(row[column]) for row in rows) for column in range(len(header) - 1)]
@@ -125,7 +125,7 @@ def format_model_info(info: dict[str, Any]) -> str:
     """Everything in ``info`` as aligned "field  value" lines."""
     weights = info["weights"]
     kwargs = ", ".join(f"{key}={value!r}" for key, value in info["kwargs"].items())
-    metrics = _flat_metrics(info)
+    metrics = flat_metrics(info["metrics"] or {})
     lines = {
         "name": info["name"],
         "summary": info["summary"],
@@ -160,8 +160,3 @@ def _format_hub(hub: dict[str, str | None] | None) -> str:
     if not hub or not hub.get("repo_id"):
         return "not published"
     return f"{hub['repo_id']} @ {hub['revision']}"
-
-
-def _flat_metrics(info: dict[str, Any]) -> dict[str, float]:
-    grouped = info["metrics"] or {}
-    return {key: value for values in grouped.values() for key, value in values.items()}

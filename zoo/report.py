@@ -51,11 +51,10 @@ class EvaluationReport:
 
     def __getitem__(self, key: str) -> float:
         """A metric by key, e.g. ``report["ece"]``."""
-        for values in self.metrics.values():
-            if key in values:
-                return values[key]
-        known = [name for values in self.metrics.values() for name in values]
-        raise KeyError(f"no metric {key!r}; this report has {', '.join(known)}")
+        metrics = flat_metrics(self.metrics)
+        if key not in metrics:
+            raise KeyError(f"no metric {key!r}; this report has {', '.join(metrics)}")
+        return metrics[key]
 
     def to_dict(self) -> dict[str, Any]:
         """Metrics and provenance as JSON-ready values; NaN and infinity become None (null)."""
@@ -99,6 +98,11 @@ class EvaluationReport:
                 f"scored by {p['ood_score']}"
             )
         return "\n".join(lines)
+
+
+def flat_metrics(grouped: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Grouped metrics, as reports and the registry hold them, in one dict by key."""
+    return {key: value for values in grouped.values() for key, value in values.items()}
 
 
 def format_metric(key: str, value: float) -> str:
