@@ -53,9 +53,9 @@ def main() -> None:
 
 
 def add_checkpoint(run: Path, recipe_path: Path, data_dir: Path | None, default: bool):
-    train_images = len(load_dataset(read_recipe(recipe_path).data.dataset, "train", data_dir))
     recipe = read_recipe(recipe_path)
-    train_images -= recipe.data.validation_size
+    split = load_dataset(recipe.data.dataset, "train", data_dir)
+    train_images = len(split) - recipe.data.validation_size
     recipe = recipe.with_default_kl_weight(train_images)
     if not recipe.name.startswith(f"{recipe.model.architecture}."):
         raise ValueError(f"{recipe_path}: name must be '{recipe.model.architecture}.<tag>'")
