@@ -169,6 +169,7 @@ class _Run:
         self.forward = self.model
         if recipe.training.cuda_compile and device.type == "cuda":
             self.forward = torch.compile(self.model)
+        self.setup = self._describe_setup()  # the same for every epoch: read the machine once
         self.epoch = 0
         self.log: list[dict[str, Any]] = []
         self.best_weights: dict[str, Tensor] | None = None
@@ -210,7 +211,7 @@ class _Run:
             record["elapsed_seconds"] = record["seconds"] + (
                 self.log[-1]["elapsed_seconds"] if self.log else 0.0
             )
-            record |= self._hardware()
+            record |= self.setup
             self.epoch += 1
             self.log.append(record)
             self._save_checkpoint()
@@ -322,7 +323,8 @@ class _Run:
         count = len(self.data.validation_targets)
         return total_nll / count, correct / count
 
-    def _hardware(self) -> dict[str, Any]:
+    def _describe_setup(self) -> dict[str, Any]:
+        """What every log line records about where and how the run trains."""
         return {
             "device": describe_device(self.device),
             "hardware": describe_hardware(),
