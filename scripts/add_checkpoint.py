@@ -13,7 +13,6 @@ A new sha256 resets the Hub entry to "not published".
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import sys
 from pathlib import Path
@@ -23,10 +22,16 @@ from zoo.atomic import atomic_write_bytes
 from zoo.cards import write_model_card
 from zoo.data import load_dataset
 from zoo.evaluation import evaluate
-from zoo.pretrained import CONFIG_NAME, WEIGHTS_NAME, from_pretrained, read_config
-from zoo.registry import model_entrypoint
+from zoo.pretrained import (
+    CONFIG_NAME,
+    LOG_NAME,
+    RECIPE_NAME,
+    WEIGHTS_NAME,
+    load_folder,
+    read_config,
+)
+from zoo.publishing import architecture_summary, read_training_log, training_summary
 from zoo.training.recipe import read_recipe
-from zoo.training.trainer import LOG_NAME, RECIPE_NAME
 from zoo.weights import CHECKPOINTS_DIR, INDEX_NAME, NOT_PUBLISHED, PretrainedWeights
 
 REPOSITORY = Path(__file__).resolve().parent.parent
@@ -62,41 +67,27 @@ def add_checkpoint(run: Path, recipe_path: Path, data_dir: Path | None, default:
     differing = recipe.differences(read_recipe(run / RECIPE_NAME))
     if differing:
         raise ValueError(f"{run} was not trained by {recipe_path}: {', '.join(differing)} differ")
-    model = from_pretrained(run)
+    model = load_folder(run)
     report = evaluate(model, samples=16, seed=0, device="cpu", data_dir=data_dir, progress=True)
-    log = [json.loads(line) for line in (run / LOG_NAME).read_text().splitlines()]
+    log = read_training_log(run / LOG_NAME)
     config = read_config(run / CONFIG_NAME)
     entry = PretrainedWeights(
         name=recipe.name,
         architecture=model.architecture,
         default=default,
-        summary=_summary(model.architecture),
+        summary=f"{architecture_summary(model.architecture)}, trained on MNIST",
         file=f"{recipe.name}/{WEIGHTS_NAME}",
         sha256=config.weights_sha256,
         num_params=sum(parameter.numel() for parameter in model.parameters()),
         metrics=report.to_dict()["metrics"],
         evaluation=report.provenance | {"model": recipe.name},
         recipe=str(recipe_path.resolve().relative_to(REPOSITORY)),
-        training={
-            "epochs": len(log),
-            "seconds": round(log[-1]["elapsed_seconds"], 1),
-            "train_images": train_images,
-            "device": log[-1]["device"],
-            "hardware": log[-1]["hardware"],
-            "torch": log[-1]["torch"],
-            "amp": log[-1]["amp"],
-            "compiled": log[-1]["compiled"],
-        },
+        training=training_summary(log) | {"train_images": train_images},
         license=WEIGHTS_LICENSE,
         hub=_hub_entry(recipe.name, config.weights_sha256),
     )
     _install(entry, run)
     return entry
-
-
-def _summary(architecture: str) -> str:
-    first_line = (inspect.getdoc(model_entrypoint(architecture)) or "").partition("\n")[0]
-    return f"{first_line.rstrip('.')}, trained on MNIST"
 
 
 def _hub_entry(name: str, sha256: str) -> dict:

@@ -62,8 +62,8 @@ from _torch_uncertainty import quiet_lightning, torch_uncertainty_version
 
 import zoo
 from zoo.data import data_root
+from zoo.pretrained import LOG_NAME
 from zoo.training import read_recipe, train
-from zoo.training.trainer import LOG_NAME
 
 RECIPE_DIR = Path(__file__).resolve().parents[1] / "recipes"
 RECIPES = {"mc_dropout": "seed_mc_dropout.toml", "bayesian": "seed_bayesian.toml"}

@@ -1,5 +1,5 @@
 """Shared fixtures: every test starts from the same seed, builds tiny inputs itself, and never
-reaches the network."""
+reaches the network; Hub tests talk to the Hub look-alike of tests/hub_server.py on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -7,10 +7,14 @@ import os
 import shutil
 import socket
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
+from huggingface_hub import constants
+
+from .hub_server import HubServer, point_client_at
 
 ARCHITECTURES = ["lenet", "mc_dropout_lenet", "bayesian_lenet"]
 STOCHASTIC = ["mc_dropout_lenet", "bayesian_lenet"]
@@ -115,3 +119,36 @@ def _find_shared_data() -> Path | None:
         if all((candidate / folder / "raw").is_dir() for folder in DATASET_FOLDERS):
             return candidate
     return None
+
+
+HUB_TOKEN = "hf_zooTestsSecretToken5f1c9a"
+HUB_USER = "zoo-tester"
+
+
+@pytest.fixture(scope="session")
+def hub_server() -> Iterator[HubServer]:
+    with HubServer(tokens={HUB_TOKEN: HUB_USER}) as server:
+        yield server
+
+
+@pytest.fixture
+def hub(
+    hub_server: HubServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[HubServer]:
+    """The Hub look-alike, emptied, with huggingface_hub pointed at it, in this process and in
+    subprocesses (HF_ENDPOINT), and a fresh HF_HOME holding no token."""
+    point_client_at(monkeypatch, hub_server.url)
+    home = tmp_path / "hf-home"
+    monkeypatch.setenv("HF_ENDPOINT", hub_server.url)
+    monkeypatch.setenv("HF_HOME", str(home))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    for name, value in {
+        "HF_HOME": home,
+        "HF_HUB_CACHE": home / "hub",
+        "HF_TOKEN_PATH": home / "token",
+        "HF_STORED_TOKENS_PATH": home / "stored_tokens",
+    }.items():
+        monkeypatch.setattr(constants, name, str(value))
+    hub_server.reset()
+    yield hub_server
+    assert hub_server.server_errors == []

@@ -80,7 +80,7 @@ def test_eval_plot_without_matplotlib_says_how_to_install_it(
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
-        (["eval", "no_such_model"], "neither a model folder nor a registered model"),
+        (["eval", "no_such_model"], "is not a registered model, an existing folder or a Hub id"),
         (["eval", "lenet.cifar10"], "lenet has no weights 'cifar10'; available: 'mnist'"),
         (["eval", "MODEL", "--samples", "0"], "Invalid value for '--samples'"),
         (["eval", "MODEL", "--device", "tpu"], "Invalid value for '--device'"),
@@ -90,7 +90,7 @@ def test_eval_plot_without_matplotlib_says_how_to_install_it(
         (["eval", "MODEL", "--json", "same.png", "--plot", "same.png"], "must name different"),
         (["eval", "MODEL", "--seed", "-1"], "Invalid value for '--seed'"),
         (["eval", "MODEL", "--seed", str(2**64)], "Invalid value for '--seed'"),
-        (["info", "no_such_model"], "neither a model folder nor a registered model"),
+        (["info", "no_such_model"], "is not a registered model, an existing folder or a Hub id"),
     ],
 )
 def test_bad_input_is_a_one_line_error_with_exit_code_2(

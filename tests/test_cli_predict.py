@@ -135,7 +135,10 @@ def test_a_bad_file_is_reported_and_the_others_still_answered(
 
 @pytest.mark.parametrize(
     ("model", "message"),
-    [("lenet.cifar10", "no weights 'cifar10'"), ("nope", "neither a model folder")],
+    [
+        ("lenet.cifar10", "no weights 'cifar10'"),
+        ("nope", "is not a registered model, an existing folder"),
+    ],
 )
 def test_predict_with_an_unusable_model_exits_2(model: str, message: str, tmp_path: Path) -> None:
     path = save_image(tmp_path / "digit.png", digit())

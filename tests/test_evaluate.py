@@ -181,7 +181,7 @@ def test_unavailable_devices_are_refused() -> None:
 
 
 def test_unknown_models_and_missing_data_are_reported(tmp_path: Path) -> None:
-    with pytest.raises(UnknownModelError, match="neither a model folder"):
+    with pytest.raises(UnknownModelError, match="is not a registered model, an existing folder"):
         zoo.evaluate("no_such_model", data_dir=tmp_path)
     with pytest.raises(DatasetNotFoundError, match="--data-dir"):
         zoo.evaluate(zoo.create_model("lenet"), data_dir=tmp_path)

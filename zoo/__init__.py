@@ -18,6 +18,13 @@ from zoo.errors import (
     DatasetNotFoundError,
     DeviceError,
     DuplicateModelError,
+    HubAuthenticationError,
+    HubConnectionError,
+    HubError,
+    HubFileNotFoundError,
+    HubOfflineError,
+    HubRepositoryNotFoundError,
+    HubRevisionNotFoundError,
     ImageFileError,
     InvalidInputError,
     MissingExtraError,
@@ -41,11 +48,12 @@ _LAZY_NAMES = {
     "ZooModel": "zoo.models.base",
     "create_model": "zoo.registry",
     "evaluate": "zoo.evaluation",
-    "from_pretrained": "zoo.pretrained",
+    "from_pretrained": "zoo.loading",
     "kl_divergence": "zoo.layers.bayesian",
     "list_models": "zoo.registry",
     "load": "zoo.loading",
     "load_dataset": "zoo.data",
+    "push_to_hub": "zoo.publishing",
     "register_model": "zoo.registry",
 }
 _LAZY_MODULES = ("layers", "metrics", "models", "training", "weights")
@@ -55,10 +63,10 @@ if TYPE_CHECKING:
     from zoo.data import ImageSet, load_dataset
     from zoo.evaluation import evaluate
     from zoo.layers.bayesian import kl_divergence
-    from zoo.loading import load
+    from zoo.loading import from_pretrained, load
     from zoo.models.base import ZooModel
     from zoo.prediction import Prediction
-    from zoo.pretrained import from_pretrained
+    from zoo.publishing import push_to_hub
     from zoo.registry import create_model, list_models, register_model
     from zoo.report import EvaluationReport
 
@@ -72,6 +80,13 @@ __all__ = [
     "DeviceError",
     "DuplicateModelError",
     "EvaluationReport",
+    "HubAuthenticationError",
+    "HubConnectionError",
+    "HubError",
+    "HubFileNotFoundError",
+    "HubOfflineError",
+    "HubRepositoryNotFoundError",
+    "HubRevisionNotFoundError",
     "ImageFileError",
     "ImageSet",
     "InvalidInputError",
@@ -98,6 +113,7 @@ __all__ = [
     "load_dataset",
     "metrics",
     "models",
+    "push_to_hub",
     "register_model",
     "training",
     "weights",

@@ -1,13 +1,17 @@
-"""Model cards for the shipped checkpoints, generated from their registry entry and recipe.
+"""Model cards, generated from what is known about the weights: a registry entry, or what
+``zoo push`` gathers from a model folder (see `zoo.publishing`), and the recipe.
 
 A card is a huggingface_hub `ModelCard`: YAML metadata with a model-index of `EvalResult`s, so
-that the Hub renders the evaluation, then Markdown for people. Everything in it comes from the
-index entry that ``scripts/add_checkpoint.py`` wrote from a real training run and a real
-``zoo eval``; nothing is typed by hand.
+that the Hub renders the evaluation, then Markdown for people. Everything in it comes from a
+real training run and a real ``zoo eval``; nothing is typed by hand, and what is not known
+(no recipe, no evaluation) is said, not made up. A card is the README.md of the model's Hub
+repository, so once the weights have a repository it links the files pushed beside it and
+gives the ``zoo.from_pretrained`` line that downloads them.
 """
 
 from __future__ import annotations
 
+import math
 import textwrap
 from pathlib import Path
 
@@ -15,6 +19,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from zoo.atomic import atomic_write_bytes
 from zoo.metrics.suite import GROUP_TITLES, SPECS
+from zoo.pretrained import RECIPE_NAME
 from zoo.report import flat_metrics, format_metric
 from zoo.training.recipe import Recipe, read_recipe
 from zoo.weights import PretrainedWeights
@@ -68,32 +73,38 @@ _CITATIONS = {
 }
 
 
-def model_card(entry: PretrainedWeights, recipe: Recipe) -> ModelCard:
-    """The card of ``entry``, trained by ``recipe``."""
+def model_card(entry: PretrainedWeights, recipe: Recipe | None) -> ModelCard:
+    """The card of ``entry``, trained by ``recipe`` (None when it is not known)."""
+    results = _eval_results(entry)
     data = ModelCardData(
         model_name=entry.name,
         license=entry.license,
         library_name="uncertainty-zoo",
         pipeline_tag="image-classification",
         tags=["uncertainty", "pytorch", "safetensors", "mnist", entry.architecture],
-        datasets=[HUB_DATASETS[entry.evaluation["dataset"]["name"]]],
-        metrics=["accuracy", "nll", "ece", "auroc"],
-        eval_results=_eval_results(entry),
+        datasets=_datasets(entry, recipe),
+        metrics=["accuracy", "nll", "ece", "auroc"] if results else None,
+        eval_results=results or None,
     )
-    body = "\n\n".join(
-        [
-            f"# {entry.name}",
-            _introduction(entry),
-            _loading(entry),
-            _intended_use(entry),
-            _training(entry, recipe),
-            _evaluation(entry),
-            _reading_uncertainty(entry),
-            _limitations(entry),
-            _citations(entry),
-        ]
-    )
+    sections = [
+        f"# {entry.name}",
+        _introduction(entry),
+        _loading(entry),
+        _intended_use(entry),
+        _training(entry, recipe),
+        _evaluation(entry),
+        _reading_uncertainty(entry),
+        _limitations(entry),
+        _citations(entry),
+    ]
+    body = "\n\n".join(section for section in sections if section)
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body}\n")
+
+
+def _datasets(entry: PretrainedWeights, recipe: Recipe | None) -> list[str] | None:
+    if entry.evaluation:
+        return [HUB_DATASETS[entry.evaluation["dataset"]["name"]]]
+    return [HUB_DATASETS[recipe.data.dataset]] if recipe else None
 
 
 def _eval_results(entry: PretrainedWeights) -> list[EvalResult]:
@@ -102,7 +113,7 @@ def _eval_results(entry: PretrainedWeights) -> list[EvalResult]:
     for group, values in entry.metrics.items():
         dataset = evaluation["ood_dataset"] if group == "ood" else evaluation["dataset"]
         for key, value in values.items():
-            if value is None:
+            if value is None or not math.isfinite(value):
                 continue
             results.append(
                 EvalResult(
@@ -125,13 +136,32 @@ def _metric_title(group: str, key: str, evaluation: dict) -> str:
     return label
 
 
+def _about(entry: PretrainedWeights) -> tuple[str, list[str]]:
+    """What the architecture is, and the keys of its citations."""
+    return _ABOUT.get(entry.architecture, (entry.summary, []))
+
+
+def _hub_repo(entry: PretrainedWeights) -> str | None:
+    return entry.hub.get("repo_id")
+
+
+def _ships_in_package(entry: PretrainedWeights) -> bool:
+    """Registry names have no "/"; a model pushed from a folder is named by its Hub id."""
+    return "/" not in entry.name
+
+
 def _introduction(entry: PretrainedWeights) -> str:
-    about, _ = _ABOUT[entry.architecture]
+    about, _ = _about(entry)
+    introduction = (
+        f"An uncertainty-aware MNIST digit classifier from uncertainty-zoo: {about}. "
+        f"It has {entry.num_params:,} parameters."
+    )
+    if not entry.metrics:
+        return _paragraph(f"{introduction} It has not been evaluated yet.")
     samples = entry.evaluation["samples"]
     metrics = flat_metrics(entry.metrics)
     return _paragraph(
-        f"An uncertainty-aware MNIST digit classifier from uncertainty-zoo: {about}. "
-        f"It has {entry.num_params:,} parameters. On the MNIST test set, with "
+        f"{introduction} On the MNIST test set, with "
         f"{_count(samples, 'sample')}, "
         f"it reaches {format_metric('acc', metrics['acc'])} accuracy, NLL "
         f"{format_metric('nll', metrics['nll'])} and ECE {format_metric('ece', metrics['ece'])}, "
@@ -141,19 +171,32 @@ def _introduction(entry: PretrainedWeights) -> str:
 
 
 def _loading(entry: PretrainedWeights) -> str:
+    repo_id, shipped = _hub_repo(entry), _ships_in_package(entry)
+    if repo_id:
+        where = "`pip install uncertainty-zoo`, then:"
+        loads = [f'model = zoo.from_pretrained("{repo_id}")  # downloaded once, sha256-checked']
+        if shipped:
+            loads.append(f'model = zoo.load("{entry.name}")  # the same weights, in the package')
+    else:
+        where = "The weights ship inside the `uncertainty-zoo` package and load offline, "
+        where += "sha256-checked:"
+        loads = [
+            f'model = zoo.load("{entry.name}")  # or zoo.models.{entry.architecture}'
+            f'(weights="{entry.tag}")'
+        ]
+    name = entry.name if shipped else repo_id
     lines = [
         "## How to use",
-        "The weights ship inside the `uncertainty-zoo` package and load offline, sha256-checked:",
+        where,
         "```python",
         "import zoo",
         "",
-        f'model = zoo.load("{entry.name}")  # or zoo.models.{entry.architecture}'
-        f'(weights="{entry.tag}")',
+        *loads,
         "prediction = model.predict(images, samples=16)  # uint8 images (B, 28, 28)",
         "prediction.probs, prediction.entropy, prediction.mutual_information",
         "```",
         "From the command line: "
-        f"`zoo eval {entry.name}` measures it, `zoo predict {entry.name} digit.png` classifies "
+        f"`zoo eval {name}` measures it, `zoo predict {name} digit.png` classifies "
         "your own images.",
     ]
     return "\n".join(lines)
@@ -169,7 +212,9 @@ def _intended_use(entry: PretrainedWeights) -> str:
     )
 
 
-def _training(entry: PretrainedWeights, recipe: Recipe) -> str:
+def _training(entry: PretrainedWeights, recipe: Recipe | None) -> str:
+    if recipe is None:
+        return "## Training\n\nNo recipe was published with these weights."
     training = entry.training
     data = recipe.data
     optimizer, schedule = recipe.optimizer, recipe.schedule
@@ -186,33 +231,55 @@ def _training(entry: PretrainedWeights, recipe: Recipe) -> str:
     ]
     if recipe.training.kl_weight is not None:
         settings.insert(3, f"- ELBO with KL weight {recipe.training.kl_weight:.6g}")
-    minutes = training["seconds"] / 60
-    return "\n".join(
-        [
-            "## Training",
-            "",
-            _paragraph(
-                f"Trained on the first {training['train_images']:,} images of the MNIST training "
-                f"set (CC BY-SA 3.0, Y. LeCun and C. Cortes); the last "
-                f"{data.validation_size:,} were held out for validation: the recipe's settings "
-                f"were compared on them, with FashionMNIST's training images as the unseen data "
-                f"for OOD detection."
-            ),
-            "",
-            f"Recipe [`{entry.recipe}`]({entry.recipe}), run with:",
-            "",
-            "```bash",
-            f"zoo train {entry.recipe}",
-            "```",
-            "",
-            *settings,
+    lines = [
+        "## Training",
+        "",
+        _paragraph(_training_data(entry, data.validation_size)),
+        "",
+        _recipe_line(entry),
+        "",
+        "```bash",
+        f"zoo train {_recipe_file(entry)}",
+        "```",
+        "",
+        *settings,
+    ]
+    if training:
+        minutes = training["seconds"] / 60
+        lines += [
             "",
             _paragraph(
                 f"Training took {minutes:.1f} minutes ({training['epochs']} epochs) on "
                 f"{training['hardware']}, with torch {training['torch']}."
             ),
         ]
+    return "\n".join(lines)
+
+
+def _training_data(entry: PretrainedWeights, validation_size: int) -> str:
+    text = (
+        f"Trained on the MNIST training set (CC BY-SA 3.0, Y. LeCun and C. Cortes) but for its "
+        f"last {validation_size:,} images, which were held out for validation"
     )
+    if not _ships_in_package(entry):
+        return f"{text}."
+    return (
+        f"{text}: the recipe's settings were compared on them, with FashionMNIST's training "
+        "images as the unseen data for OOD detection."
+    )
+
+
+def _recipe_file(entry: PretrainedWeights) -> str:
+    """The recipe as the card's reader finds it: in the Hub repository once there is one."""
+    return RECIPE_NAME if _hub_repo(entry) else entry.recipe
+
+
+def _recipe_line(entry: PretrainedWeights) -> str:
+    recipe = _recipe_file(entry)
+    line = f"Recipe [`{recipe}`]({recipe})"
+    if recipe != entry.recipe:
+        line += f" (`{entry.recipe}` in the uncertainty-zoo sources)"
+    return f"{line}, run with:"
 
 
 def _augmentation(recipe: Recipe) -> str:
@@ -238,6 +305,8 @@ def _selection(recipe: Recipe) -> str:
 
 
 def _evaluation(entry: PretrainedWeights) -> str:
+    if not entry.metrics:
+        return f"## Evaluation\n\nNot evaluated yet: `zoo eval {entry.name}` measures it."
     evaluation = entry.evaluation
     ood_name = DATASET_TITLES[evaluation["ood_dataset"]["name"]]
     lines = [
@@ -314,8 +383,12 @@ def _limitations(entry: PretrainedWeights) -> str:
 
 
 def _citations(entry: PretrainedWeights) -> str:
-    _, keys = _ABOUT[entry.architecture]
-    entries = [_CITATIONS[key] for key in [*keys, "xiao2017"]]
+    _, keys = _about(entry)
+    if entry.evaluation.get("ood_dataset"):
+        keys = [*keys, "xiao2017"]
+    if not keys:
+        return ""
+    entries = [_CITATIONS[key] for key in keys]
     return "## Citations\n\n```bibtex\n" + "\n\n".join(entries) + "\n```"
 
 

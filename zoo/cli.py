@@ -52,7 +52,10 @@ device_option = click.option(
     show_default=True,
     help="auto picks cuda, then mps, then cpu.",
 )
-MODEL_HELP = "MODEL is a registered name (see `zoo list`) or a folder written by save_pretrained."
+MODEL_HELP = (
+    "MODEL is a registered name (see `zoo list`), a folder written by save_pretrained or zoo "
+    "train, or a Hugging Face Hub repository, org/name or org/name@revision."
+)
 
 
 class CommandError(click.ClickException):
@@ -257,6 +260,48 @@ def train_command(
         click.echo(f"training {resolved.name} into {folder}", err=True)
         train(resolved, folder, device=device, resume=resume, data_dir=data_dir, progress=True)
     click.echo(f"wrote {folder}")
+
+
+@main.command("push")
+@click.argument("model")
+@click.option(
+    "--repo-id", required=True, help="The Hub repository, org/name; created when missing."
+)
+@click.option("--revision", help="Branch to commit to, created when missing.  [default: main]")
+@click.option("--private", is_flag=True, help="Make the repository private when creating it.")
+@click.option(
+    "--token",
+    help="Hub token with write access.  [default: $HF_TOKEN, else the `hf auth login` token]",
+)
+@click.option("--message", help="Commit message.")
+def push_command(
+    model: str,
+    repo_id: str,
+    revision: str | None,
+    private: bool,
+    token: str | None,
+    message: str | None,
+) -> None:
+    """Publish MODEL to the Hugging Face Hub in one commit.
+
+    MODEL is a registered name or a folder written by save_pretrained or zoo train. The
+    repository gets model.safetensors, config.json, a model card as README.md (with the
+    evaluation results as model-index metadata) and, where they exist, the recipe, the
+    evaluation report and the training log. Prints the new commit and its URL; load it back
+    with `zoo.from_pretrained("org/name")`.
+    """
+    from zoo.publishing import push_to_hub
+
+    with zoo_errors():
+        result = push_to_hub(
+            model,
+            repo_id,
+            revision=revision,
+            private=private or None,
+            token=token,
+            commit_message=message,
+        )
+    click.echo(str(result))
 
 
 def _describe(result: dict) -> str:

@@ -37,7 +37,7 @@ class CheckpointError(ZooError):
     """A saved model that cannot be loaded or written; `path` names the file at fault."""
 
     def __init__(self, path: str | Path, message: str) -> None:
-        self.path = Path(path)
+        self.path, self.detail = Path(path), message
         super().__init__(f"{self.path}: {message}")
 
 
@@ -95,3 +95,45 @@ class RecipeError(ZooError, ValueError):
 
 class TrainingStateError(ZooError):
     """A training run that cannot start or resume: its folder or checkpoint is not usable."""
+
+
+class HubError(ZooError):
+    """A model that cannot be downloaded from, or published to, the Hugging Face Hub.
+
+    `repo_id` and `revision` (None for the default branch) name what was asked for.
+    """
+
+    def __init__(self, repo_id: str, revision: str | None, message: str) -> None:
+        self.repo_id, self.revision = repo_id, revision
+        where = repo_id if revision is None else f"{repo_id}@{revision}"
+        super().__init__(f"{where}: {message}")
+
+
+class HubRepositoryNotFoundError(HubError, LookupError):
+    """A repository that does not exist, or that is private and the token cannot read."""
+
+    __str__ = UnknownModelError.__str__
+
+
+class HubRevisionNotFoundError(HubError, LookupError):
+    """A branch, tag or commit that the repository does not have."""
+
+    __str__ = UnknownModelError.__str__
+
+
+class HubFileNotFoundError(HubError, LookupError):
+    """A file, such as model.safetensors, that the repository does not hold at that revision."""
+
+    __str__ = UnknownModelError.__str__
+
+
+class HubOfflineError(HubError):
+    """Offline mode (HF_HUB_OFFLINE or local_files_only) and the files are not in the cache."""
+
+
+class HubConnectionError(HubError):
+    """The Hub cannot be reached, or it answered with an error, and nothing usable is cached."""
+
+
+class HubAuthenticationError(HubError):
+    """A write without a token, or a token the Hub refuses."""

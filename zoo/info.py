@@ -8,17 +8,19 @@ import os
 from pathlib import Path
 from typing import Any
 
+from zoo.hub import HubReference, download
 from zoo.loading import resolve
 from zoo.models.base import ZooModel
-from zoo.pretrained import CONFIG_NAME, WEIGHTS_NAME, read_config
+from zoo.pretrained import CONFIG_NAME, EVAL_NAME, WEIGHTS_NAME, read_config
 from zoo.registry import create_model, model_entrypoint
-from zoo.report import flat_metrics, format_metric
+from zoo.report import EvaluationReport, flat_metrics, format_metric
 from zoo.weights import PretrainedWeights, find_weights, list_weights
 
 
 def model_info(name_or_path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Describe shipped weights, an architecture or a ``save_pretrained`` folder, without
-    loading weights.
+    """Describe shipped weights, an architecture, a ``save_pretrained`` folder or a Hub
+    repository, without loading weights (from the Hub, only config.json and eval.json are
+    downloaded).
 
     The keys are: name, summary, architecture, kwargs (the constructor's arguments), num_params,
     num_classes, class_labels, preprocessing, weights (file and sha256, or None), metrics,
@@ -28,8 +30,11 @@ def model_info(name_or_path: str | os.PathLike[str]) -> dict[str, Any]:
     Raises:
         UnknownModelError: neither an existing folder nor a registered name.
         ConfigFileError: the folder's config.json cannot be read.
+        HubError: the Hub repository cannot be read (see `zoo.errors`).
     """
     source = resolve(name_or_path)
+    if isinstance(source, HubReference):
+        return _hub_info(source)
     if isinstance(source, Path):
         return _folder_info(source)
     entry = find_weights(source)
@@ -76,6 +81,20 @@ def _folder_info(folder: Path) -> dict[str, Any]:
     weights = {"file": str(folder / WEIGHTS_NAME), "sha256": config.weights_sha256}
     summary = f"saved by uncertainty-zoo {config.zoo_version}"
     return _describe(str(folder), summary, model, weights)
+
+
+def _hub_info(reference: HubReference) -> dict[str, Any]:
+    snapshot = download(reference, [CONFIG_NAME], optional=[EVAL_NAME])
+    info = _folder_info(snapshot.folder)
+    where = f"{reference.repo_id}@{snapshot.commit}"
+    report_path = snapshot.folder / EVAL_NAME
+    report = EvaluationReport.read_json(report_path) if report_path.exists() else None
+    return info | {
+        "name": str(reference),
+        "weights": info["weights"] | {"file": f"{where}: {WEIGHTS_NAME}"},
+        "metrics": report.metrics if report else None,
+        "hub": {"repo_id": reference.repo_id, "revision": snapshot.commit},
+    }
 
 
 def _describe(

@@ -1,12 +1,23 @@
-"""Where a model's weights come from, decided in one place.
+"""What a model name means, decided in one place.
 
-`load` takes what a user types, in Python or as the ``MODEL`` argument of the ``zoo``
-commands, and resolves it in this order:
+`load` (and its Hugging Face-style twin `from_pretrained`) takes what a user types, in Python
+or as the ``MODEL`` argument of ``zoo eval``, ``zoo info``, ``zoo predict`` and ``zoo push``,
+and resolves it in this order:
 
-1. an existing folder: a model written by ``save_pretrained``, loaded by `zoo.from_pretrained`;
-2. the name of shipped weights, "architecture.tag" such as ``mc_dropout_lenet.mnist``, or a
-   bare architecture name, which stands for its default weights: loaded from the package,
-   offline, sha256-checked (see `zoo.weights`).
+1. **a registered name**: shipped weights, "architecture.tag" such as
+   ``mc_dropout_lenet.mnist``, or a bare architecture name, which stands for its default
+   weights. They load from the package, offline, checked against the registry's sha256
+   (see `zoo.weights`).
+2. **an existing folder** written by ``save_pretrained`` or ``zoo train``.
+3. **"org/name" or "org/name@revision"**: a model repository on the Hugging Face Hub, at a
+   branch, tag or commit (the default branch without one). Its files are downloaded into the
+   Hugging Face cache once (see `zoo.hub`); weights the registry publishes there are checked
+   against the registry's sha256 as well as config.json's.
+
+Registered names come first, so a folder that happens to be called ``lenet.mnist`` cannot
+change what that name means: write ``./lenet.mnist`` to load the folder. Folders come before
+the Hub, as in transformers, so ``runs/try`` is the folder ``zoo train`` wrote even though it
+is shaped like a Hub id, and a local clone of a Hub repository loads from disk.
 """
 
 from __future__ import annotations
@@ -14,52 +25,179 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from zoo.errors import PretrainedWeightsError, UnknownModelError
+from zoo.errors import (
+    CheckpointError,
+    ChecksumMismatchError,
+    ModelConfigError,
+    PretrainedWeightsError,
+    UnknownModelError,
+)
+from zoo.hub import HubReference, Snapshot, download, evict, parse_reference
 from zoo.models.base import ZooModel
-from zoo.pretrained import from_pretrained
+from zoo.pretrained import CONFIG_NAME, WEIGHTS_NAME, load_folder
 from zoo.registry import list_models
-from zoo.weights import find_weights, list_weights, load_weights, weights_for_tag
+from zoo.weights import (
+    find_weights,
+    list_weights,
+    load_weights,
+    published_sha256,
+    weights_for_tag,
+)
+
+Source = Path | str | HubReference
 
 
-def load(name_or_path: str | os.PathLike[str]) -> ZooModel:
-    """Load a pretrained model, in eval mode, from a folder or a registered name.
+def load(
+    name_or_path: str | os.PathLike[str],
+    *,
+    revision: str | None = None,
+    token: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    local_files_only: bool = False,
+) -> ZooModel:
+    """Load a pretrained model, in eval mode: shipped weights, a folder or a Hub repository,
+    resolved as the module docstring says.
+
+    Args:
+        name_or_path: a registered name, a folder, or "org/name[@revision]".
+        revision: a Hub branch, tag or commit; the same as writing "org/name@revision".
+        token: for private Hub repositories; defaults to HF_TOKEN, then the saved login.
+        cache_dir: the Hugging Face cache to use instead of the standard one.
+        local_files_only: use only the cache, never the network (as HF_HUB_OFFLINE=1 does).
 
     Raises:
-        UnknownModelError: neither an existing folder nor a registered name.
-        PretrainedWeightsError: a registered architecture that has no pretrained weights.
-        CheckpointError: the folder does not hold a loadable model (see `zoo.from_pretrained`).
-        ChecksumMismatchError: shipped weights that are not the published ones.
+        UnknownModelError: none of a registered name, an existing folder, or a Hub id.
+        PretrainedWeightsError: a registered architecture with no such weights.
+        CheckpointError: the files do not hold a loadable model (see `zoo.pretrained`).
+        ChecksumMismatchError: weights that do not hash to the sha256 pinned for them.
+        HubError: the Hub repository, revision or file cannot be had (see `zoo.errors`).
     """
-    source = resolve(name_or_path)
+    source = resolve(name_or_path, revision)
+    if isinstance(source, HubReference):
+        return _load_from_hub(source, token, cache_dir, local_files_only)
     if isinstance(source, Path):
-        return from_pretrained(source)
+        return load_folder(source)
     entry = find_weights(source)
-    if entry is not None:
-        return load_weights(entry)
-    raise PretrainedWeightsError(
-        f"{source!r} has no pretrained weights yet; pass a folder written by save_pretrained, "
-        f"or build an untrained model with zoo.create_model({source!r})"
+    if entry is None:
+        raise PretrainedWeightsError(
+            f"{source!r} has no pretrained weights yet; pass a folder written by "
+            f"save_pretrained, or build an untrained model with zoo.create_model({source!r})"
+        )
+    return load_weights(entry)
+
+
+def from_pretrained(
+    name_or_path: str | os.PathLike[str],
+    *,
+    revision: str | None = None,
+    token: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    local_files_only: bool = False,
+) -> ZooModel:
+    """`load` under the name Hugging Face users reach for: ``zoo.from_pretrained("org/name",
+    revision=...)`` downloads from the Hub, ``zoo.from_pretrained("folder")`` reads a folder."""
+    return load(
+        name_or_path,
+        revision=revision,
+        token=token,
+        cache_dir=cache_dir,
+        local_files_only=local_files_only,
     )
 
 
-def resolve(name_or_path: str | os.PathLike[str]) -> Path | str:
-    """What ``name_or_path`` names: an existing folder (a `Path`) or a registered name (a `str`):
-    an architecture or the name of shipped weights.
+def resolve(name_or_path: str | os.PathLike[str], revision: str | None = None) -> Source:
+    """What ``name_or_path`` names: a registered name (a `str`), an existing folder (a `Path`)
+    or a Hub repository (a `HubReference`), in the order the module docstring gives.
 
     Raises:
-        UnknownModelError: it is neither.
+        UnknownModelError: it is none of them.
+        CheckpointError: a path (absolute, or with more than one "/") to no folder.
         PretrainedWeightsError: "architecture.tag" where the architecture has no such weights.
+        ModelConfigError: a ``revision`` for something that is not a Hub repository, or two
+            different revisions.
     """
-    path = Path(name_or_path)
-    if path.is_dir():
-        return path
-    name = str(name_or_path)
+    name = os.fspath(name_or_path)
     if name in list_models() or name in list_weights():
-        return name
+        return _without_revision(name, revision)
+    if Path(name).is_dir():
+        return _without_revision(Path(name), revision)
+    reference = parse_reference(name)
+    if reference is not None:
+        return _with_revision(reference, revision)
+    if _looks_like_a_path(name):
+        raise CheckpointError(name, "no such folder; pass a folder written by save_pretrained")
     architecture, dot, tag = name.partition(".")
     if dot and architecture in list_models():
         weights_for_tag(architecture, tag)  # raises, naming the tags there are
     known = ", ".join(list_weights() + list_models())
     raise UnknownModelError(
-        f"{name!r} is neither a model folder nor a registered model; known models: {known}"
+        f"{name!r} is not a registered model, an existing folder or a Hub id (org/name); "
+        f"registered: {known}"
     )
+
+
+def _looks_like_a_path(name: str) -> bool:
+    """A name no registry or Hub id can have: absolute, relative to "." or "~", or nested."""
+    return name.startswith((".", "~", "/", "\\")) or name.count("/") > 1 or "\\" in name
+
+
+def _without_revision(source: Source, revision: str | None) -> Source:
+    if revision is not None:
+        raise ModelConfigError(
+            f"revision={revision!r} applies to Hugging Face Hub repositories only, and "
+            f"{str(source)!r} is not one"
+        )
+    return source
+
+
+def _with_revision(reference: HubReference, revision: str | None) -> HubReference:
+    if revision is None or revision == reference.revision:
+        return reference
+    if reference.revision is not None:
+        raise ModelConfigError(
+            f"{reference} names revision {reference.revision!r}, and revision={revision!r} "
+            "names another; give one"
+        )
+    return reference.at(revision)
+
+
+def _load_from_hub(
+    reference: HubReference,
+    token: str | None,
+    cache_dir: str | os.PathLike[str] | None,
+    local_files_only: bool,
+) -> ZooModel:
+    """Download config.json and model.safetensors from one commit and load them strictly.
+
+    Weights that fail their sha256 check are removed from the cache, so that the next call
+    downloads them again instead of failing on the same bad copy.
+    """
+    snapshot = download(
+        reference,
+        [CONFIG_NAME, WEIGHTS_NAME],
+        token=token,
+        cache_dir=cache_dir,
+        local_files_only=local_files_only,
+    )
+    try:
+        return load_folder(snapshot.folder, _pin(snapshot))
+    except ChecksumMismatchError as error:
+        evict(snapshot.folder / WEIGHTS_NAME)
+        raise ChecksumMismatchError(
+            error.path,
+            f"downloaded from {_described(snapshot)}: {error.detail}; the bad copy was removed "
+            "from the cache, so loading again downloads it anew",
+        ) from None
+
+
+def _pin(snapshot: Snapshot) -> str | None:
+    return published_sha256(snapshot.reference.repo_id, snapshot.commit)
+
+
+def _described(snapshot: Snapshot) -> str:
+    """ "org/name@commit", with the revision asked for when it was a branch or tag."""
+    reference = snapshot.reference
+    where = f"{reference.repo_id}@{snapshot.commit}"
+    if reference.revision in (None, snapshot.commit):
+        return where
+    return f"{where} (revision {reference.revision!r})"

@@ -40,6 +40,10 @@ from zoo.registry import create_model
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
+# What `zoo train` writes beside them, and what a pushed Hub repository holds too.
+LOG_NAME = "train_log.jsonl"
+RECIPE_NAME = "recipe.toml"
+EVAL_NAME = "eval.json"
 FORMAT_VERSION = 1
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -111,8 +115,12 @@ def weights_bytes(model: ZooModel) -> bytes:
     return safetensors.torch.save(state, metadata={"format": "pt"})
 
 
-def from_pretrained(directory: str | Path) -> ZooModel:
+def load_folder(directory: str | Path, expected_sha256: str | None = None) -> ZooModel:
     """Rebuild the model saved in ``directory`` by `save_pretrained`, in eval mode.
+
+    ``expected_sha256``, the registry's pin for official weights, must equal the sha256 that
+    config.json pins. `zoo.load` and `zoo.from_pretrained` call this for a
+    folder.
 
     MC-dropout models stay stochastic in eval mode, so the loaded model samples exactly as the
     saved one did. Runtime state is not saved: the model comes back on the CPU, in float32
@@ -124,7 +132,8 @@ def from_pretrained(directory: str | Path) -> ZooModel:
         ConfigFileError: config.json is missing, not JSON, or names an unknown architecture,
             unknown arguments or values the architecture rejects.
         WeightsFileError: model.safetensors is missing, a pickle, or not valid safetensors.
-        ChecksumMismatchError: model.safetensors does not hash to the pinned sha256.
+        ChecksumMismatchError: model.safetensors does not hash to the pinned sha256, or
+            config.json does not pin ``expected_sha256``.
         StateDictMismatchError: a tensor is missing, unexpected or of the wrong shape.
     """
     folder = Path(directory)
@@ -132,6 +141,12 @@ def from_pretrained(directory: str | Path) -> ZooModel:
         raise CheckpointError(folder, "no such folder; pass a folder written by save_pretrained")
     config_path, weights_path = folder / CONFIG_NAME, folder / WEIGHTS_NAME
     config = read_config(config_path)
+    if expected_sha256 is not None and config.weights_sha256 != expected_sha256:
+        raise ChecksumMismatchError(
+            weights_path,
+            f"{CONFIG_NAME} pins sha256 {config.weights_sha256}, but the registry pins "
+            f"{expected_sha256}: these are not the published weights",
+        )
     model = _build(config, config_path)
     state = read_weights(weights_path, config.weights_sha256)
     _load_state_strictly(model, state, weights_path)

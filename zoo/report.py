@@ -6,11 +6,13 @@ import json
 import math
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from torch import Tensor
 
 from zoo.atomic import atomic_write_bytes
+from zoo.errors import CheckpointError
 from zoo.metrics.suite import GROUP_TITLES, SPECS
 
 
@@ -70,6 +72,27 @@ class EvaluationReport:
     def save_json(self, path: str | os.PathLike[str]) -> None:
         """Write `to_json` to ``path`` atomically."""
         atomic_write_bytes(path, self.to_json().encode("utf-8"))
+
+    @classmethod
+    def read_json(cls, path: str | os.PathLike[str]) -> EvaluationReport:
+        """Read a report written by `save_json`; null metrics come back as NaN.
+
+        Raises:
+            CheckpointError: the file cannot be read or is not such a report.
+        """
+        try:
+            raw = json.loads(Path(path).read_text(encoding="utf-8"))
+            metrics = {
+                group: {
+                    key: math.nan if value is None else float(value)
+                    for key, value in values.items()
+                }
+                for group, values in raw["metrics"].items()
+            }
+            provenance = dict(raw["provenance"])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+            raise CheckpointError(path, f"is not a zoo eval report ({error!r})") from None
+        return cls(metrics, provenance)
 
     def format(self) -> str:
         """The report as text: a heading, then one table per metric group."""

@@ -19,7 +19,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zoo.errors import ChecksumMismatchError, PretrainedWeightsError
+from zoo.errors import PretrainedWeightsError
 
 if TYPE_CHECKING:
     from zoo.models.base import ZooModel
@@ -45,7 +45,7 @@ class PretrainedWeights:
         evaluation: how the metrics were measured: samples, seed, datasets, versions.
         recipe: the recipe file that trained the weights, relative to the repository.
         training: epochs, seconds, device and hardware of the training run.
-        license: SPDX-style license of the weights.
+        license: SPDX-style license of the weights; None where not stated.
         hub: ``repo_id`` and ``revision`` on the Hugging Face Hub, both None until published.
     """
 
@@ -60,7 +60,7 @@ class PretrainedWeights:
     evaluation: dict[str, Any]
     recipe: str
     training: dict[str, Any]
-    license: str
+    license: str | None
     hub: dict[str, str | None]
 
     @property
@@ -115,20 +115,22 @@ def weights_for_tag(architecture: str, tag: str) -> PretrainedWeights:
 def load_weights(entry: PretrainedWeights) -> ZooModel:
     """The model of ``entry``, loaded offline from the package, in eval mode.
 
-    The folder's ``config.json`` must pin the registry's sha256, and `zoo.from_pretrained`
-    then checks the weights file against that pin and loads it strictly.
+    The folder's ``config.json`` must pin the registry's sha256, and the weights file must
+    hash to it; it is then loaded strictly (see `zoo.pretrained.load_folder`).
 
     Raises:
         ChecksumMismatchError: the installed files are not the published ones.
         CheckpointError: the installed folder is damaged.
     """
-    from zoo.pretrained import CONFIG_NAME, WEIGHTS_NAME, from_pretrained, read_config
+    from zoo.pretrained import load_folder
 
-    pinned = read_config(entry.folder / CONFIG_NAME).weights_sha256
-    if pinned != entry.sha256:
-        raise ChecksumMismatchError(
-            entry.folder / WEIGHTS_NAME,
-            f"its config.json pins sha256 {pinned}, but the registry pins {entry.sha256}; "
-            "reinstall uncertainty-zoo",
-        )
-    return from_pretrained(entry.folder)
+    return load_folder(entry.folder, expected_sha256=entry.sha256)
+
+
+def published_sha256(repo_id: str, commit: str) -> str | None:
+    """The sha256 the registry pins for the weights at ``commit`` of Hub repository
+    ``repo_id``, if official weights were published there."""
+    for entry in all_weights().values():
+        if entry.hub.get("repo_id") == repo_id and entry.hub.get("revision") == commit:
+            return entry.sha256
+    return None

@@ -21,7 +21,7 @@ import numbers
 import typing
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -30,6 +30,10 @@ from zoo.errors import InvalidInputError, ModelConfigError
 from zoo.options import DEFAULT_SAMPLES
 from zoo.prediction import Prediction
 from zoo.preprocessing import prepare_images
+
+if TYPE_CHECKING:
+    from zoo.hub import PushResult
+    from zoo.report import EvaluationReport
 
 MNIST_MEAN = 0.1307
 MNIST_STD = 0.3081
@@ -108,6 +112,34 @@ class ZooModel(nn.Module):
         from zoo.pretrained import save_pretrained
 
         return save_pretrained(self, directory)
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        revision: str | None = None,
+        private: bool | None = None,
+        token: str | None = None,
+        commit_message: str | None = None,
+        evaluation: EvaluationReport | None = None,
+    ) -> PushResult:
+        """Publish this model to the Hugging Face Hub repository ``repo_id`` in one commit:
+        its weights, config.json and a model card, and ``evaluation`` (a `zoo.evaluate` report
+        of it) as eval.json and the card's results. See `zoo.publishing.push_to_hub`.
+
+        ``zoo.from_pretrained(repo_id)`` then loads it back anywhere.
+        """
+        from zoo.publishing import push_to_hub
+
+        return push_to_hub(
+            self,
+            repo_id,
+            revision=revision,
+            private=private,
+            token=token,
+            commit_message=commit_message,
+            evaluation=evaluation,
+        )
 
     @classmethod
     def constructor_arguments(cls) -> list[str]:

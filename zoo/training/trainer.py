@@ -36,7 +36,7 @@ from zoo.errors import RecipeError, TrainingStateError
 from zoo.evaluation import evaluate
 from zoo.layers.bayesian import has_bayesian_layers, kl_divergence
 from zoo.models.base import ZooModel
-from zoo.pretrained import CONFIG_NAME, WEIGHTS_NAME
+from zoo.pretrained import CONFIG_NAME, EVAL_NAME, LOG_NAME, RECIPE_NAME, WEIGHTS_NAME
 from zoo.registry import create_model
 from zoo.training.augment import random_affine, random_shift
 from zoo.training.checkpoint import (
@@ -50,9 +50,6 @@ from zoo.training.checkpoint import (
 from zoo.training.optim import build_optimizer, build_schedule
 from zoo.training.recipe import Recipe, parse_recipe
 
-LOG_NAME = "train_log.jsonl"
-RECIPE_NAME = "recipe.toml"
-EVAL_NAME = "eval.json"
 OUTPUT_NAMES = (WEIGHTS_NAME, CONFIG_NAME, LOG_NAME, RECIPE_NAME, EVAL_NAME, CHECKPOINT_NAME)
 
 

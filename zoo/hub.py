@@ -1,0 +1,336 @@
+"""The Hugging Face Hub, through the unmodified huggingface_hub client.
+
+Downloads go through ``hf_hub_download`` into the standard Hugging Face cache, so they honour
+``HF_HOME``, ``HF_HUB_CACHE``, ``HF_HUB_OFFLINE``, ``HF_ENDPOINT`` and ``HF_TOKEN`` (or the
+token saved by ``hf auth login``) exactly as other Hub libraries do. The files of one model are
+always taken from one commit: the first download resolves the revision (a branch, tag or
+commit) to a commit, and the others ask for that commit, so a push in between cannot pair a
+new config with old weights.
+
+Uploads create the repository if needed, then send a whole folder in one commit.
+
+Every failure of the client becomes a `zoo.HubError` subclass that names the repository and the
+revision and says what to do. Tokens are handed to the client and never appear in a message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from zoo import __version__
+from zoo.errors import (
+    HubAuthenticationError,
+    HubConnectionError,
+    HubError,
+    HubFileNotFoundError,
+    HubOfflineError,
+    HubRepositoryNotFoundError,
+    HubRevisionNotFoundError,
+)
+
+DEFAULT_BRANCH = "main"
+_COMMIT_SHA = re.compile(r"[0-9a-f]{40}")
+_REFERENCE = re.compile(r"(?P<repo_id>[^/@\s]+/[^/@\s]+)(?:@(?P<revision>\S+))?")
+_TOKEN_SOURCES = "pass a token (token=..., zoo --token), set HF_TOKEN or run `hf auth login`"
+
+
+@dataclass(frozen=True)
+class HubReference:
+    """A model on the Hub: ``repo_id`` ("org/name") at ``revision`` (None: the default branch)."""
+
+    repo_id: str
+    revision: str | None = None
+
+    def __str__(self) -> str:
+        return self.repo_id if self.revision is None else f"{self.repo_id}@{self.revision}"
+
+    def at(self, revision: str | None) -> HubReference:
+        return HubReference(self.repo_id, revision)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Files of one commit, downloaded into the Hugging Face cache."""
+
+    reference: HubReference
+    commit: str
+    folder: Path
+
+
+@dataclass(frozen=True)
+class PushResult:
+    """Where a push landed: the repository, the branch, the new commit and its web page."""
+
+    repo_id: str
+    revision: str
+    commit: str
+    url: str
+
+    def __str__(self) -> str:
+        return f"pushed {self.repo_id}@{self.commit} (branch {self.revision})\n{self.url}"
+
+
+def parse_reference(text: str) -> HubReference | None:
+    """``"org/name"`` or ``"org/name@revision"`` as a `HubReference`; None if ``text`` is not
+    shaped like a Hub repository id."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    match = _REFERENCE.fullmatch(text)
+    if match is None:
+        return None
+    try:
+        validate_repo_id(match["repo_id"])
+    except HFValidationError:
+        return None
+    return HubReference(match["repo_id"], match["revision"])
+
+
+def download(
+    reference: HubReference,
+    filenames: Sequence[str],
+    *,
+    optional: Sequence[str] = (),
+    token: str | None = None,
+    cache_dir: str | Path | None = None,
+    local_files_only: bool = False,
+) -> Snapshot:
+    """Download ``filenames`` and, where the repository has them, the ``optional`` files, all
+    from the one commit that ``reference`` resolves to.
+
+    Raises:
+        HubError: a subclass for each way the download can fail; see `zoo.errors`.
+    """
+    options = {"token": token, "cache_dir": cache_dir, "local_files_only": local_files_only}
+    first = _download_file(reference, filenames[0], **options)
+    commit = first.parent.name if _COMMIT_SHA.fullmatch(first.parent.name) else None
+    pinned = reference.at(commit or reference.revision)
+    for filename in filenames[1:]:
+        _download_file(pinned, filename, shown=reference, **options)
+    for filename in optional:
+        with contextlib.suppress(HubFileNotFoundError, HubOfflineError):
+            _download_file(pinned, filename, shown=reference, **options)
+    return Snapshot(reference, commit or str(reference.revision), first.parent)
+
+
+def _download_file(
+    reference: HubReference,
+    filename: str,
+    *,
+    shown: HubReference | None = None,
+    token: str | None,
+    cache_dir: str | Path | None,
+    local_files_only: bool,
+) -> Path:
+    """One file of ``reference`` in the cache; errors name ``shown``, what the user asked for."""
+    from huggingface_hub import hf_hub_download
+
+    context = _Context(shown or reference, token, cache_dir, local_files_only)
+    with translate_errors(context, filename):
+        path = hf_hub_download(
+            reference.repo_id,
+            filename,
+            revision=reference.revision,
+            library_name="uncertainty-zoo",
+            library_version=__version__,
+            token=token,
+            cache_dir=cache_dir,
+            local_files_only=local_files_only,
+        )
+    return Path(path)
+
+
+def upload_folder(
+    folder: Path,
+    repo_id: str,
+    *,
+    revision: str | None = None,
+    private: bool | None = None,
+    token: str | None = None,
+    message: str,
+) -> PushResult:
+    """Create ``repo_id`` if it does not exist (and the branch ``revision`` if it is new),
+    then upload every file of ``folder`` to it in one commit.
+
+    ``private`` applies when the repository is created; pushing ``private=True`` to an
+    existing public repository uploads nothing and raises `HubError`, so that weights meant
+    to stay private are never published by mistake.
+    """
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=token, library_name="uncertainty-zoo", library_version=__version__)
+    branch = revision or DEFAULT_BRANCH
+    with translate_errors(_Context(HubReference(repo_id, revision), token), None):
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        if private and not api.model_info(repo_id).private:
+            raise HubError(
+                repo_id,
+                revision,
+                "the repository exists and is public, and --private only applies when it is "
+                "created; nothing was uploaded: make it private on the Hub first",
+            )
+        if branch != DEFAULT_BRANCH:
+            api.create_branch(repo_id, branch=branch, exist_ok=True)
+        commit = api.upload_folder(
+            folder_path=folder, repo_id=repo_id, revision=branch, commit_message=message
+        )
+    return PushResult(repo_id, branch, commit.oid, commit.commit_url)
+
+
+def evict(path: Path) -> None:
+    """Remove a downloaded file from the cache, so that the next call downloads it again."""
+    blob = path.resolve()
+    for stale in {path, blob}:
+        with contextlib.suppress(FileNotFoundError):
+            stale.unlink()
+
+
+@dataclass(frozen=True)
+class _Context:
+    reference: HubReference
+    token: str | None
+    cache_dir: str | Path | None = None
+    local_files_only: bool = False
+
+
+@contextlib.contextmanager
+def translate_errors(context: _Context, filename: str | None) -> Iterator[None]:
+    """Turn the client's exceptions into `HubError`s that say what went wrong and what to do."""
+    from huggingface_hub import errors
+
+    reference = context.reference
+    try:
+        yield
+    except errors.GatedRepoError:
+        raise _error(HubAuthenticationError, reference, _gated()) from None
+    except errors.RepositoryNotFoundError:
+        raise _error(HubRepositoryNotFoundError, reference, _not_found(context)) from None
+    except errors.RevisionNotFoundError:
+        message = f"the repository has no branch, tag or commit {reference.revision!r}"
+        raise _error(HubRevisionNotFoundError, reference, message) from None
+    except (errors.LocalEntryNotFoundError, errors.OfflineModeIsEnabled) as error:
+        raise _unavailable(context, filename, error) from None
+    except errors.EntryNotFoundError:  # after its local subclass: the file is not on the Hub
+        raise _error(HubFileNotFoundError, reference, _missing(filename)) from None
+    except errors.HfHubHTTPError as error:
+        raise _http_error(context, error) from None
+    except _transport_errors() as error:  # HfApi calls let the HTTP library's errors through
+        message = f"cannot reach the Hub at {_endpoint()} ({_one_line(error)})"
+        raise _error(HubConnectionError, reference, message) from None
+
+
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    """Connection errors of the HTTP libraries that huggingface_hub versions are built on."""
+    found: list[type[BaseException]] = []
+    libraries = (
+        ("httpx2", "TransportError"),
+        ("httpx", "TransportError"),
+        ("requests", "ConnectionError"),
+    )
+    for module, name in libraries:
+        with contextlib.suppress(ImportError, AttributeError):
+            found.append(getattr(importlib.import_module(module), name))
+    return tuple(found)
+
+
+def _error(kind: type[HubError], reference: HubReference, message: str) -> HubError:
+    return kind(reference.repo_id, reference.revision, message)
+
+
+def _endpoint() -> str:
+    from huggingface_hub import constants
+
+    return constants.ENDPOINT
+
+
+def _has_token(token: str | None) -> bool:
+    from huggingface_hub import get_token
+
+    return bool(token or get_token())
+
+
+def _not_found(context: _Context) -> str:
+    if _has_token(context.token):
+        return (
+            f"no such repository on {_endpoint()} (nor a local folder of that name), or it is "
+            "private and the token given cannot read it; check the name"
+        )
+    return (
+        f"no such repository on {_endpoint()} (nor a local folder of that name), or it is "
+        f"private and no token was given: check the name, or {_TOKEN_SOURCES}"
+    )
+
+
+def _gated() -> str:
+    return f"the repository is gated: accept its conditions on {_endpoint()}, then {_TOKEN_SOURCES}"
+
+
+def _missing(filename: str | None) -> str:
+    from zoo.pretrained import WEIGHTS_NAME
+
+    if filename == WEIGHTS_NAME:
+        return (
+            f"the repository has no {WEIGHTS_NAME}; uncertainty-zoo loads safetensors weights "
+            "only and never falls back to pickled (.bin, .pt) files"
+        )
+    return f"the repository has no file {filename!r}; is it an uncertainty-zoo model?"
+
+
+def _unavailable(context: _Context, filename: str | None, cause: Exception) -> HubError:
+    """Offline, or the Hub unreachable, and the file is not in the cache."""
+    from huggingface_hub import constants
+
+    reference, wanted = context.reference, filename or "the files"
+    if context.local_files_only or constants.is_offline_mode():
+        switch = "local_files_only=True" if context.local_files_only else "HF_HUB_OFFLINE is set"
+        message = (
+            f"{switch} and {wanted} is not in the Hugging Face cache ({_cache_dir(context)}); "
+            "download it once while online"
+        )
+        return _error(HubOfflineError, reference, message)
+    reason = cause.__cause__ or cause
+    message = f"cannot download {wanted} from {_endpoint()} ({_one_line(reason)})"
+    if _is_cached(context):
+        message += (
+            "; files of this repository are in the cache: set HF_HUB_OFFLINE=1 to load them "
+            "without the network"
+        )
+    return _error(HubConnectionError, reference, message)
+
+
+def _http_error(context: _Context, error: Exception) -> HubError:
+    response = getattr(error, "response", None)
+    status = getattr(response, "status_code", None)
+    if status in (401, 403):
+        if not _has_token(context.token):
+            message = f"the Hub needs a token for this: {_TOKEN_SOURCES}"
+        else:
+            message = f"the Hub refused the token ({status}): it is invalid or lacks the rights"
+        return _error(HubAuthenticationError, context.reference, message)
+    return _error(
+        HubConnectionError, context.reference, f"the Hub answered {status}: {_one_line(error)}"
+    )
+
+
+def _cache_dir(context: _Context) -> Path:
+    from huggingface_hub import constants
+
+    return Path(context.cache_dir or constants.HF_HUB_CACHE)
+
+
+def _is_cached(context: _Context) -> bool:
+    """Whether any snapshot of the repository is in the cache."""
+    from huggingface_hub.file_download import repo_folder_name
+
+    name = repo_folder_name(repo_id=context.reference.repo_id, repo_type="model")
+    snapshots = _cache_dir(context) / name / "snapshots"
+    return snapshots.is_dir() and any(snapshots.iterdir())
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__

@@ -1,0 +1,247 @@
+"""Publishing a model to the Hugging Face Hub: what its repository holds, pushed in one commit.
+
+A published repository holds:
+
+- ``model.safetensors`` and ``config.json``: the model, exactly as ``save_pretrained`` wrote it;
+- ``README.md``: the model card (`zoo.cards`), YAML metadata with model-index evaluation
+  results, then prose;
+- where they are known: ``recipe.toml`` (the recipe that trained it), ``eval.json`` (the
+  ``zoo eval`` report) and ``train_log.jsonl`` (the training log).
+
+What gets pushed is a registry name (shipped weights, with the recipe from ``recipes/``), a
+folder written by ``save_pretrained`` or ``zoo train``, or a model in memory. Before anything
+is uploaded, the folder is loaded strictly, so a broken model is never published, and an
+evaluation report must be of these very weights.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from zoo import __version__
+from zoo.atomic import atomic_write_bytes
+from zoo.cards import model_card
+from zoo.errors import CheckpointError, ModelConfigError, PretrainedWeightsError
+from zoo.hub import HubReference, PushResult, parse_reference, upload_folder
+from zoo.loading import resolve
+from zoo.models.base import ZooModel
+from zoo.pretrained import (
+    CONFIG_NAME,
+    EVAL_NAME,
+    LOG_NAME,
+    RECIPE_NAME,
+    WEIGHTS_NAME,
+    load_folder,
+    read_config,
+    save_pretrained,
+)
+from zoo.registry import model_entrypoint
+from zoo.report import EvaluationReport
+from zoo.training.recipe import Recipe, read_recipe
+from zoo.weights import PretrainedWeights, find_weights
+
+CARD_NAME = "README.md"
+PUBLISHED_FILES = (WEIGHTS_NAME, CONFIG_NAME, RECIPE_NAME, EVAL_NAME, LOG_NAME)
+SOURCE_ROOT = Path(__file__).resolve().parent.parent  # recipes/ lives here in a checkout
+
+
+def push_to_hub(
+    model_or_path: ZooModel | str | os.PathLike[str],
+    repo_id: str,
+    *,
+    revision: str | None = None,
+    private: bool | None = None,
+    token: str | None = None,
+    commit_message: str | None = None,
+    evaluation: EvaluationReport | None = None,
+) -> PushResult:
+    """Publish a model to the Hub repository ``repo_id`` ("org/name") in one commit.
+
+    Args:
+        model_or_path: a model, a registry name or a ``save_pretrained`` / ``zoo train`` folder.
+        repo_id: created if it does not exist.
+        revision: the branch to commit to (created from the default branch if new).
+        private: make a new repository private; an existing one keeps its visibility.
+        token: a write token; defaults to HF_TOKEN, then the saved ``hf auth login``.
+        commit_message: defaults to "Upload NAME with uncertainty-zoo VERSION".
+        evaluation: a `zoo.evaluate` report of these weights, published as eval.json and as
+            the card's model-index (a ``zoo train`` folder has its own).
+
+    Raises:
+        HubError: the repository cannot be created or written (see `zoo.errors`).
+        CheckpointError: the folder does not hold a loadable model.
+        ModelConfigError: a bad ``repo_id``, or an evaluation of other weights.
+    """
+    target = _repo_id(repo_id)
+    with tempfile.TemporaryDirectory(prefix="zoo-push-") as staging:
+        entry = stage(model_or_path, target, Path(staging), evaluation)
+        message = commit_message or f"Upload {entry.name} with uncertainty-zoo {__version__}"
+        return upload_folder(
+            Path(staging),
+            target,
+            revision=revision,
+            private=private,
+            token=token,
+            message=message,
+        )
+
+
+def stage(
+    model_or_path: ZooModel | str | os.PathLike[str],
+    repo_id: str,
+    staging: Path,
+    evaluation: EvaluationReport | None = None,
+) -> PretrainedWeights:
+    """Write into ``staging`` every file the Hub repository ``repo_id`` gets; return what its
+    card describes."""
+    if isinstance(model_or_path, ZooModel):
+        save_pretrained(model_or_path, staging)
+    else:
+        source = resolve(model_or_path)
+        if isinstance(source, HubReference):
+            raise ModelConfigError(
+                f"{source} is already on the Hub; to copy it, load it and push the model"
+            )
+        if isinstance(source, str):
+            return _stage_shipped(source, repo_id, staging, evaluation)
+        _copy_folder(source, staging)
+    if evaluation is not None:
+        _write_evaluation(evaluation, staging)
+    entry, recipe = describe_folder(staging, repo_id)
+    _write_card(entry, recipe, staging)
+    return entry
+
+
+def describe_folder(folder: Path, repo_id: str) -> tuple[PretrainedWeights, Recipe | None]:
+    """What the card of a model folder pushed to ``repo_id`` says, from the files in it."""
+    config = read_config(folder / CONFIG_NAME)
+    model = config.build_model()
+    report = _read_report(folder / EVAL_NAME, config.weights_sha256)
+    recipe = read_recipe(folder / RECIPE_NAME) if (folder / RECIPE_NAME).exists() else None
+    log_path = folder / LOG_NAME
+    entry = PretrainedWeights(
+        name=repo_id,
+        architecture=config.architecture,
+        default=False,
+        summary=architecture_summary(config.architecture),
+        file=WEIGHTS_NAME,
+        sha256=config.weights_sha256,
+        num_params=sum(parameter.numel() for parameter in model.parameters()),
+        metrics=report.metrics if report else {},
+        evaluation=report.provenance if report else {},
+        recipe=RECIPE_NAME if recipe else "",
+        training=training_summary(read_training_log(log_path)) if log_path.exists() else {},
+        license=None,
+        hub={"repo_id": repo_id, "revision": None},
+    )
+    return entry, recipe
+
+
+def architecture_summary(architecture: str) -> str:
+    """The first line of the architecture's docstring, without its full stop."""
+    return (inspect.getdoc(model_entrypoint(architecture)) or "").partition("\n")[0].rstrip(".")
+
+
+def read_training_log(path: Path) -> list[dict[str, Any]]:
+    """The records of a ``train_log.jsonl``, one per epoch."""
+    try:
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    except (OSError, ValueError) as error:
+        raise CheckpointError(path, f"is not a training log of zoo train ({error})") from None
+
+
+def training_summary(log: list[dict[str, Any]]) -> dict[str, Any]:
+    """Epochs, time, device and software of a training run, from its log."""
+    if not log:
+        return {}
+    last = log[-1]
+    return {
+        "epochs": len(log),
+        "seconds": round(last["elapsed_seconds"], 1),
+        "device": last["device"],
+        "hardware": last["hardware"],
+        "torch": last["torch"],
+        "amp": last["amp"],
+        "compiled": last["compiled"],
+    }
+
+
+def _repo_id(repo_id: str) -> str:
+    reference = parse_reference(repo_id)
+    if reference is None or reference.revision is not None:
+        raise ModelConfigError(
+            f"--repo-id must be a Hub repository id, 'org/name', not {repo_id!r}; "
+            "give a branch with --revision"
+        )
+    return reference.repo_id
+
+
+def _stage_shipped(
+    name: str, repo_id: str, staging: Path, evaluation: EvaluationReport | None
+) -> PretrainedWeights:
+    """Shipped weights, their recipe from the sources and their registry evaluation."""
+    entry = find_weights(name)
+    if entry is None:
+        raise PretrainedWeightsError(f"{name!r} has no pretrained weights to publish")
+    if evaluation is not None:
+        raise ModelConfigError(f"{entry.name} is published with its registry evaluation")
+    recipe_path = SOURCE_ROOT / entry.recipe
+    if not recipe_path.is_file():
+        raise CheckpointError(
+            recipe_path, "missing: publish official weights from a checkout of uncertainty-zoo"
+        )
+    _copy_folder(entry.folder, staging, entry.sha256)
+    shutil.copyfile(recipe_path, staging / RECIPE_NAME)
+    report = {"metrics": entry.metrics, "provenance": entry.evaluation}
+    atomic_write_bytes(staging / EVAL_NAME, (json.dumps(report, indent=2) + "\n").encode())
+    entry = dataclasses.replace(entry, hub={"repo_id": repo_id, "revision": None})
+    _write_card(entry, read_recipe(recipe_path), staging)
+    return entry
+
+
+def _copy_folder(folder: Path, staging: Path, expected_sha256: str | None = None) -> None:
+    """Copy the files to publish, then check that the copy loads strictly and sha256-checked
+    (against ``expected_sha256`` too, the registry's pin for shipped weights)."""
+    for name in PUBLISHED_FILES:
+        if (folder / name).is_file():
+            shutil.copyfile(folder / name, staging / name)
+    try:
+        load_folder(staging, expected_sha256)
+    except CheckpointError as error:
+        raise type(error)(folder / error.path.name, error.detail) from None
+
+
+def _write_evaluation(evaluation: EvaluationReport, staging: Path) -> None:
+    evaluated = evaluation.provenance.get("weights_sha256")
+    published = read_config(staging / CONFIG_NAME).weights_sha256
+    if evaluated != published:
+        raise ModelConfigError(
+            f"the evaluation is of weights with sha256 {evaluated}, not of these "
+            f"({published}); evaluate the model being pushed"
+        )
+    evaluation.save_json(staging / EVAL_NAME)
+
+
+def _read_report(path: Path, weights_sha256: str) -> EvaluationReport | None:
+    """The report in eval.json, if there is one, checked to be of these weights."""
+    if not path.exists():
+        return None
+    report = EvaluationReport.read_json(path)
+    evaluated = report.provenance.get("weights_sha256")
+    if evaluated != weights_sha256:
+        raise CheckpointError(
+            path, f"evaluates weights with sha256 {evaluated}, not the {WEIGHTS_NAME} beside it"
+        )
+    return report
+
+
+def _write_card(entry: PretrainedWeights, recipe: Recipe | None, staging: Path) -> None:
+    card = str(model_card(entry, recipe))
+    atomic_write_bytes(staging / CARD_NAME, card.encode("utf-8"))
