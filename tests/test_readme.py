@@ -7,23 +7,44 @@ from pathlib import Path
 
 import pytest
 
+import zoo
+
+from .conftest import HUB_TOKEN
+from .hub_server import HubServer
+
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
 def test_readme_python_examples_run(
-    tmp_path: Path, tiny_data_root: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, tiny_data_root: Path, monkeypatch: pytest.MonkeyPatch, hub: HubServer
 ) -> None:
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
     assert len(blocks) >= 2
     assert len(blocks[0].strip().splitlines()) <= 10
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("ZOO_DATA_DIR", str(tiny_data_root))
+    monkeypatch.setenv("HF_TOKEN", HUB_TOKEN)  # the examples' Hub is the test's look-alike
+    zoo.create_model("mc_dropout_lenet").push_to_hub("my-org/my-model")
+    zoo.create_model("mc_dropout_lenet").push_to_hub("my-org/my-model", revision="v1")
+    hub.clear_requests()
     namespace: dict[str, object] = {}
     for block in blocks:
         exec(compile(block, str(README), "exec"), namespace)
     assert (tmp_path / "my-model" / "model.safetensors").exists()
     assert (tmp_path / "my-model-eval.json").exists()
     assert namespace["prediction"].sample_probs.shape == (8, 16, 10)  # type: ignore[attr-defined]
+    assert namespace["result"].commit == hub.commits("my-org/my-model")[-1]  # type: ignore[attr-defined]
+    assert any(request.path.endswith("/model.safetensors") for request in hub.requests)
+
+
+def test_the_readme_says_where_the_weights_are_published() -> None:
+    from zoo.weights import all_weights
+
+    text = README.read_text()
+    published = [entry.hub["repo_id"] for entry in all_weights().values() if entry.hub["repo_id"]]
+    assert ("not published on the Hugging Face Hub yet" in text) == (not published)
+    for repo_id in published:
+        assert f"`{repo_id}`" in text
 
 
 HEADLINE_METRICS = ("acc", "nll", "ece", "auroc")
