@@ -30,8 +30,9 @@ from zoo.pretrained import (
     load_folder,
     read_config,
 )
-from zoo.publishing import architecture_summary, read_training_log, training_summary
+from zoo.registry import architecture_summary
 from zoo.training.recipe import read_recipe
+from zoo.training.trainer import read_log, summarize_log
 from zoo.weights import CHECKPOINTS_DIR, INDEX_NAME, NOT_PUBLISHED, PretrainedWeights
 
 REPOSITORY = Path(__file__).resolve().parent.parent
@@ -69,7 +70,7 @@ def add_checkpoint(run: Path, recipe_path: Path, data_dir: Path | None, default:
         raise ValueError(f"{run} was not trained by {recipe_path}: {', '.join(differing)} differ")
     model = load_folder(run)
     report = evaluate(model, samples=16, seed=0, device="cpu", data_dir=data_dir, progress=True)
-    log = read_training_log(run / LOG_NAME)
+    log = read_log(run / LOG_NAME)
     config = read_config(run / CONFIG_NAME)
     entry = PretrainedWeights(
         name=recipe.name,
@@ -82,7 +83,7 @@ def add_checkpoint(run: Path, recipe_path: Path, data_dir: Path | None, default:
         metrics=report.to_dict()["metrics"],
         evaluation=report.provenance | {"model": recipe.name},
         recipe=str(recipe_path.resolve().relative_to(REPOSITORY)),
-        training=training_summary(log) | {"train_images": train_images},
+        training=summarize_log(log) | {"train_images": train_images},
         license=WEIGHTS_LICENSE,
         hub=_hub_entry(recipe.name, config.weights_sha256),
     )

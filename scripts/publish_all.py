@@ -22,11 +22,10 @@ import sys
 from pathlib import Path
 
 from zoo.atomic import atomic_write_bytes
-from zoo.cards import model_card
+from zoo.cards import write_model_card
 from zoo.errors import ZooError
 from zoo.publishing import SOURCE_ROOT, push_to_hub
-from zoo.training.recipe import read_recipe
-from zoo.weights import CHECKPOINTS_DIR, INDEX_NAME, PretrainedWeights, all_weights
+from zoo.weights import CHECKPOINTS_DIR, INDEX_NAME, all_weights
 
 DEFAULT_ORG = "uncertainty-zoo"
 
@@ -40,6 +39,9 @@ def main() -> None:
     parser.add_argument("--cards", type=Path, default=SOURCE_ROOT / "model_cards")
     arguments = parser.parse_args()
     names = arguments.only or list(all_weights())
+    unknown = sorted(set(names) - set(all_weights()))
+    if unknown:
+        sys.exit(f"error: no shipped checkpoint {', '.join(unknown)}; see `zoo list`")
     try:
         for name in names:
             publish(name, arguments.org, arguments.token, arguments.index, arguments.cards)
@@ -56,7 +58,7 @@ def publish(name: str, org: str, token: str | None, index_path: Path, cards: Pat
     result = push_to_hub(name, f"{org}/{name}", token=token)
     hub = {"repo_id": result.repo_id, "revision": result.commit}
     _record(index_path, name, hub)
-    _write_card(dataclasses.replace(entry, hub=hub), cards)
+    write_model_card(dataclasses.replace(entry, hub=hub), SOURCE_ROOT, cards)
     print(result)
 
 
@@ -65,11 +67,6 @@ def _record(index_path: Path, name: str, hub: dict[str, str]) -> None:
     index[name]["hub"] = hub
     text = json.dumps(index, indent=2, allow_nan=False) + "\n"
     atomic_write_bytes(index_path, text.encode("utf-8"))
-
-
-def _write_card(entry: PretrainedWeights, cards: Path) -> None:
-    card = model_card(entry, read_recipe(SOURCE_ROOT / entry.recipe))
-    atomic_write_bytes(cards / f"{entry.name}.md", str(card).encode("utf-8"))
 
 
 if __name__ == "__main__":

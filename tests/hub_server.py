@@ -1,89 +1,52 @@
 """A small Hugging Face Hub look-alike, for tests: stdlib HTTP on 127.0.0.1, model repos only.
 
-The real, unmodified ``huggingface_hub`` client (checked against 2.4.0, which speaks httpx2) works
-against it end to end: ``HfApi.create_repo``, ``create_branch``, ``upload_folder`` /
-``create_commit``, ``model_info`` / ``repo_info``, ``list_repo_files`` / ``list_repo_tree``,
-``hf_hub_download`` and ``snapshot_download``.
+The real ``huggingface_hub`` client (checked against 2.4.0) works against it end to end:
+``HfApi.create_repo``, ``create_branch``, ``upload_folder`` (``delete_patterns`` included) /
+``create_commit``, ``model_info``, ``list_repo_files`` / ``list_repo_tree``, ``hf_hub_download``
+and ``snapshot_download``. Repo ids are always ``org/name``.
 
-What it emulates
-----------------
-* Git-like storage: every repo has branches pointing at commits; a commit maps paths to blobs
-  named by their git blob sha1. ``create_repo`` makes an "initial commit" holding a
-  ``.gitattributes`` file, as the Hub does, so that file shows up in listings and snapshots.
-* ``POST /api/repos/create`` (409 when the repo exists), ``POST /api/models/{id}/branch/{name}``
-  (409 when it exists; starts at ``startingPoint`` or the head of ``main``),
-  ``POST /api/validate-yaml`` (never complains), ``POST /api/models/{id}/preupload/{rev}`` (every
-  file is "regular", so its bytes come base64 inline in the commit; ``oid`` of the file already
-  there lets the client skip unchanged files), ``POST /api/models/{id}/commit/{branch}`` (NDJSON:
-  header, ``file``, ``deletedFile``, ``deletedFolder``; ``parentCommit`` is checked, 412 when
-  stale), ``GET /api/models/{id}[/revision/{rev}]``, ``GET /api/models/{id}/tree/{rev}[/{path}]``,
-  ``GET /api/whoami-v2``, and ``HEAD``/``GET /{id}/resolve/{rev}/{path}`` with ``ETag`` (the quoted
-  git blob sha1), ``X-Repo-Commit``, ``Content-Length``, ``Accept-Ranges`` and single ``Range``s.
-* Errors as the Hub sends them: ``X-Error-Code`` ``RepoNotFound`` / ``RevisionNotFound`` /
-  ``EntryNotFound`` plus ``X-Error-Message`` and a JSON ``{"error": ...}`` body. An unknown or
-  private repo is answered 401 without a valid token and 404 with one, both ``RepoNotFound``, so
-  the client raises ``RepositoryNotFoundError`` and cannot tell "private" from "missing". An
-  ``Authorization`` header with an unknown token gets 401 "Invalid credentials in Authorization
-  header" everywhere (the client raises a plain ``HfHubHTTPError``). A write without a token
-  (create repo, branch, preupload, commit) gets 401 "Invalid username or password." with no error
-  code: a plain ``HfHubHTTPError``. A missing file's 404 carries ``X-Repo-Commit``, so the client
-  caches the miss under ``.no_exist/<commit>/``.
-* ``revision`` may be a branch name or a full 40-hex commit sha, URL-encoded or not.
-* A bare repo name (no ``org/``) in a URL, or ``create_repo("name")``, means the token's user.
-* For tests: ``requests`` (every request received, body included), ``commits``, ``files``,
-  ``branches``, ``repo_exists``, ``is_private``, ``seed`` (commit files without the client),
-  ``corrupt``, ``set_down``, ``reset``, and ``server_errors`` (tracebacks of answers that went 500).
-* Every request body is read fully (``Content-Length`` or chunked) before anything is decided,
-  so keep-alive connections survive rejected requests.
+Storage is git-like: branches point at commits, a commit maps paths to blobs named by their git
+blob sha1, and a new repo starts with a commit holding ``.gitattributes``, as on the Hub.
 
-What it does not
-----------------
-LFS and Xet (it never sends ``X-Xet-*`` or ``X-Linked-*`` headers and never answers "lfs", so
-the client takes neither path), datasets and Spaces, tags, pull requests (``create_pr`` is a
-400), pagination, ``expand``, gating, organisations and permissions (any valid token may write
-to and read from any repo), and redirects (everything is served by ``/resolve`` directly).
-``GET /api/agent-harnesses`` -- asked once per process by the client's user-agent builder --
-gets a 404, which the client ignores (answering it would make the client cache the registry
-under ``HF_HOME``).
+Endpoints: ``POST /api/repos/create`` (409 when the repo exists), ``POST /api/validate-yaml``,
+``POST /api/models/{id}/branch/{branch}``, ``POST /api/models/{id}/preupload/{rev}`` (every file
+"regular": its bytes come base64 in the commit), ``POST /api/models/{id}/commit/{branch}`` (NDJSON
+``header``, ``file``, ``deletedFile``, ``deletedFolder``; 412 on a stale ``parentCommit``),
+``GET /api/models/{id}[/revision/{rev}]``, ``GET /api/models/{id}/tree/{rev}[/{path}]``
+(``recursive`` honoured, no pagination) and ``HEAD``/``GET /{id}/resolve/{rev}/{path}`` with
+``ETag`` (quoted git blob sha1), ``X-Repo-Commit``, ``Content-Length`` and one ``Range``. A
+revision is a branch or a full commit sha. Anything else is a 404 without an error code (the
+client asks ``/api/agent-harnesses`` once per process and ignores that 404).
 
-Observed client behaviour (huggingface_hub 2.4.0), pinned by ``tests/test_hub_server.py``
---------------------------------------------------------------------------------------------
-* Pointing the client here: ``constants.ENDPOINT`` and ``constants.HUGGINGFACE_CO_URL_TEMPLATE``
-  are read at call time by ``hf_hub_download``, ``snapshot_download`` and by ``HfApi()`` when it
-  is constructed, so patching both (see :func:`point_client_at`) suffices. The module-level
-  functions (``huggingface_hub.create_repo``, ``model_info``, ``upload_folder``...) are bound to
-  an ``HfApi`` built at import time and keep the endpoint of that moment: use ``HfApi()`` or
-  ``HfApi(endpoint=url)``. ``hf_hub_download(endpoint=url)`` and
-  ``snapshot_download(endpoint=url)`` work too, but only while ``HUGGINGFACE_CO_URL_TEMPLATE``
-  still starts with ``constants.ENDPOINT``.
-* ``HF_HUB_OFFLINE`` is read once, at import, into ``constants.HF_HUB_OFFLINE``;
-  ``constants.is_offline_mode()`` reads that attribute. Setting the environment variable later
-  changes nothing: patch ``huggingface_hub.constants.HF_HUB_OFFLINE``. When it is true, no request
-  is made; a cached file is returned, an uncached one raises ``LocalEntryNotFoundError``.
-* ``local_files_only=True`` returns the cached file without a request, or raises
-  ``LocalEntryNotFoundError``.
-* Server down (connection refused, ``httpx2.ConnectError``), see :meth:`HubServer.set_down`:
-  - file cached, ``revision`` a branch: the HEAD fails, the client reads ``refs/<branch>`` and
-    returns the cached file, silently.
-  - file cached, ``revision`` a commit sha: returned before any request is made.
-  - nothing cached (branch or sha): ``LocalEntryNotFoundError`` -- but only after retrying the
-    HEAD with backoff: 6 attempts, ``time.sleep`` of 1, 2, 4, 8 and 8 seconds (23 s in all).
-    ``LocalEntryNotFoundError`` subclasses both ``FileNotFoundError`` and ``EntryNotFoundError``.
-  - ``snapshot_download``: returns the cached snapshot folder of the branch's cached commit
-    (no retry), else ``LocalEntryNotFoundError`` at once.
-  - ``HfApi`` calls raise the bare ``httpx2.ConnectError`` (not an ``OSError``, not an
-    ``HfHubHTTPError``): ``create_repo`` and ``model_info`` at once; ``list_repo_files`` after
-    the same 23 s of backoff; ``upload_folder`` at once if the folder holds a ``README.md``
-    (``/api/validate-yaml`` is asked first, without retries), else after 23 s of backoff on
-    ``preupload``.
-* A private repo read without a token: ``RepositoryNotFoundError`` ("401 Client Error. ...
-  Repository Not Found for url: ... If you are trying to access a private or gated repo, make sure
-  you are authenticated"). If the file is cached, ``hf_hub_download`` returns it instead.
-* :meth:`HubServer.corrupt` swaps a blob's bytes but keeps its name, so the ``ETag`` and tree
-  ``oid`` still announce the old git sha1 (storage corruption, as opposed to a new commit). The
-  client does not check regular files against the ``ETag``: it downloads the corrupted bytes into
-  ``blobs/<old sha1>`` without complaint; only a caller's own checksum catches it. A cache that
-  already holds that blob keeps serving the good copy.
+Errors, as the Hub sends them (``X-Error-Code``, ``X-Error-Message``, JSON ``{"error": ...}``):
+
+* Missing repo, or private and not readable: ``RepoNotFound``, 401 without a token and 404 with
+  one; the client raises ``RepositoryNotFoundError`` either way. Missing revision:
+  ``RevisionNotFound`` (``RevisionNotFoundError``); missing file: ``EntryNotFound``
+  (``RemoteEntryNotFoundError``), with ``X-Repo-Commit`` so the client caches the miss.
+* Unknown token: 401 "Invalid credentials in Authorization header" on every request; a write
+  without a token: 401 "Invalid username or password.". Both give a plain ``HfHubHTTPError``.
+* Permissions: ``HubServer(tokens={token: user}, orgs={user: {"org-a"}})``. A user may write
+  (create repo, branch, preupload, commit) in its own namespace and its orgs' only, and read
+  private repos there only; a write elsewhere is a 403 "You don't have the rights to create a
+  model under the namespace ..." (plain ``HfHubHTTPError``; ``create_repo(exist_ok=True)`` then
+  checks that the repo exists and returns). ``orgs=None``: every valid token writes everywhere.
+* An invalid branch name (empty, whitespace, ``..``, leading ``/`` or ``refs/``, trailing ``/``
+  or ``.lock``, a 40-hex sha) on create-branch or commit: 400, ``BadRequestError``.
+
+Not emulated: LFS and Xet, datasets and Spaces, tags, pull requests, pagination, gating, redirects.
+
+Client facts (huggingface_hub 2.4.0) that callers need, pinned by ``tests/test_hub_server.py``:
+
+* Use :func:`point_client_at`, then ``HfApi()``: the module-level ``huggingface_hub.model_info``
+  and friends keep the endpoint of import time.
+* ``HF_HUB_OFFLINE`` is read at import: patch ``huggingface_hub.constants.HF_HUB_OFFLINE``.
+* Server down (:meth:`HubServer.set_down`): ``hf_hub_download`` returns a cached file; with
+  nothing cached it raises ``LocalEntryNotFoundError`` after retrying with ``time.sleep`` of 1,
+  2, 4, 8, 8 s (patch ``huggingface_hub.utils._http.time``). ``HfApi`` calls raise the bare
+  ``httpx2.ConnectError``, not an ``OSError``.
+* :meth:`HubServer.corrupt` keeps the blob's name: the client downloads the bad bytes without
+  complaint; only a caller's own checksum catches them.
 """
 
 from __future__ import annotations
@@ -100,9 +63,8 @@ import socketserver
 import sys
 import threading
 import traceback
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -114,17 +76,14 @@ GITATTRIBUTES = (
 )
 INVALID_TOKEN_MESSAGE = "Invalid credentials in Authorization header"
 NO_TOKEN_MESSAGE = "Invalid username or password."
-_REPO_ACTIONS = {"revision", "tree", "branch", "preupload", "commit"}
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+_SHA = re.compile(r"[0-9a-f]{40}")
+_CLOSE = {"Connection": "close"}
 
 
 def git_blob_sha1(data: bytes) -> str:
     """The git object id of ``data`` as a blob: what the Hub sends as a regular file's ETag."""
     return hashlib.sha1(b"blob %d\x00" % len(data) + data).hexdigest()
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 @dataclass(frozen=True)
@@ -136,13 +95,10 @@ class RecordedRequest:
     headers: dict[str, str]
     body: bytes
 
-    @property
-    def authorization(self) -> str | None:
-        return self.headers.get("authorization")
-
 
 class HubError(Exception):
-    """An error answer: status, message, and the Hub's ``X-Error-Code`` when it has one."""
+    """An error answer: status, message, the Hub's ``X-Error-Code`` if any, extra headers and
+    extra JSON body fields."""
 
     def __init__(
         self,
@@ -166,20 +122,22 @@ def _revision_not_found(revision: str) -> HubError:
     return HubError(404, f"Invalid rev id: {revision}", "RevisionNotFound")
 
 
+def _forbidden(namespace: str, action: str) -> HubError:
+    return HubError(
+        403, f'You don\'t have the rights to {action} under the namespace "{namespace}"'
+    )
+
+
 @dataclass
 class _Commit:
     sha: str
     parent: str | None
-    summary: str
-    files: dict[str, str]
-    date: str = field(default_factory=_now)
+    files: dict[str, str]  # path -> blob oid
 
 
 @dataclass
 class _Repo:
-    repo_id: str
     private: bool
-    created_at: str = field(default_factory=_now)
     blobs: dict[str, bytes] = field(default_factory=dict)
     commits: dict[str, _Commit] = field(default_factory=dict)
     branches: dict[str, str] = field(default_factory=dict)
@@ -190,14 +148,11 @@ class _Repo:
             raise _revision_not_found(revision)
         return commit
 
-    def history(self, branch: str) -> list[str]:
-        shas, sha = [], self.branches.get(branch)
-        if sha is None:
-            raise KeyError(f"{self.repo_id} has no branch {branch!r}")
-        while sha is not None:
-            shas.append(sha)
-            sha = self.commits[sha].parent
-        return shas[::-1]
+    def store(self, files: Mapping[str, bytes]) -> dict[str, str]:
+        oids = {path: git_blob_sha1(data) for path, data in files.items()}
+        for path, oid in oids.items():
+            self.blobs.setdefault(oid, bytes(files[path]))
+        return oids
 
 
 @dataclass
@@ -212,12 +167,9 @@ class _Request:
     def segments(self) -> list[str]:
         return [unquote(part) for part in urlsplit(self.path).path.strip("/").split("/")]
 
-    def query(self, name: str) -> str | None:
-        values = parse_qs(urlsplit(self.path).query).get(name)
-        return values[0] if values else None
-
     def flag(self, name: str) -> bool:
-        return (self.query(name) or "").lower() in {"1", "true"}
+        values = parse_qs(urlsplit(self.path).query).get(name, [""])
+        return values[0].lower() in {"1", "true"}
 
     def json(self) -> Any:
         try:
@@ -234,20 +186,25 @@ class _Response:
 
     @classmethod
     def of_json(cls, value: Any, status: int = 200) -> _Response:
-        body = json.dumps(value).encode()
-        return cls(status, body, {"Content-Type": "application/json"})
+        return cls(status, json.dumps(value).encode(), {"Content-Type": "application/json"})
 
 
 class HubServer:
-    """The fake Hub; ``with HubServer(tokens={"hf_x": "alice"}) as hub: ... hub.url ...``.
+    """The fake Hub: ``with HubServer(tokens={"hf_x": "alice"}) as hub: ... hub.url ...``.
 
-    ``tokens`` maps each valid token to its user name. All state sits behind one lock.
+    ``tokens`` maps each valid token to its user; ``orgs`` maps a user to the organisations it
+    may write to besides its own namespace (``None``: any valid token may write anywhere).
     """
 
-    def __init__(self, tokens: Mapping[str, str] | None = None, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        tokens: Mapping[str, str] | None = None,
+        orgs: Mapping[str, Iterable[str]] | None = None,
+    ) -> None:
         self.tokens = dict(tokens or {})
+        self.orgs = None if orgs is None else {user: set(names) for user, names in orgs.items()}
         self.server_errors: list[str] = []
-        self._host, self._port = host, 0
+        self._port = 0
         self._lock = threading.RLock()
         self._repos: dict[str, _Repo] = {}
         self._requests: list[RecordedRequest] = []
@@ -261,7 +218,7 @@ class HubServer:
     def url(self) -> str:
         if not self._port:
             raise RuntimeError("the server has not been started")
-        return f"http://{self._host}:{self._port}"
+        return f"http://127.0.0.1:{self._port}"
 
     def start(self) -> HubServer:
         if self._port:
@@ -278,16 +235,9 @@ class HubServer:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
-    @property
-    def is_down(self) -> bool:
-        return self._httpd is None
-
     def set_down(self, down: bool) -> None:
-        """Take the server off the network (``True``) or back on it, at the same address.
-
-        Down means the listening socket is closed and every open connection is shut, so the
-        client gets a real ``httpx2.ConnectError`` (connection refused), not an HTTP status.
-        """
+        """Close the listening socket and every connection (the client gets "connection
+        refused"), or listen again at the same address."""
         if not self._port:
             raise RuntimeError("the server has not been started")
         if down:
@@ -296,7 +246,7 @@ class HubServer:
             self._listen()
 
     def reset(self) -> None:
-        """Forget every repo and recorded request, and come back up if down."""
+        """Forget every repo, request and server error, and come back up if down."""
         with self._lock:
             self._repos.clear()
             self._requests.clear()
@@ -304,13 +254,12 @@ class HubServer:
         self.set_down(False)
 
     def _listen(self) -> None:
-        httpd = _HTTPServer((self._host, self._port), _Handler, self)
-        self._port = httpd.server_address[1]
-        thread = threading.Thread(
-            target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        self._httpd = _HTTPServer(("127.0.0.1", self._port), self)
+        self._port = self._httpd.server_address[1]
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
         )
-        thread.start()
-        self._httpd, self._thread = httpd, thread
+        self._thread.start()
 
     def _close_listener(self) -> None:
         httpd, thread = self._httpd, self._thread
@@ -349,7 +298,12 @@ class HubServer:
     def commits(self, repo_id: str, branch: str = DEFAULT_BRANCH) -> list[str]:
         """The shas of ``branch``'s history, oldest first (the repo's initial commit first)."""
         with self._lock:
-            return self._repos[repo_id].history(branch)
+            repo, shas = self._repos[repo_id], []
+            sha: str | None = repo.branches[branch]
+            while sha is not None:
+                shas.append(sha)
+                sha = repo.commits[sha].parent
+            return shas[::-1]
 
     def files(self, repo_id: str, revision: str = DEFAULT_BRANCH) -> dict[str, bytes]:
         """Path -> stored bytes at ``revision`` (a branch or a commit sha)."""
@@ -357,67 +311,35 @@ class HubServer:
             repo = self._repos[repo_id]
             return {path: repo.blobs[oid] for path, oid in repo.resolve(revision).files.items()}
 
-    def seed(
-        self,
-        repo_id: str,
-        files: Mapping[str, bytes],
-        *,
-        private: bool = False,
-        branch: str = DEFAULT_BRANCH,
-        message: str = "Seed files",
-    ) -> str:
-        """Commit ``files`` to ``branch``, creating repo and branch as needed; return the sha."""
+    def seed(self, repo_id: str, files: Mapping[str, bytes], *, private: bool = False) -> str:
+        """Commit ``files`` to ``main``, creating the repo if needed; return the commit sha."""
         with self._lock:
             repo = self._repos.get(repo_id) or self._create_repo(repo_id, private)
-            if branch not in repo.branches:
-                repo.branches[branch] = repo.branches[DEFAULT_BRANCH]
-            head = repo.resolve(branch)
-            return self._commit(repo, branch, message, {**head.files, **self._store(repo, files)})
+            head = repo.resolve(DEFAULT_BRANCH)
+            return self._commit(repo_id, DEFAULT_BRANCH, {**head.files, **repo.store(files)})
 
-    def corrupt(
-        self,
-        repo_id: str,
-        path: str,
-        data: bytes | None = None,
-        revision: str = DEFAULT_BRANCH,
-    ) -> bytes:
-        """Overwrite the stored bytes of ``path`` at ``revision`` without a new commit.
-
-        Every commit sharing that blob sees the new bytes; the blob keeps its name, so the ETag
-        and the tree's ``oid`` still announce the old sha1. ``data`` defaults to the old bytes
-        with every bit flipped (same length). Returns the bytes now served.
-        """
+    def corrupt(self, repo_id: str, path: str) -> bytes:
+        """Flip every bit of ``path``'s blob at ``main``, without a new commit; return the new
+        bytes. The blob keeps its name, so ETag and tree ``oid`` announce the old sha1."""
         with self._lock:
             repo = self._repos[repo_id]
-            oid = repo.resolve(revision).files[path]
-            if data is None:
-                data = bytes(byte ^ 0xFF for byte in repo.blobs[oid]) or b"\x00"
-            repo.blobs[oid] = data
-            return data
+            oid = repo.resolve(DEFAULT_BRANCH).files[path]
+            repo.blobs[oid] = bytes(byte ^ 0xFF for byte in repo.blobs[oid]) or b"\x00"
+            return repo.blobs[oid]
 
     # ------------------------------------------------------------------ storage
 
     def _create_repo(self, repo_id: str, private: bool) -> _Repo:
-        repo = _Repo(repo_id=repo_id, private=private)
-        self._repos[repo_id] = repo
-        files = self._store(repo, {".gitattributes": GITATTRIBUTES})
-        self._commit(repo, DEFAULT_BRANCH, "initial commit", files)
+        repo = self._repos[repo_id] = _Repo(private)
+        self._commit(repo_id, DEFAULT_BRANCH, repo.store({".gitattributes": GITATTRIBUTES}))
         return repo
 
-    @staticmethod
-    def _store(repo: _Repo, files: Mapping[str, bytes]) -> dict[str, str]:
-        oids = {}
-        for path, data in files.items():
-            oids[path] = git_blob_sha1(data)
-            repo.blobs.setdefault(oids[path], bytes(data))
-        return oids
-
-    def _commit(self, repo: _Repo, branch: str, summary: str, files: dict[str, str]) -> str:
-        """Add a commit of ``files`` on top of ``branch`` (a new branch: a root commit)."""
+    def _commit(self, repo_id: str, branch: str, files: dict[str, str]) -> str:
+        repo = self._repos[repo_id]
         parent = repo.branches.get(branch)
-        identity = json.dumps([next(self._counter), repo.repo_id, parent, summary, sorted(files)])
+        identity = json.dumps([next(self._counter), repo_id, parent, sorted(files.items())])
         sha = hashlib.sha1(identity.encode()).hexdigest()
-        repo.commits[sha] = _Commit(sha, parent, summary, dict(files))
+        repo.commits[sha] = _Commit(sha, parent, dict(files))
         repo.branches[branch] = sha
         return sha
 
@@ -447,87 +369,72 @@ class HubServer:
         return self.tokens[token.strip()]
 
     def _route(self, request: _Request) -> _Response:
-        segments = request.segments
-        if segments[0] == "api":
-            return self._route_api(request, segments[1:])
-        if "resolve" in segments[1:3]:
-            return self._resolve_file(request, segments)
+        segments, method = request.segments, request.method
+        if segments[:1] != ["api"] and segments[2:3] == ["resolve"] and len(segments) >= 5:
+            if method not in {"GET", "HEAD"}:
+                raise HubError(405, "Method not allowed")
+            repo_id = "/".join(segments[:2])
+            return self._resolve_file(request, repo_id, segments[3], "/".join(segments[4:]))
+        route = "/".join(segments[1:])
+        if (method, route) == ("POST", "repos/create"):
+            return self._create_repo_route(request)
+        if (method, route) == ("POST", "validate-yaml"):
+            return _Response.of_json({"errors": [], "warnings": []})
+        if segments[:2] == ["api", "models"] and len(segments) >= 4:
+            repo_id, action, arguments = "/".join(segments[2:4]), segments[4:5], segments[5:]
+            return self._route_repo(request, repo_id, "".join(action), arguments)
         raise HubError(404, "Not found")
 
-    def _route_api(self, request: _Request, segments: list[str]) -> _Response:
-        plain_routes: dict[tuple[str, str], Callable[[_Request], _Response]] = {
-            ("GET", "whoami-v2"): self._whoami,
-            ("POST", "repos/create"): self._create_repo_route,
-            ("POST", "validate-yaml"): lambda _: _Response.of_json({"errors": [], "warnings": []}),
-        }
-        handler = plain_routes.get((request.method, "/".join(segments)))
-        if handler is not None:
-            return handler(request)
-        if segments[0] in {"datasets", "spaces", "kernels"}:
-            raise HubError(404, "This test server only serves model repos", "RepoNotFound")
-        if segments[0] != "models" or len(segments) < 2:
-            raise HubError(404, "Not found")
-        repo_id, rest = self._split_repo_id(segments[1:], request.user)
-        return self._route_repo(request, repo_id, rest)
-
-    def _split_repo_id(self, segments: list[str], user: str | None) -> tuple[str, list[str]]:
-        if len(segments) >= 2 and f"{segments[0]}/{segments[1]}" in self._repos:
-            return f"{segments[0]}/{segments[1]}", segments[2:]
-        if len(segments) == 1 or segments[1] in _REPO_ACTIONS:
-            return f"{user}/{segments[0]}", segments[1:]
-        return f"{segments[0]}/{segments[1]}", segments[2:]
-
-    def _route_repo(self, request: _Request, repo_id: str, rest: list[str]) -> _Response:
-        action, arguments = (rest[0], rest[1:]) if rest else (None, [])
-        routes: dict[tuple[str, str | None], Callable[..., _Response]] = {
-            ("GET", None): lambda: self._model_info(request, repo_id, DEFAULT_BRANCH),
-            ("GET", "revision"): lambda: self._model_info(request, repo_id, "/".join(arguments)),
+    def _route_repo(
+        self, request: _Request, repo_id: str, action: str, arguments: list[str]
+    ) -> _Response:
+        """``arguments``: the URL segments after the action, each unquoted (``%2F`` kept)."""
+        joined = "/".join(arguments)
+        handlers = {
+            ("GET", ""): lambda: self._model_info(request, repo_id, DEFAULT_BRANCH),
+            ("GET", "revision"): lambda: self._model_info(request, repo_id, joined),
             ("GET", "tree"): lambda: self._tree(request, repo_id, arguments),
-            ("POST", "branch"): lambda: self._create_branch(request, repo_id, "/".join(arguments)),
-            ("POST", "preupload"): lambda: self._preupload(request, repo_id, "/".join(arguments)),
-            ("POST", "commit"): lambda: self._commit_route(request, repo_id, "/".join(arguments)),
+            ("POST", "branch"): lambda: self._create_branch(request, repo_id, joined),
+            ("POST", "preupload"): lambda: self._preupload(request, repo_id, joined),
+            ("POST", "commit"): lambda: self._commit_route(request, repo_id, joined),
         }
-        handler = routes.get((request.method, action))
+        handler = handlers.get((request.method, action))
         if handler is None:
             raise HubError(404, "Not found")
         return handler()
 
+    def _may_write(self, user: str, namespace: str) -> bool:
+        return self.orgs is None or namespace == user or namespace in self.orgs.get(user, ())
+
     def _readable_repo(self, request: _Request, repo_id: str) -> _Repo:
-        repo = self._repos.get(repo_id)
-        if repo is None or (repo.private and request.user is None):
-            raise _repo_not_found(request.user)
+        """The repo, if it exists and is public or the user may write to its namespace."""
+        repo, user = self._repos.get(repo_id), request.user
+        if repo is None or (
+            repo.private and (user is None or not self._may_write(user, repo_id.split("/")[0]))
+        ):
+            raise _repo_not_found(user)
         return repo
 
     def _writable_repo(self, request: _Request, repo_id: str) -> _Repo:
-        _require_user(request)
-        repo = self._repos.get(repo_id)
-        if repo is None:
-            raise _repo_not_found(request.user)
-        return repo
-
-    def _whoami(self, request: _Request) -> _Response:
         user = _require_user(request)
-        access_token = {"displayName": "test token", "role": "write"}
-        return _Response.of_json(
-            {
-                "type": "user",
-                "id": hashlib.sha1(user.encode()).hexdigest()[:24],
-                "name": user,
-                "fullname": user,
-                "orgs": [],
-                "auth": {"type": "access_token", "accessToken": access_token},
-            }
-        )
+        repo = self._readable_repo(request, repo_id)
+        namespace = repo_id.split("/")[0]
+        if not self._may_write(user, namespace):
+            raise _forbidden(namespace, "write to a model")
+        return repo
 
     def _create_repo_route(self, request: _Request) -> _Response:
         user = _require_user(request)
         payload = request.json()
         if payload.get("type") not in (None, "model"):
             raise HubError(400, "This test server only serves model repos")
-        repo_id = f"{payload.get('organization') or user}/{payload['name']}"
-        url = f"{self.url}/{repo_id}"
-        if repo_id in self._repos:
-            # The client reads "url" from this 409 when called with exist_ok=True.
+        namespace, name = payload.get("organization"), payload.get("name")
+        if not namespace or not name:
+            raise HubError(400, "This test server wants repo ids of the form org/name")
+        if not self._may_write(user, namespace):
+            raise _forbidden(namespace, "create a model")
+        repo_id, url = f"{namespace}/{name}", f"{self.url}/{namespace}/{name}"
+        if repo_id in self._repos:  # the client reads "url" from the 409 when exist_ok=True
             raise HubError(409, "You already created this model repo", body={"url": url})
         private = payload.get("visibility") == "private" or bool(payload.get("private"))
         self._create_repo(repo_id, private)
@@ -535,6 +442,7 @@ class HubServer:
 
     def _create_branch(self, request: _Request, repo_id: str, branch: str) -> _Response:
         repo = self._writable_repo(request, repo_id)
+        _check_branch_name(branch)
         if branch in repo.branches:
             raise HubError(409, f"Reference already exists: refs/heads/{branch}")
         start = request.json().get("startingPoint") or DEFAULT_BRANCH
@@ -542,114 +450,61 @@ class HubServer:
         return _Response.of_json({})
 
     def _preupload(self, request: _Request, repo_id: str, revision: str) -> _Response:
-        repo = self._writable_repo(request, repo_id)
-        _reject_pull_requests(request)
-        head = repo.resolve(revision)
+        head = self._writable_repo(request, repo_id).resolve(revision)
         answers = [
             {
-                "path": item["path"],
+                "path": path,
                 "uploadMode": "regular",
                 "shouldIgnore": False,
-                "oid": head.files.get(item["path"]),
+                "oid": head.files.get(path),
             }
-            for item in request.json().get("files", [])
+            for path in (item["path"] for item in request.json().get("files", []))
         ]
         return _Response.of_json({"files": answers, "commitOid": head.sha})
 
     def _commit_route(self, request: _Request, repo_id: str, branch: str) -> _Response:
         repo = self._writable_repo(request, repo_id)
-        _reject_pull_requests(request)
+        _check_branch_name(branch)
+        if request.flag("create_pr"):
+            raise HubError(400, "This test server does not support pull requests")
         if branch not in repo.branches:
             raise _revision_not_found(branch)
-        header, operations = _parse_ndjson_commit(request.body)
         head = repo.resolve(branch)
+        header, operations = _parse_commit(request.body)
         parent = header.get("parentCommit")
         if parent and not head.sha.startswith(parent):
             raise HubError(412, "A commit has happened since. Please refresh and try again.")
         files = dict(head.files)
         for key, value in operations:
-            self._apply(repo, files, key, value)
-        sha = self._commit(repo, branch, header.get("summary", ""), files)
-        return _Response.of_json(
-            {
-                "success": True,
-                "commitOid": sha,
-                "commitUrl": f"{self.url}/{repo_id}/commit/{sha}",
-                "hookOutput": "",
-                "pullRequestUrl": None,
-            }
-        )
-
-    def _apply(self, repo: _Repo, files: dict[str, str], key: str, value: dict) -> None:
-        path = value.get("path", "")
-        if key == "file":
-            files.update(self._store(repo, {path: _decode_content(value)}))
-        elif key == "deletedFile":
-            if files.pop(path, None) is None:
-                raise HubError(404, f"A file with this name doesn't exist: {path}", "EntryNotFound")
-        elif key == "deletedFolder":
-            doomed = [name for name in files if name.startswith(path.rstrip("/") + "/")]
-            if not doomed:
-                raise HubError(
-                    404, f"A folder with this name doesn't exist: {path}", "EntryNotFound"
-                )
-            for name in doomed:
-                del files[name]
-        else:
-            raise HubError(400, f"Unsupported commit operation {key!r} (no LFS here)")
+            _apply(repo, files, key, value)
+        sha = self._commit(repo_id, branch, files)
+        commit_url = f"{self.url}/{repo_id}/commit/{sha}"
+        return _Response.of_json({"success": True, "commitOid": sha, "commitUrl": commit_url})
 
     def _model_info(self, request: _Request, repo_id: str, revision: str) -> _Response:
         repo = self._readable_repo(request, repo_id)
         commit = repo.resolve(revision)
-        with_blobs = request.flag("blobs")
-        siblings = []
-        for path, oid in sorted(commit.files.items()):
-            sibling: dict[str, Any] = {"rfilename": path}
-            if with_blobs:
-                sibling.update(size=len(repo.blobs[oid]), blobId=oid)
-            siblings.append(sibling)
-        return _Response.of_json(
-            {
-                "_id": hashlib.sha1(repo_id.encode()).hexdigest()[:24],
-                "id": repo_id,
-                "modelId": repo_id,
-                "author": repo_id.split("/")[0],
-                "sha": commit.sha,
-                "lastModified": commit.date,
-                "createdAt": repo.created_at,
-                "private": repo.private,
-                "gated": False,
-                "disabled": False,
-                "downloads": 0,
-                "likes": 0,
-                "tags": [],
-                "siblings": siblings,
-                "spaces": [],
-                "usedStorage": sum(len(data) for data in repo.blobs.values()),
-            }
-        )
+        siblings = [
+            {"rfilename": path, "size": len(repo.blobs[oid]), "blobId": oid}
+            if request.flag("blobs")
+            else {"rfilename": path}
+            for path, oid in sorted(commit.files.items())
+        ]
+        info = {"id": repo_id, "sha": commit.sha, "private": repo.private, "siblings": siblings}
+        return _Response.of_json(info)
 
     def _tree(self, request: _Request, repo_id: str, arguments: list[str]) -> _Response:
         repo = self._readable_repo(request, repo_id)
-        if not arguments:
-            raise HubError(404, "Not found")
-        commit = repo.resolve(arguments[0])
+        commit = repo.resolve(arguments[0] if arguments else "")
         folder = "/".join(arguments[1:]).strip("/")
-        entries = list(_tree_entries(repo, commit, folder, recursive=request.flag("recursive")))
+        entries = _tree_entries(repo, commit, folder, request.flag("recursive"))
         if folder and not entries:
             raise HubError(404, f"{folder} does not exist at {commit.sha}", "EntryNotFound")
         return _Response.of_json(entries)
 
-    def _resolve_file(self, request: _Request, segments: list[str]) -> _Response:
-        if request.method not in {"GET", "HEAD"}:
-            raise HubError(405, "Method not allowed")
-        at = segments.index("resolve", 1)
-        owner = [request.user] if at == 1 else []
-        repo = self._readable_repo(request, "/".join(owner + segments[:at]))
-        if len(segments) < at + 3:
-            raise HubError(404, "Not found")
-        commit = repo.resolve(segments[at + 1])
-        path = "/".join(segments[at + 2 :])
+    def _resolve_file(self, request: _Request, repo_id: str, revision: str, path: str) -> _Response:
+        repo = self._readable_repo(request, repo_id)
+        commit = repo.resolve(revision)
         if path not in commit.files:
             message = f"{path} does not exist at {commit.sha}"
             raise HubError(404, message, "EntryNotFound", {"X-Repo-Commit": commit.sha})
@@ -672,12 +527,21 @@ def _require_user(request: _Request) -> str:
     return request.user
 
 
-def _reject_pull_requests(request: _Request) -> None:
-    if request.flag("create_pr"):
-        raise HubError(400, "This test server does not support pull requests")
+def _check_branch_name(name: str) -> None:
+    """Refuse what git or the Hub would refuse as a branch name, with a 400."""
+    invalid = (
+        not name
+        or ".." in name
+        or any(character.isspace() for character in name)
+        or name.startswith(("/", "refs/"))
+        or name.endswith(("/", ".lock"))
+        or _SHA.fullmatch(name) is not None
+    )
+    if invalid:
+        raise HubError(400, f"Invalid branch name: {name!r}")
 
 
-def _parse_ndjson_commit(body: bytes) -> tuple[dict, list[tuple[str, dict]]]:
+def _parse_commit(body: bytes) -> tuple[dict, list[tuple[str, dict]]]:
     try:
         lines = [json.loads(line) for line in body.splitlines() if line.strip()]
     except ValueError as error:
@@ -687,32 +551,48 @@ def _parse_ndjson_commit(body: bytes) -> tuple[dict, list[tuple[str, dict]]]:
     return lines[0]["value"], [(line["key"], line["value"]) for line in lines[1:]]
 
 
-def _decode_content(value: dict) -> bytes:
-    encoding = value.get("encoding", "utf-8")
-    content = value.get("content", "")
-    if encoding == "base64":
-        try:
-            return base64.b64decode(content, validate=True)
-        except binascii.Error as error:
-            raise HubError(400, f"Invalid base64 content for {value.get('path')}") from error
-    return content.encode()
+def _apply(repo: _Repo, files: dict[str, str], key: str, value: dict) -> None:
+    path = value.get("path", "")
+    if key == "file":
+        files.update(repo.store({path: _decode_base64(value)}))
+    elif key == "deletedFile":
+        if files.pop(path, None) is None:
+            raise HubError(404, f"A file with this name doesn't exist: {path}", "EntryNotFound")
+    elif key == "deletedFolder":
+        doomed = [name for name in files if name.startswith(path.rstrip("/") + "/")]
+        if not doomed:
+            raise HubError(404, f"A folder with this name doesn't exist: {path}", "EntryNotFound")
+        for name in doomed:
+            del files[name]
+    else:
+        raise HubError(400, f"Unsupported commit operation {key!r} (no LFS here)")
 
 
-def _tree_entries(repo: _Repo, commit: _Commit, folder: str, *, recursive: bool) -> Iterator[dict]:
+def _decode_base64(value: dict) -> bytes:
+    if value.get("encoding") != "base64":
+        raise HubError(400, f"Expected base64 content for {value.get('path')}")
+    try:
+        return base64.b64decode(value.get("content", ""), validate=True)
+    except binascii.Error as error:
+        raise HubError(400, f"Invalid base64 content for {value.get('path')}") from error
+
+
+def _tree_entries(repo: _Repo, commit: _Commit, folder: str, recursive: bool) -> list[dict]:
+    """Files and folders under ``folder``: its children, or all descendants if ``recursive``."""
     prefix = f"{folder}/" if folder else ""
-    folders: set[str] = set()
+    files, folders = [], set()
     for path, oid in sorted(commit.files.items()):
         if not path.startswith(prefix):
             continue
         parts = path[len(prefix) :].split("/")
-        depth = len(parts) if recursive else 1
-        for level in range(1, min(depth, len(parts) - 1) + 1):
-            folders.add(prefix + "/".join(parts[:level]))
+        for depth in range(1, len(parts) if recursive else min(len(parts), 2)):
+            folders.add(prefix + "/".join(parts[:depth]))
         if recursive or len(parts) == 1:
-            yield {"type": "file", "oid": oid, "size": len(repo.blobs[oid]), "path": path}
+            files.append({"type": "file", "oid": oid, "size": len(repo.blobs[oid]), "path": path})
     for name in sorted(folders):
         tree_id = hashlib.sha1(f"{commit.sha}:{name}".encode()).hexdigest()
-        yield {"type": "directory", "oid": tree_id, "size": 0, "path": name}
+        files.append({"type": "directory", "oid": tree_id, "size": 0, "path": name})
+    return files
 
 
 def _ranged(data: bytes, range_header: str | None, headers: dict[str, str]) -> _Response:
@@ -726,9 +606,8 @@ def _ranged(data: bytes, range_header: str | None, headers: dict[str, str]) -> _
     else:
         start, end = max(size - int(last), 0), size - 1
     if start >= size or start > end:
-        raise HubError(
-            416, "Requested range not satisfiable", headers={"Content-Range": f"bytes */{size}"}
-        )
+        headers = {"Content-Range": f"bytes */{size}"}
+        raise HubError(416, "Requested range not satisfiable", headers=headers)
     headers = {**headers, "Content-Range": f"bytes {start}-{end}/{size}"}
     return _Response(206, data[start : end + 1], headers)
 
@@ -747,14 +626,14 @@ class _HTTPServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], handler: type, hub: HubServer) -> None:
+    def __init__(self, address: tuple[str, int], hub: HubServer) -> None:
         self.hub = hub
         self.connections: set[socket.socket] = set()
         self._connections_changed = threading.Condition()
-        super().__init__(address, handler)
+        super().__init__(address, _Handler)
 
     def server_bind(self) -> None:
-        # HTTPServer.server_bind would call socket.getfqdn: a reverse DNS lookup, not needed here.
+        # HTTPServer.server_bind would call socket.getfqdn: a slow reverse DNS lookup.
         socketserver.TCPServer.server_bind(self)
         self.server_name, self.server_port = self.server_address[:2]
 
@@ -792,27 +671,15 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def do_GET(self) -> None:
+        if "Transfer-Encoding" in self.headers:  # the client never sends chunked bodies
+            self.server.hub.server_errors.append(f"chunked body refused: {self.requestline}")
+            self._write(_error_response(HubError(411, "Length Required", headers=_CLOSE)))
+            return
         headers = {name.lower(): value for name, value in self.headers.items()}
-        request = _Request(self.command, self.path, headers, self._read_body())
-        self._write(self.server.hub._respond(request))
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self._write(self.server.hub._respond(_Request(self.command, self.path, headers, body)))
 
     do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = do_GET
-
-    def _read_body(self) -> bytes:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            return self._read_chunked_body()
-        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
-
-    def _read_chunked_body(self) -> bytes:
-        chunks = []
-        while True:
-            size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-            if size == 0:
-                while self.rfile.readline().strip():
-                    pass  # trailers
-                return b"".join(chunks)
-            chunks.append(self.rfile.read(size))
-            self.rfile.readline()
 
     def _write(self, response: _Response) -> None:
         self.send_response(response.status)
@@ -825,11 +692,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def point_client_at(monkeypatch: Any, url: str) -> None:
-    """Point huggingface_hub at ``url`` for one test (``monkeypatch`` is pytest's fixture).
-
-    Patches the two endpoint constants, turns offline mode off, and removes the environment
-    variables that could leak a real token or endpoint into the test.
-    """
+    """Point huggingface_hub at ``url`` for one test (``monkeypatch`` is pytest's fixture):
+    patch the two endpoint constants, turn offline mode off, and drop the environment
+    variables that could leak a real token or endpoint into the test."""
     from huggingface_hub import constants
 
     monkeypatch.setattr(constants, "ENDPOINT", url)

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 import zoo
 from zoo import weights
@@ -98,7 +99,7 @@ def test_zoo_info_works_offline_from_the_cache(hub: HubServer) -> None:
         (["push", "lenet.mnist", "--repo-id", REPO], "the Hub needs a token"),
         (["push", "lenet.mnist", "--repo-id", REPO, "--token", "hf_bad"], "refused the token"),
         (["push", "nope.mnist", "--repo-id", REPO], "is not a registered model"),
-        (["push", REPO, "--repo-id", "zoo-test/copy"], "already on the Hub"),
+        (["push", REPO, "--repo-id", "zoo-test/copy"], "no folder zoo-test/lenet here"),
         (["eval", "zoo-test/missing"], "zoo-test/missing: no such repository"),
         (["info", f"{REPO}@v2"], f"{REPO}@v2: no such repository"),
     ],
@@ -135,6 +136,6 @@ def test_publish_all_pushes_the_bundled_bytes_and_records_the_commits(
         card = (cards / f"{name}.md").read_text()
         assert card == hub.files(repo_id, commit)["README.md"].decode()
         assert f'zoo.from_pretrained("{repo_id}")' in card
-        loaded = zoo.load(f"{repo_id}@{commit}")
-        assert loaded.state_dict().keys() == zoo.load(name).state_dict().keys()
+        loaded, bundled = zoo.load(f"{repo_id}@{commit}").state_dict(), zoo.load(name).state_dict()
+        assert all(torch.equal(loaded[key], value) for key, value in bundled.items())
     assert weights.all_weights() == weights.all_weights.__wrapped__()  # the package is untouched

@@ -3,10 +3,12 @@ the Hub look-alike of tests/hub_server.py, a fresh cache for every test."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
 
+import huggingface_hub
 import pytest
 import torch
 from huggingface_hub import constants
@@ -14,7 +16,6 @@ from huggingface_hub.utils import _http
 
 import zoo
 from zoo import weights
-from zoo.cards import model_card
 from zoo.errors import (
     CheckpointError,
     ChecksumMismatchError,
@@ -28,7 +29,6 @@ from zoo.errors import (
 )
 from zoo.info import model_info
 from zoo.pretrained import CONFIG_NAME, WEIGHTS_NAME
-from zoo.training.recipe import read_recipe
 
 from .conftest import HUB_TOKEN, REPOSITORY
 from .hub_server import HubServer
@@ -86,8 +86,6 @@ def test_a_registered_name_is_published_with_its_card_recipe_and_evaluation(
     report = json.loads(files["eval.json"])
     assert report == {"metrics": entry.metrics, "provenance": entry.evaluation}
     card = files["README.md"].decode()
-    published = entry.__class__(**entry.to_json_dict() | {"hub": {"repo_id": REPO}})
-    assert card == str(model_card(published, read_recipe(REPOSITORY / entry.recipe)))
     assert f'zoo.from_pretrained("{REPO}")' in card and "model-index:" in card
     assert "[`recipe.toml`](recipe.toml)" in card
 
@@ -106,6 +104,42 @@ def test_a_zoo_train_folder_is_published_with_its_log(
     card = files["README.md"].decode()
     assert f"# {REPO}" in card and "model-index:" in card and "zoo train recipe.toml" in card
     assert "Training took" in card and "license:" not in card
+
+
+def test_a_push_replaces_every_file_of_the_previous_one(
+    hub: HubServer, tiny_data_root: Path
+) -> None:
+    evaluated = untrained(seed=1)
+    report = zoo.evaluate(evaluated, data_dir=tiny_data_root, ood=None)
+    evaluated.push_to_hub(REPO, token=HUB_TOKEN, evaluation=report)
+    assert "eval.json" in hub.files(REPO)
+    untrained(seed=2).push_to_hub(REPO, token=HUB_TOKEN)
+    assert set(hub.files(REPO)) == {".gitattributes", WEIGHTS_NAME, CONFIG_NAME, "README.md"}
+    assert len(hub.commits(REPO)) == 3
+    assert model_info(REPO)["metrics"] is None
+
+
+def test_an_evaluation_without_ood_detection_is_published(
+    hub: HubServer, tiny_data_root: Path
+) -> None:
+    model = untrained()
+    report = zoo.evaluate(model, data_dir=tiny_data_root, ood=None)
+    commit = model.push_to_hub(REPO, token=HUB_TOKEN, evaluation=report).commit
+    card = hub.files(REPO, commit)["README.md"].decode()
+    assert "OOD detection was not measured" in card and "AUROC" not in card
+    assert json.loads(hub.files(REPO, commit)["eval.json"]) == report.to_dict()
+
+
+def test_a_folder_with_an_evaluation_of_other_weights_is_refused(
+    hub: HubServer, tiny_data_root: Path, tmp_path: Path
+) -> None:
+    folder = untrained(seed=1).save_pretrained(tmp_path / "model")
+    zoo.evaluate(untrained(seed=2), data_dir=tiny_data_root, ood=None).save_json(
+        folder / "eval.json"
+    )
+    with pytest.raises(CheckpointError, match=f"{folder / 'eval.json'}: evaluates weights"):
+        zoo.push_to_hub(folder, REPO, token=HUB_TOKEN)
+    assert not hub.repo_exists(REPO)
 
 
 def test_a_model_without_evaluation_gets_a_card_that_says_so(hub: HubServer) -> None:
@@ -265,16 +299,63 @@ def test_a_corrupted_blob_is_caught_by_its_sha256_and_evicted(hub: HubServer) ->
     assert len(downloads) == 2
 
 
-def test_weights_the_registry_pins_are_checked_against_the_registry(
+def test_weights_the_registry_publishes_are_checked_against_the_registry(
     hub: HubServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    commit = untrained().push_to_hub(REPO, token=HUB_TOKEN).commit
-    pins = {(REPO, commit): "0" * 64}
-    monkeypatch.setattr(zoo.loading, "published_sha256", lambda *key: pins.get(key))
-    with pytest.raises(ChecksumMismatchError, match="registry pins 0000"):
-        zoo.load(REPO)
-    with pytest.raises(ChecksumMismatchError, match="registry pins 0000"):
+    model = zoo.load("lenet.mnist")
+    commit = model.push_to_hub(REPO, token=HUB_TOKEN).commit
+    official = weights.all_weights()["lenet.mnist"]
+    published = {"repo_id": REPO, "revision": commit}
+    registry = {"lenet.mnist": dataclasses.replace(official, hub=published)}
+    monkeypatch.setattr(weights, "all_weights", lambda: registry)
+    assert same_weights(zoo.load(REPO), model)
+    registry["lenet.mnist"] = dataclasses.replace(official, hub=published, sha256="0" * 64)
+    with pytest.raises(ChecksumMismatchError, match="registry pins 0000") as caught:
         zoo.load(f"{REPO}@{commit}")
+    assert "removed from the cache" not in str(caught.value)  # the weights were not at fault
+    assert any(Path(constants.HF_HUB_CACHE).glob(f"**/{WEIGHTS_NAME}"))
+
+
+def test_config_and_weights_come_from_one_commit(
+    hub: HubServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = untrained("mc_dropout_lenet", seed=1)
+    first.push_to_hub(REPO, token=HUB_TOKEN)
+    download = huggingface_hub.hf_hub_download
+
+    def push_after_the_config(repo_id: str, filename: str, **options: object) -> str:
+        path = download(repo_id, filename, **options)
+        if filename == CONFIG_NAME:  # another push lands between the two downloads
+            untrained("bayesian_lenet", seed=2).push_to_hub(REPO, token=HUB_TOKEN)
+        return path
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", push_after_the_config)
+    assert same_weights(zoo.load(REPO), first)
+
+
+def test_a_cache_that_cannot_be_used_is_a_clear_error(
+    hub: HubServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    untrained().push_to_hub(REPO, token=HUB_TOKEN)
+    (tmp_path / "a-file").write_text("not a folder")
+    with pytest.raises(zoo.HubError, match="cannot use the Hugging Face cache at"):
+        zoo.load(REPO, cache_dir=tmp_path / "a-file" / "hub")
+
+
+def test_pushing_in_offline_mode_is_a_clear_error(
+    hub: HubServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(HubOfflineError, match="HF_HUB_OFFLINE is set: unset it to push"):
+        untrained().push_to_hub(REPO, token=HUB_TOKEN)
+    assert hub.requests == []
+
+
+@pytest.mark.parametrize("branch", ["", "a b", "refs/pr/1", "x..y", "dev/", "0" * 40])
+def test_a_bad_branch_is_refused_before_anything_is_sent(hub: HubServer, branch: str) -> None:
+    with pytest.raises(ModelConfigError, match="--revision must name a branch"):
+        untrained().push_to_hub(REPO, revision=branch, token=HUB_TOKEN)
+    assert hub.requests == []
 
 
 def test_a_push_to_an_unreachable_hub_is_a_clear_error(
@@ -327,9 +408,32 @@ def test_folders_come_before_the_hub_and_names_before_folders(
     local.save_pretrained(tmp_path / "zoo-test" / "lenet")
     local.save_pretrained(tmp_path / "lenet.mnist")
     assert same_weights(zoo.load(REPO), local)
-    assert not same_weights(zoo.load("lenet.mnist"), local)
+    with pytest.warns(UserWarning, match="also a folder here.*write ./lenet.mnist"):
+        assert not same_weights(zoo.load("lenet.mnist"), local)
     assert same_weights(zoo.load("./lenet.mnist"), local)
     assert hub.requests == []
+
+
+def test_a_revision_always_means_the_hub(
+    hub: HubServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    published = untrained(seed=1)
+    published.push_to_hub(REPO, token=HUB_TOKEN)
+    monkeypatch.chdir(tmp_path)
+    untrained(seed=2).save_pretrained(tmp_path / REPO)
+    assert same_weights(zoo.load(REPO, revision="main"), published)
+    assert same_weights(zoo.load(f"{REPO}@main"), published)
+
+
+def test_a_folder_that_hides_a_hub_id_but_holds_no_model_says_so(
+    hub: HubServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / REPO).mkdir(parents=True)
+    with pytest.raises(
+        CheckpointError, match=f"hides the Hub repository {REPO}: write {REPO}@main"
+    ):
+        zoo.load(REPO)
 
 
 def test_a_revision_applies_to_hub_repositories_only(hub: HubServer) -> None:
@@ -342,4 +446,8 @@ def test_a_revision_applies_to_hub_repositories_only(hub: HubServer) -> None:
 def test_a_missing_path_is_not_mistaken_for_a_hub_id(hub: HubServer, tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="no such folder"):
         zoo.load(tmp_path / "missing" / "model")
+    with pytest.raises(CheckpointError, match="no such folder"):
+        zoo.load(Path("org/name"))  # a Path is never a Hub id
+    with pytest.raises(ModelConfigError, match="nothing after '@'"):
+        zoo.load(f"{REPO}@")
     assert hub.requests == []

@@ -12,12 +12,14 @@ import random
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx2
 import huggingface_hub
 import pytest
 from huggingface_hub import HfApi, constants, hf_hub_download, snapshot_download
 from huggingface_hub.errors import (
+    BadRequestError,
     EntryNotFoundError,
     HfHubHTTPError,
     LocalEntryNotFoundError,
@@ -31,7 +33,8 @@ from .hub_server import HubServer, git_blob_sha1, point_client_at
 
 TOKEN = "hf_test_token"
 USER = "alice"
-REPO = "zoo-org/lenet"
+ORG = "zoo-org"
+REPO = f"{ORG}/lenet"
 FILES = {
     "config.json": b'{"architecture": "lenet"}\n',
     "README.md": b"---\nlicense: apache-2.0\n---\n# LeNet\n",
@@ -41,7 +44,7 @@ FILES = {
 
 @pytest.fixture(scope="module")
 def hub_server() -> Iterator[HubServer]:
-    with HubServer(tokens={TOKEN: USER}) as server:
+    with HubServer(tokens={TOKEN: USER}, orgs={USER: {ORG}}) as server:
         yield server
 
 
@@ -122,7 +125,7 @@ def test_every_request_carries_the_token(
 
     requests = [r for r in hub.requests if not r.path.startswith("/api/agent-harnesses")]
     assert len(requests) >= 4
-    assert {r.authorization for r in requests} == {f"Bearer {TOKEN}"}
+    assert {r.headers.get("authorization") for r in requests} == {f"Bearer {TOKEN}"}
 
 
 def test_endpoint_arguments_work_without_patching_constants(
@@ -160,11 +163,6 @@ def test_creating_an_existing_repo_is_a_409(hub: HubServer, api: HfApi) -> None:
     with pytest.raises(HfHubHTTPError) as error:
         api.create_repo(REPO)
     assert error.value.response.status_code == 409
-
-
-def test_a_bare_repo_name_belongs_to_the_token_user(hub: HubServer, api: HfApi) -> None:
-    assert api.create_repo("mine").repo_id == f"{USER}/mine"
-    assert hub.repo_exists(f"{USER}/mine")
 
 
 def test_commit_sha_gives_old_bytes_and_main_the_new(
@@ -239,6 +237,25 @@ def test_branch_upload_and_download(hub: HubServer, api: HfApi, folder: Path, ca
     api.create_branch(REPO, branch="dev", exist_ok=True)
 
 
+def test_upload_with_delete_patterns_replaces_the_repo_content_in_one_commit(
+    hub: HubServer, api: HfApi, folder: Path, tmp_path: Path
+) -> None:
+    first = upload(api, folder)
+    fresh = write_folder(tmp_path / "fresh", {"README.md": b"# new\n", "new/x.txt": b"x"})
+    hub.clear_requests()
+
+    second = api.upload_folder(repo_id=REPO, folder_path=fresh, delete_patterns="*").oid
+
+    assert hub.commits(REPO)[-2:] == [first, second]
+    assert hub.files(REPO) == {
+        ".gitattributes": hub.files(REPO, first)[".gitattributes"],
+        "README.md": b"# new\n",
+        "new/x.txt": b"x",
+    }
+    assert [r.method for r in hub.requests if "/commit/" in r.path] == ["POST"]
+    assert any("/tree/main" in r.path and "recursive=" in r.path for r in hub.requests)
+
+
 # ---------------------------------------------------------------------- errors
 
 
@@ -307,6 +324,59 @@ def test_writes_need_a_valid_token(
     assert error.value.response.status_code == 401
     assert not isinstance(error.value, RepositoryNotFoundError)
     assert not hub.repo_exists("zoo-org/other")
+
+
+# ---------------------------------------------------------------------- permissions
+
+
+def test_writes_are_allowed_in_the_own_namespace_and_the_orgs_only(
+    hub: HubServer, api: HfApi, folder: Path, cache: Path
+) -> None:
+    hub.seed("bob/public", {"a.txt": b"a"})
+    hub.seed("bob/secret", {"b.txt": b"b"}, private=True)
+    assert api.create_repo(f"{USER}/mine").repo_id == f"{USER}/mine"
+    upload(api, folder, repo_id=REPO)
+
+    with pytest.raises(HfHubHTTPError, match='create a model under the namespace "bob"') as error:
+        api.create_repo("bob/new")
+    assert error.value.response.status_code == 403
+    assert not isinstance(error.value, RepositoryNotFoundError)
+    with pytest.raises(HfHubHTTPError) as error:  # exist_ok: the client sees the repo, uploads
+        upload(api, folder, repo_id="bob/public")
+    assert error.value.response.status_code == 403
+    with pytest.raises(HfHubHTTPError) as error:
+        api.create_branch("bob/public", branch="dev")
+    assert error.value.response.status_code == 403
+    assert not hub.repo_exists("bob/new") and hub.branches("bob/public").keys() == {"main"}
+    assert download(cache, "a.txt", repo_id="bob/public").read_bytes() == b"a"
+    with pytest.raises(RepositoryNotFoundError, match="404 Client Error"):
+        api.model_info("bob/secret")
+    with pytest.raises(BadRequestError):  # a repo id without a namespace
+        api.create_repo("mine")
+
+
+def test_without_orgs_every_token_writes_everywhere(tmp_path: Path) -> None:
+    with HubServer(tokens={TOKEN: USER}) as server:
+        api = HfApi(endpoint=server.url, token=TOKEN)
+        api.create_repo("anyone/anything", private=True)
+        assert api.model_info("anyone/anything").private is True
+
+
+@pytest.mark.parametrize(
+    "branch", ["", "with space", "a..b", "refs/heads/x", "/x", "x/", "x.lock", "ab" * 20]
+)
+def test_invalid_branch_names_are_a_400(
+    hub: HubServer, api: HfApi, uploaded: str, connection: http.client.HTTPConnection, branch: str
+) -> None:
+    with pytest.raises(BadRequestError):
+        api.create_branch(REPO, branch=branch)
+    assert hub.branches(REPO).keys() == {"main"}
+    commit = b'{"key": "header", "value": {"summary": "x"}}\n'
+    path = f"/api/models/{REPO}/commit/{quote(branch, safe='')}"
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    response, body = exchange(connection, "POST", path, body=commit, headers=headers)
+    assert response.status == 400 and "Invalid branch name" in json.loads(body)["error"]
+    assert hub.commits(REPO)[-1] == uploaded
 
 
 # ---------------------------------------------------------------------- offline and down
@@ -455,16 +525,25 @@ def test_rejected_bodies_are_read_so_the_connection_survives(
     big = json.dumps({"name": "x" * 2_000_000}).encode()
     response, _ = exchange(connection, "POST", "/api/repos/create", body=big)
     assert response.status == 401
-    chunks = iter([b'{"name": ', b'"y"}'])
-    response, _ = exchange(
-        connection, "POST", "/api/validate-yaml", body=chunks, encode_chunked=True
-    )
-    assert response.status == 200
+    socket = connection.sock
 
     response, body = exchange(connection, "GET", f"/api/models/{REPO}")
 
     assert response.status == 200 and json.loads(body)["sha"] == uploaded
-    assert [len(r.body) for r in hub.requests[-3:]] == [len(big), len(b'{"name": "y"}'), 0]
+    assert connection.sock is socket
+    assert [len(r.body) for r in hub.requests[-2:]] == [len(big), 0]
+
+
+def test_a_chunked_body_is_refused_and_the_connection_closed(
+    hub: HubServer, connection: http.client.HTTPConnection
+) -> None:
+    chunks = iter([b'{"name": ', b'"y"}'])
+    response, _ = exchange(
+        connection, "POST", "/api/validate-yaml", body=chunks, encode_chunked=True
+    )
+
+    assert response.status == 411 and response.getheader("Connection") == "close"
+    assert hub.requests == []
 
 
 def test_range_requests(

@@ -3,7 +3,9 @@ as good as their registry entries say."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -84,7 +86,11 @@ def test_the_registry_entry_is_complete(name: str) -> None:
     assert training["epochs"] >= 1 and 0 < training["seconds"] <= 15 * 60
     assert training["hardware"] and training["device"] and training["torch"]
     assert record.license and record.summary and record.default
-    assert record.hub == {"repo_id": None, "revision": None}  # not published yet
+    if record.hub["repo_id"] is None:  # not published (yet): no revision either
+        assert record.hub == weights.NOT_PUBLISHED
+    else:  # written by scripts/publish_all
+        assert record.hub["repo_id"] == f"uncertainty-zoo/{name}"
+        assert re.fullmatch(r"[0-9a-f]{40}", record.hub["revision"])
 
 
 @pytest.mark.parametrize("name", OFFICIAL)
@@ -185,15 +191,26 @@ def test_the_committed_model_card_is_the_generated_one(name: str) -> None:
         "Citations",
     ):
         assert f"## {heading}" in text
-    assert f"zoo train {record.recipe}" in text
+    recipe = "recipe.toml" if record.hub["repo_id"] else record.recipe
+    assert f"zoo train {recipe}" in text
     assert "FashionMNIST" in text and "mutual information" in text
 
 
-def test_an_unpublished_card_claims_no_hub_repository() -> None:
-    for name in OFFICIAL:
-        record = entry(name)
-        card = str(model_card(record, read_recipe(REPOSITORY / record.recipe)))
-        assert "huggingface.co/" not in card and "from_pretrained(" not in card
+@pytest.mark.parametrize("name", OFFICIAL)
+def test_a_card_gives_the_from_pretrained_line_once_published_and_never_before(
+    name: str,
+) -> None:
+    record = entry(name)
+    recipe = read_recipe(REPOSITORY / record.recipe)
+    unpublished = dataclasses.replace(record, hub=weights.NOT_PUBLISHED)
+    card = str(model_card(unpublished, recipe))
+    assert "huggingface.co/" not in card and "from_pretrained(" not in card
+    assert f"zoo train {record.recipe}" in card
+    published = dataclasses.replace(record, hub={"repo_id": "some-org/x", "revision": None})
+    card = str(model_card(published, recipe))
+    assert 'model = zoo.from_pretrained("some-org/x")' in card
+    assert f'model = zoo.load("{name}")' in card
+    assert "[`recipe.toml`](recipe.toml)" in card and "zoo train recipe.toml" in card
 
 
 def test_zoo_info_shows_what_the_registry_knows() -> None:

@@ -73,8 +73,14 @@ _CITATIONS = {
 }
 
 
-def model_card(entry: PretrainedWeights, recipe: Recipe | None) -> ModelCard:
-    """The card of ``entry``, trained by ``recipe`` (None when it is not known)."""
+def model_card(
+    entry: PretrainedWeights, recipe: Recipe | None, *, shipped: bool = True
+) -> ModelCard:
+    """The card of ``entry``, trained by ``recipe`` (None when it is not known).
+
+    ``shipped`` weights are the official ones, inside the package and named in the registry;
+    others are a user's own, pushed from a folder and named by their Hub id.
+    """
     results = _eval_results(entry)
     data = ModelCardData(
         model_name=entry.name,
@@ -89,10 +95,10 @@ def model_card(entry: PretrainedWeights, recipe: Recipe | None) -> ModelCard:
     sections = [
         f"# {entry.name}",
         _introduction(entry),
-        _loading(entry),
+        _loading(entry, shipped),
         _intended_use(entry),
-        _training(entry, recipe),
-        _evaluation(entry),
+        _training(entry, recipe, shipped),
+        _evaluation(entry, shipped),
         _reading_uncertainty(entry),
         _limitations(entry),
         _citations(entry),
@@ -145,11 +151,6 @@ def _hub_repo(entry: PretrainedWeights) -> str | None:
     return entry.hub.get("repo_id")
 
 
-def _ships_in_package(entry: PretrainedWeights) -> bool:
-    """Registry names have no "/"; a model pushed from a folder is named by its Hub id."""
-    return "/" not in entry.name
-
-
 def _introduction(entry: PretrainedWeights) -> str:
     about, _ = _about(entry)
     introduction = (
@@ -160,18 +161,22 @@ def _introduction(entry: PretrainedWeights) -> str:
         return _paragraph(f"{introduction} It has not been evaluated yet.")
     samples = entry.evaluation["samples"]
     metrics = flat_metrics(entry.metrics)
+    text = (
+        f"{introduction} On the MNIST test set, with {_count(samples, 'sample')}, it reaches "
+        f"{format_metric('acc', metrics['acc'])} accuracy, NLL "
+        f"{format_metric('nll', metrics['nll'])} and ECE {format_metric('ece', metrics['ece'])}"
+    )
+    if "auroc" not in metrics:
+        return _paragraph(f"{text}.")
+    ood_name = DATASET_TITLES[entry.evaluation["ood_dataset"]["name"]]
     return _paragraph(
-        f"{introduction} On the MNIST test set, with "
-        f"{_count(samples, 'sample')}, "
-        f"it reaches {format_metric('acc', metrics['acc'])} accuracy, NLL "
-        f"{format_metric('nll', metrics['nll'])} and ECE {format_metric('ece', metrics['ece'])}, "
-        f"and tells FashionMNIST apart from MNIST with AUROC "
+        f"{text}, and tells {ood_name} apart from MNIST with AUROC "
         f"{format_metric('auroc', metrics['auroc'])}."
     )
 
 
-def _loading(entry: PretrainedWeights) -> str:
-    repo_id, shipped = _hub_repo(entry), _ships_in_package(entry)
+def _loading(entry: PretrainedWeights, shipped: bool) -> str:
+    repo_id = _hub_repo(entry)
     if repo_id:
         where = "`pip install uncertainty-zoo`, then:"
         loads = [f'model = zoo.from_pretrained("{repo_id}")  # downloaded once, sha256-checked']
@@ -212,7 +217,7 @@ def _intended_use(entry: PretrainedWeights) -> str:
     )
 
 
-def _training(entry: PretrainedWeights, recipe: Recipe | None) -> str:
+def _training(entry: PretrainedWeights, recipe: Recipe | None, shipped: bool) -> str:
     if recipe is None:
         return "## Training\n\nNo recipe was published with these weights."
     training = entry.training
@@ -234,7 +239,7 @@ def _training(entry: PretrainedWeights, recipe: Recipe | None) -> str:
     lines = [
         "## Training",
         "",
-        _paragraph(_training_data(entry, data.validation_size)),
+        _paragraph(_training_data(data.validation_size, shipped)),
         "",
         _recipe_line(entry),
         "",
@@ -256,12 +261,12 @@ def _training(entry: PretrainedWeights, recipe: Recipe | None) -> str:
     return "\n".join(lines)
 
 
-def _training_data(entry: PretrainedWeights, validation_size: int) -> str:
+def _training_data(validation_size: int, shipped: bool) -> str:
     text = (
         f"Trained on the MNIST training set (CC BY-SA 3.0, Y. LeCun and C. Cortes) but for its "
         f"last {validation_size:,} images, which were held out for validation"
     )
-    if not _ships_in_package(entry):
+    if not shipped:
         return f"{text}."
     return (
         f"{text}: the recipe's settings were compared on them, with FashionMNIST's training "
@@ -304,23 +309,13 @@ def _selection(recipe: Recipe) -> str:
     return "those of the last epoch"
 
 
-def _evaluation(entry: PretrainedWeights) -> str:
+def _evaluation(entry: PretrainedWeights, shipped: bool) -> str:
     if not entry.metrics:
         return f"## Evaluation\n\nNot evaluated yet: `zoo eval {entry.name}` measures it."
-    evaluation = entry.evaluation
-    ood_name = DATASET_TITLES[evaluation["ood_dataset"]["name"]]
     lines = [
         "## Evaluation",
         "",
-        _paragraph(
-            f"Measured by `zoo eval {entry.name}` (uncertainty-zoo "
-            f"{evaluation['versions']['zoo']}, torch {evaluation['versions']['torch']}): "
-            f"{_count(evaluation['samples'], 'sample')} per image, seed {evaluation['seed']}, "
-            "on the "
-            f"{evaluation['dataset']['size']:,} images of the MNIST test set; OOD detection "
-            f"scores the {evaluation['ood_dataset']['size']:,} {ood_name} test images against "
-            f"them by {_score_name(evaluation['ood_score'])}."
-        ),
+        _paragraph(_measurement(entry, shipped)),
         "",
         "| group | metric | value |",
         "|---|---|---|",
@@ -335,6 +330,25 @@ def _evaluation(entry: PretrainedWeights) -> str:
         "FPR95; higher for the rest. Every metric is defined in the docstrings of `zoo.metrics`.",
     ]
     return "\n".join(lines)
+
+
+def _measurement(entry: PretrainedWeights, shipped: bool) -> str:
+    """How the metrics were measured: the command, software, samples and data."""
+    evaluation = entry.evaluation
+    command = f"zoo eval {entry.name}" if shipped else "zoo eval"
+    text = (
+        f"Measured by `{command}` (uncertainty-zoo {evaluation['versions']['zoo']}, torch "
+        f"{evaluation['versions']['torch']}): {_count(evaluation['samples'], 'sample')} per "
+        f"image, seed {evaluation['seed']}, on the {evaluation['dataset']['size']:,} images of "
+        "the MNIST test set"
+    )
+    ood = evaluation.get("ood_dataset")
+    if not ood:
+        return f"{text}; OOD detection was not measured."
+    return (
+        f"{text}; OOD detection scores the {ood['size']:,} {DATASET_TITLES[ood['name']]} test "
+        f"images against them by {_score_name(evaluation['ood_score'])}."
+    )
 
 
 def _card_value(key: str, value: float) -> str:
@@ -392,10 +406,11 @@ def _citations(entry: PretrainedWeights) -> str:
     return "## Citations\n\n```bibtex\n" + "\n\n".join(entries) + "\n```"
 
 
-def write_model_card(entry: PretrainedWeights, repository: Path) -> Path:
-    """Write ``model_cards/<name>.md`` under ``repository`` from ``entry`` and its recipe."""
+def write_model_card(entry: PretrainedWeights, repository: Path, cards: Path | None = None) -> Path:
+    """Write ``<name>.md`` into ``cards`` (default: ``model_cards/`` under ``repository``) from
+    ``entry`` and its recipe in ``repository``."""
     recipe = read_recipe(repository / entry.recipe)
-    path = repository / "model_cards" / f"{entry.name}.md"
+    path = (cards or repository / "model_cards") / f"{entry.name}.md"
     path.parent.mkdir(exist_ok=True)
     atomic_write_bytes(path, str(model_card(entry, recipe)).encode("utf-8"))
     return path

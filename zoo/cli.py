@@ -271,7 +271,8 @@ def train_command(
 @click.option("--private", is_flag=True, help="Make the repository private when creating it.")
 @click.option(
     "--token",
-    help="Hub token with write access.  [default: $HF_TOKEN, else the `hf auth login` token]",
+    help="Hub token with write access; prefer $HF_TOKEN, as a token here shows in the process "
+    "list and the shell history.  [default: $HF_TOKEN, else the `hf auth login` token]",
 )
 @click.option("--message", help="Commit message.")
 def push_command(

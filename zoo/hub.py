@@ -36,7 +36,7 @@ from zoo.errors import (
 DEFAULT_BRANCH = "main"
 _COMMIT_SHA = re.compile(r"[0-9a-f]{40}")
 _REFERENCE = re.compile(r"(?P<repo_id>[^/@\s]+/[^/@\s]+)(?:@(?P<revision>\S+))?")
-_TOKEN_SOURCES = "pass a token (token=..., zoo --token), set HF_TOKEN or run `hf auth login`"
+_TOKEN_SOURCES = "pass token=... (zoo push --token), set HF_TOKEN or run `hf auth login`"
 
 
 @dataclass(frozen=True)
@@ -107,14 +107,16 @@ def download(
     """
     options = {"token": token, "cache_dir": cache_dir, "local_files_only": local_files_only}
     first = _download_file(reference, filenames[0], **options)
-    commit = first.parent.name if _COMMIT_SHA.fullmatch(first.parent.name) else None
-    pinned = reference.at(commit or reference.revision)
+    commit = first.parent.name  # the cache keeps each commit's files in snapshots/<sha>/
+    if not _COMMIT_SHA.fullmatch(commit):
+        raise HubError(reference.repo_id, reference.revision, f"unexpected cache path {first}")
+    pinned = reference.at(commit)
     for filename in filenames[1:]:
         _download_file(pinned, filename, shown=reference, **options)
     for filename in optional:
         with contextlib.suppress(HubFileNotFoundError, HubOfflineError):
             _download_file(pinned, filename, shown=reference, **options)
-    return Snapshot(reference, commit or str(reference.revision), first.parent)
+    return Snapshot(reference, commit, first.parent)
 
 
 def _download_file(
@@ -154,14 +156,17 @@ def upload_folder(
     message: str,
 ) -> PushResult:
     """Create ``repo_id`` if it does not exist (and the branch ``revision`` if it is new),
-    then upload every file of ``folder`` to it in one commit.
+    then make the branch hold exactly the files of ``folder``, in one commit: files of an
+    earlier push that ``folder`` lacks (an eval.json of other weights) are deleted.
 
     ``private`` applies when the repository is created; pushing ``private=True`` to an
     existing public repository uploads nothing and raises `HubError`, so that weights meant
     to stay private are never published by mistake.
     """
-    from huggingface_hub import HfApi
+    from huggingface_hub import HfApi, constants
 
+    if constants.is_offline_mode():
+        raise HubOfflineError(repo_id, revision, "HF_HUB_OFFLINE is set: unset it to push")
     api = HfApi(token=token, library_name="uncertainty-zoo", library_version=__version__)
     branch = revision or DEFAULT_BRANCH
     with translate_errors(_Context(HubReference(repo_id, revision), token), None):
@@ -176,17 +181,25 @@ def upload_folder(
         if branch != DEFAULT_BRANCH:
             api.create_branch(repo_id, branch=branch, exist_ok=True)
         commit = api.upload_folder(
-            folder_path=folder, repo_id=repo_id, revision=branch, commit_message=message
+            folder_path=folder,
+            repo_id=repo_id,
+            revision=branch,
+            commit_message=message,
+            delete_patterns="*",  # never .gitattributes: the client keeps it
         )
     return PushResult(repo_id, branch, commit.oid, commit.commit_url)
 
 
-def evict(path: Path) -> None:
-    """Remove a downloaded file from the cache, so that the next call downloads it again."""
-    blob = path.resolve()
-    for stale in {path, blob}:
-        with contextlib.suppress(FileNotFoundError):
-            stale.unlink()
+def evict(path: Path) -> bool:
+    """Remove a downloaded file from the cache, so that the next call downloads it again;
+    False when it cannot be removed (a read-only shared cache)."""
+    try:
+        blob = path.resolve()
+        for stale in (path, blob):
+            stale.unlink(missing_ok=True)
+    except OSError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -221,6 +234,10 @@ def translate_errors(context: _Context, filename: str | None) -> Iterator[None]:
     except _transport_errors() as error:  # HfApi calls let the HTTP library's errors through
         message = f"cannot reach the Hub at {_endpoint()} ({_one_line(error)})"
         raise _error(HubConnectionError, reference, message) from None
+    except OSError as error:  # the cache: a folder that cannot be created, a full disk
+        message = f"cannot use the Hugging Face cache at {_cache_dir(context)} ({error}); "
+        message += "check HF_HOME and HF_HUB_CACHE"
+        raise _error(HubError, reference, message) from None
 
 
 def _transport_errors() -> tuple[type[BaseException], ...]:
@@ -250,7 +267,10 @@ def _endpoint() -> str:
 def _has_token(token: str | None) -> bool:
     from huggingface_hub import get_token
 
-    return bool(token or get_token())
+    try:
+        return bool(token or get_token())
+    except OSError:  # an unreadable token file is no token
+        return False
 
 
 def _not_found(context: _Context) -> str:
@@ -311,9 +331,8 @@ def _http_error(context: _Context, error: Exception) -> HubError:
         else:
             message = f"the Hub refused the token ({status}): it is invalid or lacks the rights"
         return _error(HubAuthenticationError, context.reference, message)
-    return _error(
-        HubConnectionError, context.reference, f"the Hub answered {status}: {_one_line(error)}"
-    )
+    kind = HubConnectionError if status is None or status >= 500 else HubError
+    return _error(kind, context.reference, f"the Hub answered {status}: {_one_line(error)}")
 
 
 def _cache_dir(context: _Context) -> Path:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fnmatch
-import inspect
 import os
 from pathlib import Path
 from typing import Any
@@ -11,9 +10,17 @@ from typing import Any
 from zoo.hub import HubReference, download
 from zoo.loading import resolve
 from zoo.models.base import ZooModel
-from zoo.pretrained import CONFIG_NAME, EVAL_NAME, WEIGHTS_NAME, read_config
-from zoo.registry import create_model, model_entrypoint
+from zoo.pretrained import (
+    CONFIG_NAME,
+    EVAL_NAME,
+    LOG_NAME,
+    RECIPE_NAME,
+    WEIGHTS_NAME,
+    read_config,
+)
+from zoo.registry import architecture_summary, create_model
 from zoo.report import EvaluationReport, flat_metrics, format_metric
+from zoo.training.trainer import read_log, summarize_log
 from zoo.weights import PretrainedWeights, find_weights, list_weights
 
 
@@ -41,8 +48,7 @@ def model_info(name_or_path: str | os.PathLike[str]) -> dict[str, Any]:
     if entry is not None:
         return _weights_info(source, entry)
     model = create_model(source)
-    summary = (inspect.getdoc(model_entrypoint(source)) or "").partition("\n")[0]
-    return _describe(source, summary, model, weights=None)
+    return _describe(source, architecture_summary(source), model, weights=None)
 
 
 def matching_names(pattern: str) -> list[str]:
@@ -84,15 +90,23 @@ def _folder_info(folder: Path) -> dict[str, Any]:
 
 
 def _hub_info(reference: HubReference) -> dict[str, Any]:
-    snapshot = download(reference, [CONFIG_NAME], optional=[EVAL_NAME])
-    info = _folder_info(snapshot.folder)
-    where = f"{reference.repo_id}@{snapshot.commit}"
-    report_path = snapshot.folder / EVAL_NAME
-    report = EvaluationReport.read_json(report_path) if report_path.exists() else None
+    """From config.json and, where the repository has them, eval.json, the recipe and the
+    training log: never the weights."""
+    optional = [EVAL_NAME, RECIPE_NAME, LOG_NAME]
+    snapshot = download(reference, [CONFIG_NAME], optional=optional)
+    folder, where = snapshot.folder, f"{reference.repo_id}@{snapshot.commit}"
+    config = read_config(folder / CONFIG_NAME)
+    weights = {"file": f"{WEIGHTS_NAME} in {where}", "sha256": config.weights_sha256}
+    summary = f"{architecture_summary(config.architecture)}; on the Hugging Face Hub"
+    info = _describe(str(reference), summary, config.build_model(), weights)
+    report = None
+    if (folder / EVAL_NAME).exists():
+        report = EvaluationReport.read_json(folder / EVAL_NAME, config.weights_sha256)
+    has_log = (folder / LOG_NAME).exists()
     return info | {
-        "name": str(reference),
-        "weights": info["weights"] | {"file": f"{where}: {WEIGHTS_NAME}"},
         "metrics": report.metrics if report else None,
+        "recipe": f"{RECIPE_NAME} in {where}" if (folder / RECIPE_NAME).exists() else None,
+        "training": summarize_log(read_log(folder / LOG_NAME)) if has_log else None,
         "hub": {"repo_id": reference.repo_id, "revision": snapshot.commit},
     }
 

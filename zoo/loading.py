@@ -15,15 +15,18 @@ and resolves it in this order:
    against the registry's sha256 as well as config.json's.
 
 Registered names come first, so a folder that happens to be called ``lenet.mnist`` cannot
-change what that name means: write ``./lenet.mnist`` to load the folder. Folders come before
-the Hub, as in transformers, so ``runs/try`` is the folder ``zoo train`` wrote even though it
-is shaped like a Hub id, and a local clone of a Hub repository loads from disk.
+change what that name means (a warning says it is there: write ``./lenet.mnist`` to load it).
+Folders come before the Hub, as in transformers, so ``runs/try`` is the folder ``zoo train``
+wrote even though it is shaped like a Hub id, and a local clone of a Hub repository loads from
+disk. A revision, "org/name@revision" or ``revision=...``, always means the Hub.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
+from typing import NoReturn
 
 from zoo.errors import (
     CheckpointError,
@@ -107,24 +110,57 @@ def from_pretrained(
 
 def resolve(name_or_path: str | os.PathLike[str], revision: str | None = None) -> Source:
     """What ``name_or_path`` names: a registered name (a `str`), an existing folder (a `Path`)
-    or a Hub repository (a `HubReference`), in the order the module docstring gives.
+    or a Hub repository (a `HubReference`), in the order the module docstring gives. A
+    revision, given or after "@", always means the Hub; a `Path` never does.
 
     Raises:
         UnknownModelError: it is none of them.
-        CheckpointError: a path (absolute, or with more than one "/") to no folder.
+        CheckpointError: a path to no folder, or a folder that shadows a Hub id but holds no
+            model.
         PretrainedWeightsError: "architecture.tag" where the architecture has no such weights.
-        ModelConfigError: a ``revision`` for something that is not a Hub repository, or two
-            different revisions.
+        ModelConfigError: a ``revision`` for something that is not a Hub repository, two
+            different revisions, or nothing after "@".
     """
     name = os.fspath(name_or_path)
     if name in list_models() or name in list_weights():
+        _warn_if_shadowed(name)
         return _without_revision(name, revision)
-    if Path(name).is_dir():
-        return _without_revision(Path(name), revision)
-    reference = parse_reference(name)
-    if reference is not None:
+    reference = None if isinstance(name_or_path, os.PathLike) else parse_reference(name)
+    if reference is not None and (revision is not None or reference.revision is not None):
         return _with_revision(reference, revision)
-    if _looks_like_a_path(name):
+    if Path(name).is_dir():
+        _check_model_folder(Path(name), reference)
+        return _without_revision(Path(name), revision)
+    if reference is not None:
+        return reference
+    _raise_unknown(name, name_or_path)
+
+
+def _warn_if_shadowed(name: str) -> None:
+    if Path(name).is_dir():
+        warnings.warn(
+            f"{name!r} is a registered name and also a folder here; the registered weights "
+            f"are loaded: write ./{name} for the folder",
+            UserWarning,
+            stacklevel=4,
+        )
+
+
+def _check_model_folder(folder: Path, reference: HubReference | None) -> None:
+    """A folder named like a Hub id is loaded instead of the Hub repository only if it holds
+    a model; otherwise say why the Hub was not asked."""
+    if reference is not None and not (folder / CONFIG_NAME).exists():
+        raise CheckpointError(
+            folder,
+            f"this folder holds no {CONFIG_NAME}, so it is not a model, but it hides the Hub "
+            f"repository {reference.repo_id}: write {reference.repo_id}@main for the Hub",
+        )
+
+
+def _raise_unknown(name: str, name_or_path: str | os.PathLike[str]) -> NoReturn:
+    if name.endswith("@") and parse_reference(name[:-1]) is not None:
+        raise ModelConfigError(f"{name!r} has nothing after '@': give a branch, tag or commit")
+    if isinstance(name_or_path, os.PathLike) or _looks_like_a_path(name):
         raise CheckpointError(name, "no such folder; pass a folder written by save_pretrained")
     architecture, dot, tag = name.partition(".")
     if dot and architecture in list_models():
@@ -167,11 +203,7 @@ def _load_from_hub(
     cache_dir: str | os.PathLike[str] | None,
     local_files_only: bool,
 ) -> ZooModel:
-    """Download config.json and model.safetensors from one commit and load them strictly.
-
-    Weights that fail their sha256 check are removed from the cache, so that the next call
-    downloads them again instead of failing on the same bad copy.
-    """
+    """Download config.json and model.safetensors from one commit and load them strictly."""
     snapshot = download(
         reference,
         [CONFIG_NAME, WEIGHTS_NAME],
@@ -182,12 +214,19 @@ def _load_from_hub(
     try:
         return load_folder(snapshot.folder, _pin(snapshot))
     except ChecksumMismatchError as error:
-        evict(snapshot.folder / WEIGHTS_NAME)
-        raise ChecksumMismatchError(
-            error.path,
-            f"downloaded from {_described(snapshot)}: {error.detail}; the bad copy was removed "
-            "from the cache, so loading again downloads it anew",
-        ) from None
+        raise _bad_download(snapshot, error) from None
+
+
+def _bad_download(snapshot: Snapshot, error: ChecksumMismatchError) -> ChecksumMismatchError:
+    """The error, naming the repository and commit; weights that fail their sha256 check are
+    removed from the cache, so that the next call downloads them again."""
+    detail = f"downloaded from {_described(snapshot)}: {error.detail}"
+    if error.path.name == WEIGHTS_NAME:
+        if evict(snapshot.folder / WEIGHTS_NAME):
+            detail += "; the bad copy was removed from the cache: load again to download it anew"
+        else:
+            detail += "; the bad copy could not be removed from the cache: delete it"
+    return ChecksumMismatchError(error.path, detail)
 
 
 def _pin(snapshot: Snapshot) -> str | None:

@@ -143,8 +143,8 @@ def load_folder(directory: str | Path, expected_sha256: str | None = None) -> Zo
     config = read_config(config_path)
     if expected_sha256 is not None and config.weights_sha256 != expected_sha256:
         raise ChecksumMismatchError(
-            weights_path,
-            f"{CONFIG_NAME} pins sha256 {config.weights_sha256}, but the registry pins "
+            config_path,
+            f"pins sha256 {config.weights_sha256}, but the registry pins "
             f"{expected_sha256}: these are not the published weights",
         )
     model = _build(config, config_path)

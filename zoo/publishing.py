@@ -17,13 +17,14 @@ evaluation report must be of these very weights.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+
+from huggingface_hub import ModelCard
 
 from zoo import __version__
 from zoo.atomic import atomic_write_bytes
@@ -42,14 +43,17 @@ from zoo.pretrained import (
     read_config,
     save_pretrained,
 )
-from zoo.registry import model_entrypoint
+from zoo.registry import architecture_summary
 from zoo.report import EvaluationReport
 from zoo.training.recipe import Recipe, read_recipe
+from zoo.training.trainer import read_log, summarize_log
 from zoo.weights import PretrainedWeights, find_weights
 
 CARD_NAME = "README.md"
 PUBLISHED_FILES = (WEIGHTS_NAME, CONFIG_NAME, RECIPE_NAME, EVAL_NAME, LOG_NAME)
 SOURCE_ROOT = Path(__file__).resolve().parent.parent  # recipes/ lives here in a checkout
+_BRANCH = re.compile(r"[A-Za-z0-9][\w.\-/]*")
+_COMMIT_SHA = re.compile(r"[0-9a-f]{40}")
 
 
 def push_to_hub(
@@ -68,7 +72,7 @@ def push_to_hub(
         model_or_path: a model, a registry name or a ``save_pretrained`` / ``zoo train`` folder.
         repo_id: created if it does not exist.
         revision: the branch to commit to (created from the default branch if new).
-        private: make a new repository private; an existing one keeps its visibility.
+        private: make a new repository private; an existing public one is refused.
         token: a write token; defaults to HF_TOKEN, then the saved ``hf auth login``.
         commit_message: defaults to "Upload NAME with uncertainty-zoo VERSION".
         evaluation: a `zoo.evaluate` report of these weights, published as eval.json and as
@@ -76,54 +80,61 @@ def push_to_hub(
 
     Raises:
         HubError: the repository cannot be created or written (see `zoo.errors`).
-        CheckpointError: the folder does not hold a loadable model.
-        ModelConfigError: a bad ``repo_id``, or an evaluation of other weights.
+        CheckpointError: the folder does not hold a loadable model, or its eval.json is of
+            other weights.
+        ModelConfigError: a bad ``repo_id`` or ``revision``, or an evaluation of other weights.
     """
-    target = _repo_id(repo_id)
+    target, branch = _repo_id(repo_id), _branch(revision)
     with tempfile.TemporaryDirectory(prefix="zoo-push-") as staging:
-        entry = stage(model_or_path, target, Path(staging), evaluation)
+        entry = _stage(model_or_path, target, Path(staging), evaluation)
         message = commit_message or f"Upload {entry.name} with uncertainty-zoo {__version__}"
         return upload_folder(
-            Path(staging),
-            target,
-            revision=revision,
-            private=private,
-            token=token,
-            message=message,
+            Path(staging), target, revision=branch, private=private, token=token, message=message
         )
 
 
-def stage(
+def _stage(
     model_or_path: ZooModel | str | os.PathLike[str],
     repo_id: str,
     staging: Path,
-    evaluation: EvaluationReport | None = None,
+    evaluation: EvaluationReport | None,
 ) -> PretrainedWeights:
     """Write into ``staging`` every file the Hub repository ``repo_id`` gets; return what its
     card describes."""
     if isinstance(model_or_path, ZooModel):
-        save_pretrained(model_or_path, staging)
+        folder = save_pretrained(model_or_path, staging)
     else:
-        source = resolve(model_or_path)
-        if isinstance(source, HubReference):
-            raise ModelConfigError(
-                f"{source} is already on the Hub; to copy it, load it and push the model"
-            )
+        source = _source_to_push(model_or_path)
         if isinstance(source, str):
             return _stage_shipped(source, repo_id, staging, evaluation)
-        _copy_folder(source, staging)
+        folder = source
+        _copy_folder(folder, staging)
     if evaluation is not None:
         _write_evaluation(evaluation, staging)
-    entry, recipe = describe_folder(staging, repo_id)
-    _write_card(entry, recipe, staging)
+    entry, recipe = _describe_folder(folder, repo_id, evaluation)
+    _write_card(model_card(entry, recipe, shipped=False), staging)
     return entry
 
 
-def describe_folder(folder: Path, repo_id: str) -> tuple[PretrainedWeights, Recipe | None]:
-    """What the card of a model folder pushed to ``repo_id`` says, from the files in it."""
+def _source_to_push(model_or_path: str | os.PathLike[str]) -> str | Path:
+    """The registry name or the folder to push."""
+    source = resolve(model_or_path)
+    if isinstance(source, HubReference):
+        raise ModelConfigError(
+            f"there is no folder {model_or_path} here, and a Hub repository is not pushed as "
+            "it is: load it with zoo.load, then push the model"
+        )
+    return source
+
+
+def _describe_folder(
+    folder: Path, repo_id: str, evaluation: EvaluationReport | None
+) -> tuple[PretrainedWeights, Recipe | None]:
+    """What the card of ``folder`` pushed to ``repo_id`` says, from the files in it (and from
+    ``evaluation``, which replaces its eval.json)."""
     config = read_config(folder / CONFIG_NAME)
     model = config.build_model()
-    report = _read_report(folder / EVAL_NAME, config.weights_sha256)
+    report = evaluation or _read_report(folder / EVAL_NAME, config.weights_sha256)
     recipe = read_recipe(folder / RECIPE_NAME) if (folder / RECIPE_NAME).exists() else None
     log_path = folder / LOG_NAME
     entry = PretrainedWeights(
@@ -137,40 +148,11 @@ def describe_folder(folder: Path, repo_id: str) -> tuple[PretrainedWeights, Reci
         metrics=report.metrics if report else {},
         evaluation=report.provenance if report else {},
         recipe=RECIPE_NAME if recipe else "",
-        training=training_summary(read_training_log(log_path)) if log_path.exists() else {},
+        training=summarize_log(read_log(log_path)) if log_path.exists() else {},
         license=None,
         hub={"repo_id": repo_id, "revision": None},
     )
     return entry, recipe
-
-
-def architecture_summary(architecture: str) -> str:
-    """The first line of the architecture's docstring, without its full stop."""
-    return (inspect.getdoc(model_entrypoint(architecture)) or "").partition("\n")[0].rstrip(".")
-
-
-def read_training_log(path: Path) -> list[dict[str, Any]]:
-    """The records of a ``train_log.jsonl``, one per epoch."""
-    try:
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-    except (OSError, ValueError) as error:
-        raise CheckpointError(path, f"is not a training log of zoo train ({error})") from None
-
-
-def training_summary(log: list[dict[str, Any]]) -> dict[str, Any]:
-    """Epochs, time, device and software of a training run, from its log."""
-    if not log:
-        return {}
-    last = log[-1]
-    return {
-        "epochs": len(log),
-        "seconds": round(last["elapsed_seconds"], 1),
-        "device": last["device"],
-        "hardware": last["hardware"],
-        "torch": last["torch"],
-        "amp": last["amp"],
-        "compiled": last["compiled"],
-    }
 
 
 def _repo_id(repo_id: str) -> str:
@@ -181,6 +163,24 @@ def _repo_id(repo_id: str) -> str:
             "give a branch with --revision"
         )
     return reference.repo_id
+
+
+def _branch(revision: str | None) -> str | None:
+    """``revision`` if it can name a new or existing branch; commits and refs/ cannot."""
+    if revision is None:
+        return None
+    invalid = (
+        not _BRANCH.fullmatch(revision)
+        or ".." in revision
+        or revision.endswith(("/", ".", ".lock"))
+        or revision.startswith("refs/")
+        or _COMMIT_SHA.fullmatch(revision)
+    )
+    if invalid:
+        raise ModelConfigError(
+            f"--revision must name a branch (letters, digits and - _ . /), not {revision!r}"
+        )
+    return revision
 
 
 def _stage_shipped(
@@ -202,7 +202,7 @@ def _stage_shipped(
     report = {"metrics": entry.metrics, "provenance": entry.evaluation}
     atomic_write_bytes(staging / EVAL_NAME, (json.dumps(report, indent=2) + "\n").encode())
     entry = dataclasses.replace(entry, hub={"repo_id": repo_id, "revision": None})
-    _write_card(entry, read_recipe(recipe_path), staging)
+    _write_card(model_card(entry, read_recipe(recipe_path)), staging)
     return entry
 
 
@@ -231,17 +231,8 @@ def _write_evaluation(evaluation: EvaluationReport, staging: Path) -> None:
 
 def _read_report(path: Path, weights_sha256: str) -> EvaluationReport | None:
     """The report in eval.json, if there is one, checked to be of these weights."""
-    if not path.exists():
-        return None
-    report = EvaluationReport.read_json(path)
-    evaluated = report.provenance.get("weights_sha256")
-    if evaluated != weights_sha256:
-        raise CheckpointError(
-            path, f"evaluates weights with sha256 {evaluated}, not the {WEIGHTS_NAME} beside it"
-        )
-    return report
+    return EvaluationReport.read_json(path, weights_sha256) if path.exists() else None
 
 
-def _write_card(entry: PretrainedWeights, recipe: Recipe | None, staging: Path) -> None:
-    card = str(model_card(entry, recipe))
-    atomic_write_bytes(staging / CARD_NAME, card.encode("utf-8"))
+def _write_card(card: ModelCard, staging: Path) -> None:
+    atomic_write_bytes(staging / CARD_NAME, str(card).encode("utf-8"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 import importlib
+import inspect
 import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -81,6 +82,11 @@ def model_entrypoint(name: str) -> Callable[..., ZooModel]:
         known = ", ".join(list_models()) or "none"
         raise UnknownModelError(f"unknown model {name!r}; known models: {known}")
     return entrypoint
+
+
+def architecture_summary(name: str) -> str:
+    """The first line of the architecture's docstring, without its full stop."""
+    return (inspect.getdoc(model_entrypoint(name)) or "").partition("\n")[0].rstrip(".")
 
 
 def _import_builtin_models() -> None:

@@ -74,11 +74,14 @@ class EvaluationReport:
         atomic_write_bytes(path, self.to_json().encode("utf-8"))
 
     @classmethod
-    def read_json(cls, path: str | os.PathLike[str]) -> EvaluationReport:
+    def read_json(
+        cls, path: str | os.PathLike[str], weights_sha256: str | None = None
+    ) -> EvaluationReport:
         """Read a report written by `save_json`; null metrics come back as NaN.
 
         Raises:
-            CheckpointError: the file cannot be read or is not such a report.
+            CheckpointError: the file cannot be read, is not such a report, or, where
+                ``weights_sha256`` is given, evaluates other weights.
         """
         try:
             raw = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -91,7 +94,14 @@ class EvaluationReport:
             }
             provenance = dict(raw["provenance"])
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
-            raise CheckpointError(path, f"is not a zoo eval report ({error!r})") from None
+            raise CheckpointError(path, f"is not a zoo eval report ({error})") from None
+        evaluated = provenance.get("weights_sha256")
+        if weights_sha256 is not None and evaluated != weights_sha256:
+            raise CheckpointError(
+                path,
+                f"evaluates weights with sha256 {evaluated}, not {weights_sha256}: evaluate "
+                f"them again with zoo eval --json, or delete it",
+            )
         return cls(metrics, provenance)
 
     def format(self) -> str:

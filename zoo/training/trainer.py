@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 from zoo.atomic import atomic_write_bytes
 from zoo.data import load_dataset
 from zoo.devices import describe_device, describe_hardware, seeded, select_device
-from zoo.errors import RecipeError, TrainingStateError
+from zoo.errors import CheckpointError, RecipeError, TrainingStateError
 from zoo.evaluation import evaluate
 from zoo.layers.bayesian import has_bayesian_layers, kl_divergence
 from zoo.models.base import ZooModel
@@ -380,6 +380,34 @@ def write_log(log: list[dict[str, Any]], folder: Path) -> None:
     """Rewrite train_log.jsonl with one JSON line per finished epoch."""
     lines = "".join(json.dumps(record) + "\n" for record in log)
     atomic_write_bytes(folder / LOG_NAME, lines.encode("utf-8"))
+
+
+def read_log(path: Path) -> list[dict[str, Any]]:
+    """The records of a train_log.jsonl, one per finished epoch.
+
+    Raises:
+        CheckpointError: the file cannot be read or is not such a log.
+    """
+    try:
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    except (OSError, ValueError) as error:
+        raise CheckpointError(path, f"is not a training log of zoo train ({error})") from None
+
+
+def summarize_log(log: list[dict[str, Any]]) -> dict[str, Any]:
+    """Epochs, time, device and software of a training run, from its log; {} when empty."""
+    if not log:
+        return {}
+    last = log[-1]
+    return {
+        "epochs": len(log),
+        "seconds": round(last["elapsed_seconds"], 1),
+        "device": last["device"],
+        "hardware": last["hardware"],
+        "torch": last["torch"],
+        "amp": last["amp"],
+        "compiled": last["compiled"],
+    }
 
 
 def _write_results(
