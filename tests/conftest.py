@@ -130,7 +130,7 @@ HUB_USER = "zoo-tester"
 
 @pytest.fixture(scope="session")
 def hub_server() -> Iterator[HubServer]:
-    with HubServer(tokens={HUB_TOKEN: HUB_USER}) as server:
+    with HubServer(tokens={HUB_TOKEN: HUB_USER}, orgs={HUB_USER: {"zoo-test", "my-org"}}) as server:
         yield server
 
 

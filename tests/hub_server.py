@@ -1,52 +1,44 @@
-"""A small Hugging Face Hub look-alike, for tests: stdlib HTTP on 127.0.0.1, model repos only.
+"""A small Hugging Face Hub look-alike for tests: stdlib HTTP on 127.0.0.1, model repos only.
 
 The real ``huggingface_hub`` client (checked against 2.4.0) works against it end to end:
-``HfApi.create_repo``, ``create_branch``, ``upload_folder`` (``delete_patterns`` included) /
-``create_commit``, ``model_info``, ``list_repo_files`` / ``list_repo_tree``, ``hf_hub_download``
-and ``snapshot_download``. Repo ids are always ``org/name``.
+``HfApi.create_repo``, ``create_branch``, ``upload_folder`` (``delete_patterns`` included),
+``model_info``, ``list_repo_files``, ``list_repo_tree``, ``hf_hub_download``,
+``snapshot_download``. Repo ids are ``org/name``. Storage is git-like (branches, commits, blobs
+named by their git sha1); a new repo starts with a commit holding ``.gitattributes``, as on the Hub.
 
-Storage is git-like: branches point at commits, a commit maps paths to blobs named by their git
-blob sha1, and a new repo starts with a commit holding ``.gitattributes``, as on the Hub.
+Endpoints: ``POST /api/repos/create``, ``/api/validate-yaml``, ``/api/models/{id}/branch/{name}``,
+``/api/models/{id}/preupload/{rev}`` (every file "regular": base64 in the commit),
+``/api/models/{id}/commit/{branch}`` (NDJSON ``header``, ``file``, ``deletedFile``,
+``deletedFolder``); ``GET /api/models/{id}[/revision/{rev}]``,
+``/api/models/{id}/tree/{rev}[/{path}]`` (``recursive``, no pagination); ``HEAD``/``GET
+/{id}/resolve/{rev}/{path}`` with ``ETag``, ``X-Repo-Commit``, ``Content-Length``, one ``Range``.
+Anything else, such as the ``/api/agent-harnesses`` the client asks once per process, is a plain
+404 the client ignores.
+Not emulated: LFS, Xet, datasets, Spaces, tags, pull requests, gating, redirects.
 
-Endpoints: ``POST /api/repos/create`` (409 when the repo exists), ``POST /api/validate-yaml``,
-``POST /api/models/{id}/branch/{branch}``, ``POST /api/models/{id}/preupload/{rev}`` (every file
-"regular": its bytes come base64 in the commit), ``POST /api/models/{id}/commit/{branch}`` (NDJSON
-``header``, ``file``, ``deletedFile``, ``deletedFolder``; 412 on a stale ``parentCommit``),
-``GET /api/models/{id}[/revision/{rev}]``, ``GET /api/models/{id}/tree/{rev}[/{path}]``
-(``recursive`` honoured, no pagination) and ``HEAD``/``GET /{id}/resolve/{rev}/{path}`` with
-``ETag`` (quoted git blob sha1), ``X-Repo-Commit``, ``Content-Length`` and one ``Range``. A
-revision is a branch or a full commit sha. Anything else is a 404 without an error code (the
-client asks ``/api/agent-harnesses`` once per process and ignores that 404).
+Answers, and what the client raises:
 
-Errors, as the Hub sends them (``X-Error-Code``, ``X-Error-Message``, JSON ``{"error": ...}``):
+* Missing repo, or private and not readable: ``RepoNotFound``, 401 without a token, 404 with one
+  (``RepositoryNotFoundError``). Missing revision: ``RevisionNotFound``. Missing file:
+  ``EntryNotFound`` (``RemoteEntryNotFoundError``), with ``X-Repo-Commit`` so the miss is cached.
+* Unknown token: 401 everywhere; write without a token: 401 (plain ``HfHubHTTPError``).
+* ``HubServer(tokens={token: user}, orgs={user: {"org-a"}})``: a user writes (create repo, branch,
+  preupload, commit) and reads private repos in its own namespace and its orgs' only. A write
+  elsewhere: 403 "You don't have the rights to create a model under the namespace "x"" (the
+  Hub's words; "write to a model" for a write into an existing repo), a plain ``HfHubHTTPError``.
+  ``orgs=None`` (the default): every valid token may write everywhere.
+* A branch name git or the Hub refuses (empty, whitespace, ``..``, leading ``/`` or ``refs/``,
+  trailing ``/`` or ``.lock``, a 40-hex sha), on create-branch or commit: 400 (``BadRequestError``).
 
-* Missing repo, or private and not readable: ``RepoNotFound``, 401 without a token and 404 with
-  one; the client raises ``RepositoryNotFoundError`` either way. Missing revision:
-  ``RevisionNotFound`` (``RevisionNotFoundError``); missing file: ``EntryNotFound``
-  (``RemoteEntryNotFoundError``), with ``X-Repo-Commit`` so the client caches the miss.
-* Unknown token: 401 "Invalid credentials in Authorization header" on every request; a write
-  without a token: 401 "Invalid username or password.". Both give a plain ``HfHubHTTPError``.
-* Permissions: ``HubServer(tokens={token: user}, orgs={user: {"org-a"}})``. A user may write
-  (create repo, branch, preupload, commit) in its own namespace and its orgs' only, and read
-  private repos there only; a write elsewhere is a 403 "You don't have the rights to create a
-  model under the namespace ..." (plain ``HfHubHTTPError``; ``create_repo(exist_ok=True)`` then
-  checks that the repo exists and returns). ``orgs=None``: every valid token writes everywhere.
-* An invalid branch name (empty, whitespace, ``..``, leading ``/`` or ``refs/``, trailing ``/``
-  or ``.lock``, a 40-hex sha) on create-branch or commit: 400, ``BadRequestError``.
+Client facts callers need (huggingface_hub 2.4.0, pinned by ``tests/test_hub_server.py``):
 
-Not emulated: LFS and Xet, datasets and Spaces, tags, pull requests, pagination, gating, redirects.
-
-Client facts (huggingface_hub 2.4.0) that callers need, pinned by ``tests/test_hub_server.py``:
-
-* Use :func:`point_client_at`, then ``HfApi()``: the module-level ``huggingface_hub.model_info``
+* After :func:`point_client_at`, use ``HfApi()``: the module-level ``huggingface_hub.model_info``
   and friends keep the endpoint of import time.
 * ``HF_HUB_OFFLINE`` is read at import: patch ``huggingface_hub.constants.HF_HUB_OFFLINE``.
-* Server down (:meth:`HubServer.set_down`): ``hf_hub_download`` returns a cached file; with
-  nothing cached it raises ``LocalEntryNotFoundError`` after retrying with ``time.sleep`` of 1,
-  2, 4, 8, 8 s (patch ``huggingface_hub.utils._http.time``). ``HfApi`` calls raise the bare
-  ``httpx2.ConnectError``, not an ``OSError``.
-* :meth:`HubServer.corrupt` keeps the blob's name: the client downloads the bad bytes without
-  complaint; only a caller's own checksum catches them.
+* Server down (:meth:`HubServer.set_down`): ``hf_hub_download`` returns a cached file, else raises
+  ``LocalEntryNotFoundError`` after ``time.sleep`` of 1, 2, 4, 8, 8 s (patch
+  ``huggingface_hub.utils._http.time``); ``HfApi`` calls raise the bare ``httpx2.ConnectError``.
+* :meth:`HubServer.corrupt` keeps the blob's name: the client downloads the bad bytes silently.
 """
 
 from __future__ import annotations
@@ -54,6 +46,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import functools
 import hashlib
 import itertools
 import json
@@ -70,15 +63,12 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 DEFAULT_BRANCH = "main"
-GITATTRIBUTES = (
-    b"*.bin filter=lfs diff=lfs merge=lfs -text\n"
-    b"*.safetensors filter=lfs diff=lfs merge=lfs -text\n"
-)
+GITATTRIBUTES = b"*.bin filter=lfs diff=lfs merge=lfs -text\n"
 INVALID_TOKEN_MESSAGE = "Invalid credentials in Authorization header"
 NO_TOKEN_MESSAGE = "Invalid username or password."
+_INVALID_BRANCH = re.compile(r"^$|\s|\.\.|^/|^refs/|/$|\.lock$|^[0-9a-f]{40}$")
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
-_SHA = re.compile(r"[0-9a-f]{40}")
-_CLOSE = {"Connection": "close"}
+_COMMIT_COUNTER = itertools.count()
 
 
 def git_blob_sha1(data: bytes) -> str:
@@ -96,22 +86,16 @@ class RecordedRequest:
     body: bytes
 
 
+@dataclass
 class HubError(Exception):
     """An error answer: status, message, the Hub's ``X-Error-Code`` if any, extra headers and
     extra JSON body fields."""
 
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        code: str | None = None,
-        headers: Mapping[str, str] | None = None,
-        body: Mapping[str, Any] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status, self.message, self.code = status, message, code
-        self.headers = dict(headers or {})
-        self.body = {"error": message, **(body or {})}
+    status: int
+    message: str
+    code: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    body: dict[str, Any] = field(default_factory=dict)
 
 
 def _repo_not_found(user: str | None) -> HubError:
@@ -137,10 +121,11 @@ class _Commit:
 
 @dataclass
 class _Repo:
+    repo_id: str
     private: bool
-    blobs: dict[str, bytes] = field(default_factory=dict)
+    blobs: dict[str, bytes] = field(default_factory=dict)  # oid -> bytes
     commits: dict[str, _Commit] = field(default_factory=dict)
-    branches: dict[str, str] = field(default_factory=dict)
+    branches: dict[str, str] = field(default_factory=dict)  # name -> commit sha
 
     def resolve(self, revision: str) -> _Commit:
         commit = self.commits.get(self.branches.get(revision, revision))
@@ -154,6 +139,21 @@ class _Repo:
             self.blobs.setdefault(oid, bytes(files[path]))
         return oids
 
+    def commit(self, branch: str, files: dict[str, str]) -> str:
+        """Add a commit of ``files`` on top of ``branch``; return its sha."""
+        parent = self.branches.get(branch)
+        identity = [next(_COMMIT_COUNTER), self.repo_id, parent, sorted(files.items())]
+        sha = hashlib.sha1(json.dumps(identity).encode()).hexdigest()
+        self.commits[sha] = _Commit(sha, parent, dict(files))
+        self.branches[branch] = sha
+        return sha
+
+
+def _new_repo(repo_id: str, private: bool) -> _Repo:
+    repo = _Repo(repo_id, private)
+    repo.commit(DEFAULT_BRANCH, repo.store({".gitattributes": GITATTRIBUTES}))
+    return repo
+
 
 @dataclass
 class _Request:
@@ -165,6 +165,7 @@ class _Request:
 
     @property
     def segments(self) -> list[str]:
+        """The URL path's segments, each unquoted (so ``%2F`` in a revision stays inside it)."""
         return [unquote(part) for part in urlsplit(self.path).path.strip("/").split("/")]
 
     def flag(self, name: str) -> bool:
@@ -208,9 +209,7 @@ class HubServer:
         self._lock = threading.RLock()
         self._repos: dict[str, _Repo] = {}
         self._requests: list[RecordedRequest] = []
-        self._counter = itertools.count()
         self._httpd: _HTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -256,20 +255,15 @@ class HubServer:
     def _listen(self) -> None:
         self._httpd = _HTTPServer(("127.0.0.1", self._port), self)
         self._port = self._httpd.server_address[1]
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-        self._thread.start()
+        serve = functools.partial(self._httpd.serve_forever, poll_interval=0.02)
+        threading.Thread(target=serve, daemon=True).start()
 
     def _close_listener(self) -> None:
-        httpd, thread = self._httpd, self._thread
-        if httpd is None or thread is None:
-            return
-        self._httpd = self._thread = None
-        httpd.shutdown()
-        httpd.drop_connections()
-        httpd.server_close()
-        thread.join()
+        httpd, self._httpd = self._httpd, None
+        if httpd is not None:
+            httpd.shutdown()  # returns once serve_forever has
+            httpd.drop_connections()
+            httpd.server_close()
 
     # ------------------------------------------------------------------ test helpers
 
@@ -314,9 +308,11 @@ class HubServer:
     def seed(self, repo_id: str, files: Mapping[str, bytes], *, private: bool = False) -> str:
         """Commit ``files`` to ``main``, creating the repo if needed; return the commit sha."""
         with self._lock:
-            repo = self._repos.get(repo_id) or self._create_repo(repo_id, private)
+            if repo_id not in self._repos:
+                self._repos[repo_id] = _new_repo(repo_id, private)
+            repo = self._repos[repo_id]
             head = repo.resolve(DEFAULT_BRANCH)
-            return self._commit(repo_id, DEFAULT_BRANCH, {**head.files, **repo.store(files)})
+            return repo.commit(DEFAULT_BRANCH, {**head.files, **repo.store(files)})
 
     def corrupt(self, repo_id: str, path: str) -> bytes:
         """Flip every bit of ``path``'s blob at ``main``, without a new commit; return the new
@@ -327,29 +323,12 @@ class HubServer:
             repo.blobs[oid] = bytes(byte ^ 0xFF for byte in repo.blobs[oid]) or b"\x00"
             return repo.blobs[oid]
 
-    # ------------------------------------------------------------------ storage
-
-    def _create_repo(self, repo_id: str, private: bool) -> _Repo:
-        repo = self._repos[repo_id] = _Repo(private)
-        self._commit(repo_id, DEFAULT_BRANCH, repo.store({".gitattributes": GITATTRIBUTES}))
-        return repo
-
-    def _commit(self, repo_id: str, branch: str, files: dict[str, str]) -> str:
-        repo = self._repos[repo_id]
-        parent = repo.branches.get(branch)
-        identity = json.dumps([next(self._counter), repo_id, parent, sorted(files.items())])
-        sha = hashlib.sha1(identity.encode()).hexdigest()
-        repo.commits[sha] = _Commit(sha, parent, dict(files))
-        repo.branches[branch] = sha
-        return sha
-
     # ------------------------------------------------------------------ HTTP
 
     def _respond(self, request: _Request) -> _Response:
         with self._lock:
-            self._requests.append(
-                RecordedRequest(request.method, request.path, request.headers, request.body)
-            )
+            recorded = RecordedRequest(request.method, request.path, request.headers, request.body)
+            self._requests.append(recorded)
             try:
                 request.user = self._authenticate(request)
                 return self._route(request)
@@ -369,26 +348,21 @@ class HubServer:
         return self.tokens[token.strip()]
 
     def _route(self, request: _Request) -> _Response:
-        segments, method = request.segments, request.method
-        if segments[:1] != ["api"] and segments[2:3] == ["resolve"] and len(segments) >= 5:
-            if method not in {"GET", "HEAD"}:
-                raise HubError(405, "Method not allowed")
-            repo_id = "/".join(segments[:2])
-            return self._resolve_file(request, repo_id, segments[3], "/".join(segments[4:]))
-        route = "/".join(segments[1:])
-        if (method, route) == ("POST", "repos/create"):
-            return self._create_repo_route(request)
-        if (method, route) == ("POST", "validate-yaml"):
-            return _Response.of_json({"errors": [], "warnings": []})
+        method, segments = request.method, request.segments
         if segments[:2] == ["api", "models"] and len(segments) >= 4:
-            repo_id, action, arguments = "/".join(segments[2:4]), segments[4:5], segments[5:]
-            return self._route_repo(request, repo_id, "".join(action), arguments)
+            return self._route_repo(request, "/".join(segments[2:4]), segments[4:])
+        if (method, segments) == ("POST", ["api", "repos", "create"]):
+            return self._create_repo(request)
+        if (method, segments) == ("POST", ["api", "validate-yaml"]):
+            return _Response.of_json({"errors": [], "warnings": []})
+        if method in {"GET", "HEAD"} and segments[2:3] == ["resolve"] and len(segments) >= 5:
+            path = "/".join(segments[4:])
+            return self._resolve_file(request, "/".join(segments[:2]), segments[3], path)
         raise HubError(404, "Not found")
 
-    def _route_repo(
-        self, request: _Request, repo_id: str, action: str, arguments: list[str]
-    ) -> _Response:
-        """``arguments``: the URL segments after the action, each unquoted (``%2F`` kept)."""
+    def _route_repo(self, request: _Request, repo_id: str, rest: list[str]) -> _Response:
+        """``rest``: the segments after ``/api/models/{org}/{name}``: an action, its arguments."""
+        action, arguments = (rest[0], rest[1:]) if rest else ("", [])
         joined = "/".join(arguments)
         handlers = {
             ("GET", ""): lambda: self._model_info(request, repo_id, DEFAULT_BRANCH),
@@ -396,36 +370,36 @@ class HubServer:
             ("GET", "tree"): lambda: self._tree(request, repo_id, arguments),
             ("POST", "branch"): lambda: self._create_branch(request, repo_id, joined),
             ("POST", "preupload"): lambda: self._preupload(request, repo_id, joined),
-            ("POST", "commit"): lambda: self._commit_route(request, repo_id, joined),
+            ("POST", "commit"): lambda: self._commit(request, repo_id, joined),
         }
         handler = handlers.get((request.method, action))
         if handler is None:
             raise HubError(404, "Not found")
         return handler()
 
-    def _may_write(self, user: str, namespace: str) -> bool:
+    def _may_write(self, user: str | None, namespace: str) -> bool:
+        if user is None:
+            return False
         return self.orgs is None or namespace == user or namespace in self.orgs.get(user, ())
 
     def _readable_repo(self, request: _Request, repo_id: str) -> _Repo:
         """The repo, if it exists and is public or the user may write to its namespace."""
-        repo, user = self._repos.get(repo_id), request.user
+        repo = self._repos.get(repo_id)
         if repo is None or (
-            repo.private and (user is None or not self._may_write(user, repo_id.split("/")[0]))
+            repo.private and not self._may_write(request.user, _namespace(repo_id))
         ):
-            raise _repo_not_found(user)
+            raise _repo_not_found(request.user)
         return repo
 
     def _writable_repo(self, request: _Request, repo_id: str) -> _Repo:
-        user = _require_user(request)
+        _require_user(request)
         repo = self._readable_repo(request, repo_id)
-        namespace = repo_id.split("/")[0]
-        if not self._may_write(user, namespace):
-            raise _forbidden(namespace, "write to a model")
+        if not self._may_write(request.user, _namespace(repo_id)):
+            raise _forbidden(_namespace(repo_id), "write to a model")
         return repo
 
-    def _create_repo_route(self, request: _Request) -> _Response:
-        user = _require_user(request)
-        payload = request.json()
+    def _create_repo(self, request: _Request) -> _Response:
+        user, payload = _require_user(request), request.json()
         if payload.get("type") not in (None, "model"):
             raise HubError(400, "This test server only serves model repos")
         namespace, name = payload.get("organization"), payload.get("name")
@@ -437,7 +411,7 @@ class HubServer:
         if repo_id in self._repos:  # the client reads "url" from the 409 when exist_ok=True
             raise HubError(409, "You already created this model repo", body={"url": url})
         private = payload.get("visibility") == "private" or bool(payload.get("private"))
-        self._create_repo(repo_id, private)
+        self._repos[repo_id] = _new_repo(repo_id, private)
         return _Response.of_json({"url": url, "name": repo_id, "id": repo_id})
 
     def _create_branch(self, request: _Request, repo_id: str, branch: str) -> _Response:
@@ -451,45 +425,37 @@ class HubServer:
 
     def _preupload(self, request: _Request, repo_id: str, revision: str) -> _Response:
         head = self._writable_repo(request, repo_id).resolve(revision)
-        answers = [
-            {
-                "path": path,
-                "uploadMode": "regular",
-                "shouldIgnore": False,
-                "oid": head.files.get(path),
-            }
-            for path in (item["path"] for item in request.json().get("files", []))
-        ]
+        paths = [item["path"] for item in request.json().get("files", [])]
+        regular = {"uploadMode": "regular", "shouldIgnore": False}
+        answers = [{"path": path, "oid": head.files.get(path), **regular} for path in paths]
         return _Response.of_json({"files": answers, "commitOid": head.sha})
 
-    def _commit_route(self, request: _Request, repo_id: str, branch: str) -> _Response:
+    def _commit(self, request: _Request, repo_id: str, branch: str) -> _Response:
         repo = self._writable_repo(request, repo_id)
         _check_branch_name(branch)
         if request.flag("create_pr"):
             raise HubError(400, "This test server does not support pull requests")
         if branch not in repo.branches:
             raise _revision_not_found(branch)
-        head = repo.resolve(branch)
         header, operations = _parse_commit(request.body)
-        parent = header.get("parentCommit")
-        if parent and not head.sha.startswith(parent):
+        head = repo.resolve(branch)
+        if not head.sha.startswith(header.get("parentCommit") or ""):
             raise HubError(412, "A commit has happened since. Please refresh and try again.")
         files = dict(head.files)
         for key, value in operations:
             _apply(repo, files, key, value)
-        sha = self._commit(repo_id, branch, files)
+        sha = repo.commit(branch, files)
         commit_url = f"{self.url}/{repo_id}/commit/{sha}"
         return _Response.of_json({"success": True, "commitOid": sha, "commitUrl": commit_url})
 
     def _model_info(self, request: _Request, repo_id: str, revision: str) -> _Response:
         repo = self._readable_repo(request, repo_id)
         commit = repo.resolve(revision)
-        siblings = [
-            {"rfilename": path, "size": len(repo.blobs[oid]), "blobId": oid}
-            if request.flag("blobs")
-            else {"rfilename": path}
-            for path, oid in sorted(commit.files.items())
-        ]
+        siblings = [{"rfilename": path} for path in sorted(commit.files)]
+        if request.flag("blobs"):  # files_metadata=True
+            for sibling in siblings:
+                oid = sibling["blobId"] = commit.files[sibling["rfilename"]]
+                sibling["size"] = len(repo.blobs[oid])
         info = {"id": repo_id, "sha": commit.sha, "private": repo.private, "siblings": siblings}
         return _Response.of_json(info)
 
@@ -505,20 +471,21 @@ class HubServer:
     def _resolve_file(self, request: _Request, repo_id: str, revision: str, path: str) -> _Response:
         repo = self._readable_repo(request, repo_id)
         commit = repo.resolve(revision)
+        headers = {"X-Repo-Commit": commit.sha}
         if path not in commit.files:
             message = f"{path} does not exist at {commit.sha}"
-            raise HubError(404, message, "EntryNotFound", {"X-Repo-Commit": commit.sha})
+            raise HubError(404, message, "EntryNotFound", headers)
         oid = commit.files[path]
-        headers = {
-            "Content-Type": "application/octet-stream",
-            "Accept-Ranges": "bytes",
-            "ETag": f'"{oid}"',
-            "X-Repo-Commit": commit.sha,
-        }
+        headers |= {"ETag": f'"{oid}"', "Accept-Ranges": "bytes"}
+        headers["Content-Type"] = "application/octet-stream"
         return _ranged(repo.blobs[oid], request.headers.get("range"), headers)
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _namespace(repo_id: str) -> str:
+    return repo_id.split("/")[0]
 
 
 def _require_user(request: _Request) -> str:
@@ -528,16 +495,7 @@ def _require_user(request: _Request) -> str:
 
 
 def _check_branch_name(name: str) -> None:
-    """Refuse what git or the Hub would refuse as a branch name, with a 400."""
-    invalid = (
-        not name
-        or ".." in name
-        or any(character.isspace() for character in name)
-        or name.startswith(("/", "refs/"))
-        or name.endswith(("/", ".lock"))
-        or _SHA.fullmatch(name) is not None
-    )
-    if invalid:
+    if _INVALID_BRANCH.search(name):
         raise HubError(400, f"Invalid branch name: {name!r}")
 
 
@@ -569,18 +527,18 @@ def _apply(repo: _Repo, files: dict[str, str], key: str, value: dict) -> None:
 
 
 def _decode_base64(value: dict) -> bytes:
-    if value.get("encoding") != "base64":
-        raise HubError(400, f"Expected base64 content for {value.get('path')}")
     try:
-        return base64.b64decode(value.get("content", ""), validate=True)
-    except binascii.Error as error:
-        raise HubError(400, f"Invalid base64 content for {value.get('path')}") from error
+        if value.get("encoding") == "base64":
+            return base64.b64decode(value.get("content", ""), validate=True)
+    except binascii.Error:
+        pass
+    raise HubError(400, f"Expected valid base64 content for {value.get('path')}")
 
 
 def _tree_entries(repo: _Repo, commit: _Commit, folder: str, recursive: bool) -> list[dict]:
     """Files and folders under ``folder``: its children, or all descendants if ``recursive``."""
     prefix = f"{folder}/" if folder else ""
-    files, folders = [], set()
+    entries, folders = [], set()
     for path, oid in sorted(commit.files.items()):
         if not path.startswith(prefix):
             continue
@@ -588,14 +546,15 @@ def _tree_entries(repo: _Repo, commit: _Commit, folder: str, recursive: bool) ->
         for depth in range(1, len(parts) if recursive else min(len(parts), 2)):
             folders.add(prefix + "/".join(parts[:depth]))
         if recursive or len(parts) == 1:
-            files.append({"type": "file", "oid": oid, "size": len(repo.blobs[oid]), "path": path})
+            entries.append({"type": "file", "oid": oid, "size": len(repo.blobs[oid]), "path": path})
     for name in sorted(folders):
         tree_id = hashlib.sha1(f"{commit.sha}:{name}".encode()).hexdigest()
-        files.append({"type": "directory", "oid": tree_id, "size": 0, "path": name})
-    return files
+        entries.append({"type": "directory", "oid": tree_id, "size": 0, "path": name})
+    return entries
 
 
 def _ranged(data: bytes, range_header: str | None, headers: dict[str, str]) -> _Response:
+    """All of ``data`` (200), or the one byte range asked for (206), or a 416."""
     match = _RANGE.fullmatch((range_header or "").strip())
     if match is None or match.groups() == ("", ""):
         return _Response(200, data, headers)
@@ -606,14 +565,14 @@ def _ranged(data: bytes, range_header: str | None, headers: dict[str, str]) -> _
     else:
         start, end = max(size - int(last), 0), size - 1
     if start >= size or start > end:
-        headers = {"Content-Range": f"bytes */{size}"}
-        raise HubError(416, "Requested range not satisfiable", headers=headers)
+        unsatisfiable = {"Content-Range": f"bytes */{size}"}
+        raise HubError(416, "Requested range not satisfiable", headers=unsatisfiable)
     headers = {**headers, "Content-Range": f"bytes {start}-{end}/{size}"}
     return _Response(206, data[start : end + 1], headers)
 
 
 def _error_response(error: HubError) -> _Response:
-    response = _Response.of_json(error.body, error.status)
+    response = _Response.of_json({"error": error.message, **error.body}, error.status)
     response.headers["X-Error-Message"] = error.message
     if error.code is not None:
         response.headers["X-Error-Code"] = error.code
@@ -673,7 +632,8 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if "Transfer-Encoding" in self.headers:  # the client never sends chunked bodies
             self.server.hub.server_errors.append(f"chunked body refused: {self.requestline}")
-            self._write(_error_response(HubError(411, "Length Required", headers=_CLOSE)))
+            close = {"Connection": "close"}
+            self._write(_error_response(HubError(411, "Length Required", headers=close)))
             return
         headers = {name.lower(): value for name, value in self.headers.items()}
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))

@@ -168,6 +168,15 @@ def test_a_second_push_keeps_the_first_revision_loadable(hub: HubServer) -> None
     assert same_weights(zoo.load(REPO), second)
 
 
+def test_pushing_the_same_files_again_makes_no_commit_and_says_so(hub: HubServer) -> None:
+    model = untrained()
+    first = model.push_to_hub(REPO, token=HUB_TOKEN)
+    again = model.push_to_hub(REPO, token=HUB_TOKEN)
+    assert first.changed and not again.changed and again.commit == first.commit
+    assert str(again).startswith(f"nothing to push: {REPO}@{first.commit}")
+    assert len(hub.commits(REPO)) == 2
+
+
 def test_a_push_to_a_new_branch_creates_it(hub: HubServer) -> None:
     untrained(seed=1).push_to_hub(REPO, token=HUB_TOKEN)
     model = untrained(seed=2)
@@ -374,6 +383,16 @@ def test_a_push_without_a_valid_token_is_refused(hub: HubServer) -> None:
         untrained().push_to_hub(REPO, token="hf_wrongToken123")
     assert "hf_wrongToken123" not in str(caught.value)
     assert not hub.repo_exists(REPO)
+
+
+@pytest.mark.parametrize("exists", [False, True])
+def test_a_push_where_the_token_may_not_write_is_refused(hub: HubServer, exists: bool) -> None:
+    if exists:
+        hub.seed("someone-else/model", {"README.md": b"# theirs\n"})
+    with pytest.raises(HubAuthenticationError, match="someone-else/model: the Hub refused"):
+        untrained().push_to_hub("someone-else/model", token=HUB_TOKEN)
+    assert hub.repo_exists("someone-else/model") == exists
+    assert not exists or len(hub.commits("someone-else/model")) == 2  # theirs, untouched
 
 
 def test_a_token_from_hf_token_is_used(hub: HubServer, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -17,7 +17,7 @@ from urllib.parse import quote
 import httpx2
 import huggingface_hub
 import pytest
-from huggingface_hub import HfApi, constants, hf_hub_download, snapshot_download
+from huggingface_hub import HfApi, RepoFolder, constants, hf_hub_download, snapshot_download
 from huggingface_hub.errors import (
     BadRequestError,
     EntryNotFoundError,
@@ -209,6 +209,8 @@ def test_snapshot_model_info_and_listing(
     assert [(f.path, f.blob_id) for f in weights] == [
         ("weights/model.bin", git_blob_sha1(FILES["weights/model.bin"]))
     ]
+    tree = api.list_repo_tree(REPO, recursive=True)
+    assert [f.path for f in tree if isinstance(f, RepoFolder)] == ["weights"]
 
 
 def test_model_info_at_a_commit_sha(hub: HubServer, api: HfApi, folder: Path) -> None:
@@ -254,6 +256,13 @@ def test_upload_with_delete_patterns_replaces_the_repo_content_in_one_commit(
     }
     assert [r.method for r in hub.requests if "/commit/" in r.path] == ["POST"]
     assert any("/tree/main" in r.path and "recursive=" in r.path for r in hub.requests)
+
+
+def test_deleting_a_folder_is_one_commit(hub: HubServer, api: HfApi, uploaded: str) -> None:
+    commit = api.delete_folder("weights", repo_id=REPO).oid
+
+    assert hub.commits(REPO)[-2:] == [uploaded, commit]
+    assert sorted(hub.files(REPO)) == [".gitattributes", "README.md", "config.json"]
 
 
 # ---------------------------------------------------------------------- errors
@@ -341,7 +350,7 @@ def test_writes_are_allowed_in_the_own_namespace_and_the_orgs_only(
         api.create_repo("bob/new")
     assert error.value.response.status_code == 403
     assert not isinstance(error.value, RepositoryNotFoundError)
-    with pytest.raises(HfHubHTTPError) as error:  # exist_ok: the client sees the repo, uploads
+    with pytest.raises(HfHubHTTPError) as error:  # create_repo(exist_ok) lets the 403 pass
         upload(api, folder, repo_id="bob/public")
     assert error.value.response.status_code == 403
     with pytest.raises(HfHubHTTPError) as error:
@@ -355,7 +364,7 @@ def test_writes_are_allowed_in_the_own_namespace_and_the_orgs_only(
         api.create_repo("mine")
 
 
-def test_without_orgs_every_token_writes_everywhere(tmp_path: Path) -> None:
+def test_without_orgs_every_token_writes_everywhere() -> None:
     with HubServer(tokens={TOKEN: USER}) as server:
         api = HfApi(endpoint=server.url, token=TOKEN)
         api.create_repo("anyone/anything", private=True)
@@ -537,13 +546,12 @@ def test_rejected_bodies_are_read_so_the_connection_survives(
 def test_a_chunked_body_is_refused_and_the_connection_closed(
     hub: HubServer, connection: http.client.HTTPConnection
 ) -> None:
-    chunks = iter([b'{"name": ', b'"y"}'])
-    response, _ = exchange(
-        connection, "POST", "/api/validate-yaml", body=chunks, encode_chunked=True
-    )
+    body, headers = b'4\r\n{"a"\r\n0\r\n\r\n', {"Transfer-Encoding": "chunked"}
+    response, _ = exchange(connection, "POST", "/api/validate-yaml", body=body, headers=headers)
 
     assert response.status == 411 and response.getheader("Connection") == "close"
-    assert hub.requests == []
+    assert hub.requests == [] and len(hub.server_errors) == 1
+    hub.server_errors.clear()
 
 
 def test_range_requests(

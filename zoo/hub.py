@@ -64,15 +64,23 @@ class Snapshot:
 
 @dataclass(frozen=True)
 class PushResult:
-    """Where a push landed: the repository, the branch, the new commit and its web page."""
+    """Where a push landed: the repository, the branch, the commit and its web page.
+
+    ``changed`` is False when the branch already held exactly these files: the Hub makes no
+    empty commit, and ``commit`` is the branch's head as it was.
+    """
 
     repo_id: str
     revision: str
     commit: str
     url: str
+    changed: bool = True
 
     def __str__(self) -> str:
-        return f"pushed {self.repo_id}@{self.commit} (branch {self.revision})\n{self.url}"
+        where = f"{self.repo_id}@{self.commit} (branch {self.revision})"
+        if not self.changed:
+            return f"nothing to push: {where} already holds these files\n{self.url}"
+        return f"pushed {where}\n{self.url}"
 
 
 def parse_reference(text: str) -> HubReference | None:
@@ -132,7 +140,7 @@ def _download_file(
     from huggingface_hub import hf_hub_download
 
     context = _Context(shown or reference, token, cache_dir, local_files_only)
-    with translate_errors(context, filename):
+    with _translate_errors(context, filename):
         path = hf_hub_download(
             reference.repo_id,
             filename,
@@ -169,17 +177,20 @@ def upload_folder(
         raise HubOfflineError(repo_id, revision, "HF_HUB_OFFLINE is set: unset it to push")
     api = HfApi(token=token, library_name="uncertainty-zoo", library_version=__version__)
     branch = revision or DEFAULT_BRANCH
-    with translate_errors(_Context(HubReference(repo_id, revision), token), None):
+    with _translate_errors(_Context(HubReference(repo_id, revision), token), None):
         api.create_repo(repo_id, private=private, exist_ok=True)
-        if private and not api.model_info(repo_id).private:
+        repository = api.model_info(repo_id)
+        if private and not repository.private:
             raise HubError(
                 repo_id,
                 revision,
                 "the repository exists and is public, and --private only applies when it is "
                 "created; nothing was uploaded: make it private on the Hub first",
             )
+        head = repository.sha
         if branch != DEFAULT_BRANCH:
             api.create_branch(repo_id, branch=branch, exist_ok=True)
+            head = api.model_info(repo_id, revision=branch).sha
         commit = api.upload_folder(
             folder_path=folder,
             repo_id=repo_id,
@@ -187,7 +198,7 @@ def upload_folder(
             commit_message=message,
             delete_patterns="*",  # never .gitattributes: the client keeps it
         )
-    return PushResult(repo_id, branch, commit.oid, commit.commit_url)
+    return PushResult(repo_id, branch, commit.oid, commit.commit_url, commit.oid != head)
 
 
 def evict(path: Path) -> bool:
@@ -211,7 +222,7 @@ class _Context:
 
 
 @contextlib.contextmanager
-def translate_errors(context: _Context, filename: str | None) -> Iterator[None]:
+def _translate_errors(context: _Context, filename: str | None) -> Iterator[None]:
     """Turn the client's exceptions into `HubError`s that say what went wrong and what to do."""
     from huggingface_hub import errors
 
