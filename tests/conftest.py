@@ -10,9 +10,10 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import huggingface_hub
 import pytest
 import torch
-from huggingface_hub import constants
+from huggingface_hub import constants, file_download
 
 from .hub_server import HubServer, point_client_at
 
@@ -151,7 +152,23 @@ def hub(
         "HF_TOKEN_PATH": home / "token",
         "HF_STORED_TOKENS_PATH": home / "stored_tokens",
     }.items():
-        monkeypatch.setattr(constants, name, str(value))
+        monkeypatch.setattr(constants, name, str(value), raising=False)  # < 0.26: no stored tokens
+    monkeypatch.setattr(file_download, "HF_HUB_CACHE", str(home / "hub"), raising=False)  # < 0.25
     hub_server.reset()
+    _fresh_http_sessions()
     yield hub_server
+    _fresh_http_sessions()
     assert hub_server.server_errors == []
+
+
+def set_hub_offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What HF_HUB_OFFLINE=1 does, for this process, which read the variable at import."""
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    _fresh_http_sessions()
+
+
+def _fresh_http_sessions() -> None:
+    """huggingface_hub < 1.0 caches HTTP sessions that keep the offline mode they were built in."""
+    reset = getattr(huggingface_hub.utils, "reset_sessions", None)
+    if reset is not None:
+        reset()

@@ -457,6 +457,7 @@ class HubServer:
                 oid = sibling["blobId"] = commit.files[sibling["rfilename"]]
                 sibling["size"] = len(repo.blobs[oid])
         info = {"id": repo_id, "sha": commit.sha, "private": repo.private, "siblings": siblings}
+        info.update(downloads=0, likes=0, tags=[])  # huggingface_hub < 0.24 requires them
         return _Response.of_json(info)
 
     def _tree(self, request: _Request, repo_id: str, arguments: list[str]) -> _Response:
@@ -660,6 +661,10 @@ def point_client_at(monkeypatch: Any, url: str) -> None:
     monkeypatch.setattr(constants, "ENDPOINT", url)
     template = url + "/{repo_id}/resolve/{revision}/{filename}"
     monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", template)
+    from huggingface_hub import file_download, hf_api  # < 1.0 / < 0.25 copy them at import
+
+    monkeypatch.setattr(file_download, "HUGGINGFACE_CO_URL_TEMPLATE", template, raising=False)
+    monkeypatch.setattr(hf_api, "ENDPOINT", url, raising=False)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     for name in ("HF_TOKEN", "HF_HUB_OFFLINE", "HF_ENDPOINT", "HUGGINGFACE_CO_STAGING"):
         monkeypatch.delenv(name, raising=False)

@@ -30,7 +30,7 @@ from zoo.errors import (
 from zoo.info import model_info
 from zoo.pretrained import CONFIG_NAME, WEIGHTS_NAME
 
-from .conftest import HUB_TOKEN, REPOSITORY
+from .conftest import HUB_TOKEN, REPOSITORY, set_hub_offline
 from .hub_server import HubServer
 
 REPO = "zoo-test/lenet"
@@ -194,7 +194,7 @@ def test_after_one_download_offline_mode_loads_from_the_cache(
     zoo.load(REPO)
     hub.set_down(True)
     assert same_weights(zoo.load(REPO, local_files_only=True), model)
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    set_hub_offline(monkeypatch)
     assert same_weights(zoo.load(REPO), model)
     assert model_info(REPO)["hub"]["repo_id"] == REPO
 
@@ -264,7 +264,7 @@ def test_offline_with_nothing_cached_is_a_clear_error(
     hub.clear_requests()
     with pytest.raises(HubOfflineError, match=f"{REPO}: local_files_only=True and config.json"):
         zoo.load(REPO, local_files_only=True)
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    set_hub_offline(monkeypatch)
     with pytest.raises(HubOfflineError, match=r"HF_HUB_OFFLINE is set .* download it once"):
         zoo.load(REPO)
     assert hub.requests == []
@@ -354,7 +354,7 @@ def test_a_cache_that_cannot_be_used_is_a_clear_error(
 def test_pushing_in_offline_mode_is_a_clear_error(
     hub: HubServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    set_hub_offline(monkeypatch)
     with pytest.raises(HubOfflineError, match="HF_HUB_OFFLINE is set: unset it to push"):
         untrained().push_to_hub(REPO, token=HUB_TOKEN)
     assert hub.requests == []

@@ -171,9 +171,9 @@ def upload_folder(
     existing public repository uploads nothing and raises `HubError`, so that weights meant
     to stay private are never published by mistake.
     """
-    from huggingface_hub import HfApi, constants
+    from huggingface_hub import HfApi
 
-    if constants.is_offline_mode():
+    if _offline():
         raise HubOfflineError(repo_id, revision, "HF_HUB_OFFLINE is set: unset it to push")
     api = HfApi(token=token, library_name="uncertainty-zoo", library_version=__version__)
     branch = revision or DEFAULT_BRANCH
@@ -224,7 +224,7 @@ class _Context:
 @contextlib.contextmanager
 def _translate_errors(context: _Context, filename: str | None) -> Iterator[None]:
     """Turn the client's exceptions into `HubError`s that say what went wrong and what to do."""
-    from huggingface_hub import errors
+    from huggingface_hub import utils as errors  # huggingface_hub.errors is >= 0.25 only
 
     reference = context.reference
     try:
@@ -242,13 +242,31 @@ def _translate_errors(context: _Context, filename: str | None) -> Iterator[None]
         raise _error(HubFileNotFoundError, reference, _missing(filename)) from None
     except errors.HfHubHTTPError as error:
         raise _http_error(context, error) from None
+    except RuntimeError as error:  # 1.2 to 1.26 retry a failed request on a client they closed
+        if "client has been closed" not in str(error):
+            raise
+        raise _unreachable(context, filename, error.__context__ or error) from None
     except _transport_errors() as error:  # HfApi calls let the HTTP library's errors through
-        message = f"cannot reach the Hub at {_endpoint()} ({_one_line(error)})"
-        raise _error(HubConnectionError, reference, message) from None
+        raise _unreachable(context, filename, error) from None
     except OSError as error:  # the cache: a folder that cannot be created, a full disk
         message = f"cannot use the Hugging Face cache at {_cache_dir(context)} ({error}); "
         message += "check HF_HOME and HF_HUB_CACHE"
         raise _error(HubError, reference, message) from None
+
+
+def _unreachable(context: _Context, filename: str | None, cause: BaseException) -> HubError:
+    if filename is not None:  # a download: the cache may hold something
+        return _unavailable(context, filename, cause)
+    message = f"cannot reach the Hub at {_endpoint()} ({_one_line(cause)})"
+    return _error(HubConnectionError, context.reference, message)
+
+
+def _offline() -> bool:
+    """Whether HF_HUB_OFFLINE is set, as huggingface_hub read it."""
+    from huggingface_hub import constants
+
+    is_offline_mode = getattr(constants, "is_offline_mode", None)  # >= 1.2.1
+    return is_offline_mode() if is_offline_mode else constants.HF_HUB_OFFLINE
 
 
 def _transport_errors() -> tuple[type[BaseException], ...]:
@@ -311,12 +329,10 @@ def _missing(filename: str | None) -> str:
     return f"the repository has no file {filename!r}; is it an uncertainty-zoo model?"
 
 
-def _unavailable(context: _Context, filename: str | None, cause: Exception) -> HubError:
+def _unavailable(context: _Context, filename: str | None, cause: BaseException) -> HubError:
     """Offline, or the Hub unreachable, and the file is not in the cache."""
-    from huggingface_hub import constants
-
     reference, wanted = context.reference, filename or "the files"
-    if context.local_files_only or constants.is_offline_mode():
+    if context.local_files_only or _offline():
         switch = "local_files_only=True" if context.local_files_only else "HF_HUB_OFFLINE is set"
         message = (
             f"{switch} and {wanted} is not in the Hugging Face cache ({_cache_dir(context)}); "
