@@ -76,6 +76,7 @@ def test_zoo_eval_info_and_predict_take_a_hub_id(
     code, out, err = run("info", REPO)
     assert code == 0, err
     assert f"{REPO} @ {commit}" in out and "acc 0.99" in out
+    assert f"recipe.toml in {REPO}@{commit}" in out
     image = save_image(tmp_path / "digit.png", digit())
     code, out, err = run("predict", f"{REPO}@{commit}", image, "--json")
     assert code == 0, err

@@ -104,6 +104,11 @@ def test_a_zoo_train_folder_is_published_with_its_log(
     card = files["README.md"].decode()
     assert f"# {REPO}" in card and "model-index:" in card and "zoo train recipe.toml" in card
     assert "Training took" in card and "license:" not in card
+    info = model_info(REPO)
+    assert (
+        info["training"]["epochs"] == 2
+        and info["recipe"] == f"recipe.toml in {REPO}@{result.commit}"
+    )
 
 
 def test_a_push_replaces_every_file_of_the_previous_one(

@@ -26,8 +26,8 @@ from zoo.weights import PretrainedWeights, find_weights, list_weights
 
 def model_info(name_or_path: str | os.PathLike[str]) -> dict[str, Any]:
     """Describe shipped weights, an architecture, a ``save_pretrained`` folder or a Hub
-    repository, without loading weights (from the Hub, only config.json and eval.json are
-    downloaded).
+    repository, without loading weights (from the Hub: config.json and, where there are
+    any, eval.json, the recipe and the training log).
 
     The keys are: name, summary, architecture, kwargs (the constructor's arguments), num_params,
     num_classes, class_labels, preprocessing, weights (file and sha256, or None), metrics,

@@ -115,17 +115,19 @@ def resolve(name_or_path: str | os.PathLike[str], revision: str | None = None) -
 
     Raises:
         UnknownModelError: it is none of them.
-        CheckpointError: a path to no folder, or a folder that shadows a Hub id but holds no
-            model.
+        CheckpointError: a `Path`, or a string that can only be a path, to no folder; or a
+            folder that shadows a Hub id but holds no model.
         PretrainedWeightsError: "architecture.tag" where the architecture has no such weights.
         ModelConfigError: a ``revision`` for something that is not a Hub repository, two
             different revisions, or nothing after "@".
     """
-    name = os.fspath(name_or_path)
+    if isinstance(name_or_path, os.PathLike):
+        return _without_revision(_existing_folder(Path(name_or_path)), revision)
+    name = name_or_path
     if name in list_models() or name in list_weights():
         _warn_if_shadowed(name)
         return _without_revision(name, revision)
-    reference = None if isinstance(name_or_path, os.PathLike) else parse_reference(name)
+    reference = parse_reference(name)
     if reference is not None and (revision is not None or reference.revision is not None):
         return _with_revision(reference, revision)
     if Path(name).is_dir():
@@ -133,7 +135,9 @@ def resolve(name_or_path: str | os.PathLike[str], revision: str | None = None) -
         return _without_revision(Path(name), revision)
     if reference is not None:
         return reference
-    _raise_unknown(name, name_or_path)
+    if _looks_like_a_path(name):
+        _existing_folder(Path(name))
+    _raise_unknown(name)
 
 
 def _warn_if_shadowed(name: str) -> None:
@@ -157,11 +161,15 @@ def _check_model_folder(folder: Path, reference: HubReference | None) -> None:
         )
 
 
-def _raise_unknown(name: str, name_or_path: str | os.PathLike[str]) -> NoReturn:
+def _existing_folder(path: Path) -> Path:
+    if not path.is_dir():
+        raise CheckpointError(path, "no such folder; pass a folder written by save_pretrained")
+    return path
+
+
+def _raise_unknown(name: str) -> NoReturn:
     if name.endswith("@") and parse_reference(name[:-1]) is not None:
         raise ModelConfigError(f"{name!r} has nothing after '@': give a branch, tag or commit")
-    if isinstance(name_or_path, os.PathLike) or _looks_like_a_path(name):
-        raise CheckpointError(name, "no such folder; pass a folder written by save_pretrained")
     architecture, dot, tag = name.partition(".")
     if dot and architecture in list_models():
         weights_for_tag(architecture, tag)  # raises, naming the tags there are
