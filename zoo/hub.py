@@ -31,10 +31,12 @@ from zoo.errors import (
     HubOfflineError,
     HubRepositoryNotFoundError,
     HubRevisionNotFoundError,
+    ModelConfigError,
 )
 
 DEFAULT_BRANCH = "main"
 _COMMIT_SHA = re.compile(r"[0-9a-f]{40}")
+_BRANCH = re.compile(r"[A-Za-z0-9][\w.\-/]*")
 _REFERENCE = re.compile(r"(?P<repo_id>[^/@\s]+/[^/@\s]+)(?:@(?P<revision>\S+))?")
 _TOKEN_SOURCES = "pass token=... (zoo push --token), set HF_TOKEN or run `hf auth login`"
 
@@ -152,6 +154,24 @@ def _download_file(
             local_files_only=local_files_only,
         )
     return Path(path)
+
+
+def check_branch(revision: str | None) -> str | None:
+    """``revision`` if it can name a new or existing branch; commits and refs/ cannot."""
+    if revision is None:
+        return None
+    invalid = (
+        not _BRANCH.fullmatch(revision)
+        or ".." in revision
+        or revision.endswith(("/", ".", ".lock"))
+        or revision.startswith("refs/")
+        or _COMMIT_SHA.fullmatch(revision)
+    )
+    if invalid:
+        raise ModelConfigError(
+            f"--revision must name a branch (letters, digits and - _ . /), not {revision!r}"
+        )
+    return revision
 
 
 def upload_folder(

@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -30,7 +29,7 @@ from zoo import __version__
 from zoo.atomic import atomic_write_bytes
 from zoo.cards import model_card
 from zoo.errors import CheckpointError, ModelConfigError, PretrainedWeightsError
-from zoo.hub import HubReference, PushResult, parse_reference, upload_folder
+from zoo.hub import HubReference, PushResult, check_branch, parse_reference, upload_folder
 from zoo.loading import resolve
 from zoo.models.base import ZooModel
 from zoo.pretrained import (
@@ -52,8 +51,6 @@ from zoo.weights import PretrainedWeights, find_weights
 CARD_NAME = "README.md"
 PUBLISHED_FILES = (WEIGHTS_NAME, CONFIG_NAME, RECIPE_NAME, EVAL_NAME, LOG_NAME)
 SOURCE_ROOT = Path(__file__).resolve().parent.parent  # recipes/ lives here in a checkout
-_BRANCH = re.compile(r"[A-Za-z0-9][\w.\-/]*")
-_COMMIT_SHA = re.compile(r"[0-9a-f]{40}")
 
 
 def push_to_hub(
@@ -84,7 +81,7 @@ def push_to_hub(
             other weights.
         ModelConfigError: a bad ``repo_id`` or ``revision``, or an evaluation of other weights.
     """
-    target, branch = _repo_id(repo_id), _branch(revision)
+    target, branch = _repo_id(repo_id), check_branch(revision)
     with tempfile.TemporaryDirectory(prefix="zoo-push-") as staging:
         entry = _stage(model_or_path, target, Path(staging), evaluation)
         message = commit_message or f"Upload {entry.name} with uncertainty-zoo {__version__}"
@@ -163,24 +160,6 @@ def _repo_id(repo_id: str) -> str:
             "give a branch with --revision"
         )
     return reference.repo_id
-
-
-def _branch(revision: str | None) -> str | None:
-    """``revision`` if it can name a new or existing branch; commits and refs/ cannot."""
-    if revision is None:
-        return None
-    invalid = (
-        not _BRANCH.fullmatch(revision)
-        or ".." in revision
-        or revision.endswith(("/", ".", ".lock"))
-        or revision.startswith("refs/")
-        or _COMMIT_SHA.fullmatch(revision)
-    )
-    if invalid:
-        raise ModelConfigError(
-            f"--revision must name a branch (letters, digits and - _ . /), not {revision!r}"
-        )
-    return revision
 
 
 def _stage_shipped(
