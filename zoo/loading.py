@@ -59,7 +59,7 @@ def load(
     local_files_only: bool = False,
 ) -> ZooModel:
     """Load a pretrained model, in eval mode: shipped weights, a folder or a Hub repository,
-    resolved as the module docstring says.
+    resolved as the module docstring says. ``zoo.from_pretrained`` is this same function.
 
     Args:
         name_or_path: a registered name, a folder, or "org/name[@revision]".
@@ -89,23 +89,9 @@ def load(
     return load_weights(entry)
 
 
-def from_pretrained(
-    name_or_path: str | os.PathLike[str],
-    *,
-    revision: str | None = None,
-    token: str | None = None,
-    cache_dir: str | os.PathLike[str] | None = None,
-    local_files_only: bool = False,
-) -> ZooModel:
-    """`load` under the name Hugging Face users reach for: ``zoo.from_pretrained("org/name",
-    revision=...)`` downloads from the Hub, ``zoo.from_pretrained("folder")`` reads a folder."""
-    return load(
-        name_or_path,
-        revision=revision,
-        token=token,
-        cache_dir=cache_dir,
-        local_files_only=local_files_only,
-    )
+# The name Hugging Face users reach for: ``zoo.from_pretrained("org/name", revision=...)``
+# downloads from the Hub, ``zoo.from_pretrained("folder")`` reads a folder; one function.
+from_pretrained = load
 
 
 def resolve(name_or_path: str | os.PathLike[str], revision: str | None = None) -> Source:
