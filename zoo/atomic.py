@@ -6,9 +6,11 @@ import contextlib
 import hashlib
 import os
 import secrets
+import tempfile
 from pathlib import Path
 
 from zoo.errors import OutputFileError
+from zoo.files import is_folder
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -34,7 +36,38 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         if isinstance(error, OSError):
             raise OutputFileError(f"cannot write {path}: {error.strerror or error}") from error
         raise
-    _sync_folder(path.parent)
+    sync_folder(path.parent)
+
+
+def write_durably(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` (replacing what is there) and flush it to disk.
+
+    Not atomic: for a file that nothing reads until a later atomic step names it.
+    """
+    with open(path, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def check_writable(path: str | Path) -> None:
+    """Fail now, not after an hour's work, if a file could not be written at ``path`` later:
+    its folder must exist and take a new file (a file is made there and removed), and
+    ``path`` must not be a folder.
+
+    Raises:
+        OutputFileError: naming the path and why.
+    """
+    path = Path(path)
+    if not is_folder(path.parent):
+        raise OutputFileError(f"cannot write {path}: folder {path.parent} does not exist")
+    if is_folder(path):
+        raise OutputFileError(f"cannot write {path}: it is a folder")
+    try:
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"):
+            pass
+    except OSError as error:
+        raise OutputFileError(f"cannot write {path}: {error.strerror or error}") from None
 
 
 def sha256_hex(data: bytes) -> str:
@@ -42,7 +75,7 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _sync_folder(folder: Path) -> None:
+def sync_folder(folder: Path) -> None:
     """Make the rename itself durable where the platform allows it (POSIX)."""
     if os.name != "posix":
         return

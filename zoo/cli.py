@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from zoo import __version__
+from zoo.atomic import check_writable
 from zoo.errors import ZooError
 from zoo.options import (
     DEFAULT_BATCH_SIZE,
@@ -24,6 +25,7 @@ from zoo.options import (
     OOD_SCORES,
     SEED_RANGE,
 )
+from zoo.text import escaped
 
 samples_option = click.option(
     "--samples",
@@ -70,7 +72,7 @@ def zoo_errors() -> Iterator[None]:
     try:
         yield
     except ZooError as error:
-        raise CommandError(str(error)) from None
+        raise CommandError(escaped(str(error))) from None  # one line, whatever a file holds
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -214,10 +216,10 @@ def predict_command(
     with zoo_errors():
         entries = classify_files(load(model), images, samples, invert=invert, seed=seed)
     if as_json:
-        click.echo(json.dumps(entries, indent=2))
+        click.echo(json.dumps(entries, indent=2, allow_nan=False))
     for entry in entries:
         if "error" in entry:
-            click.echo(f"Error: {entry['error']}", err=True)
+            click.echo(f"Error: {escaped(entry['error'])}", err=True)
         elif not as_json:
             click.echo(_describe(entry))
     if any("error" in entry for entry in entries):
@@ -236,6 +238,12 @@ def predict_command(
 @click.option("--epochs", type=click.IntRange(min=1), help="Override the recipe's epochs.")
 @click.option("--seed", type=click.IntRange(*SEED_RANGE), help="Override the recipe's seed.")
 @click.option("--resume", is_flag=True, help="Go on with the killed run in --out.")
+@click.option(
+    "--allow-recipe-changes",
+    is_flag=True,
+    help="With --resume: go on under RECIPE even where its optimizer, schedule or training "
+    "settings differ from the run's (not its model, data or seed).",
+)
 @data_dir_option
 def train_command(
     recipe: Path,
@@ -244,6 +252,7 @@ def train_command(
     epochs: int | None,
     seed: int | None,
     resume: bool,
+    allow_recipe_changes: bool,
     data_dir: Path | None,
 ) -> None:
     """Train a model from a RECIPE file (TOML; see recipes/ for the official ones).
@@ -255,10 +264,24 @@ def train_command(
     from zoo.training import read_recipe, train
 
     with zoo_errors():
+        if allow_recipe_changes and not resume:
+            raise CommandError("--allow-recipe-changes applies to --resume only")
         resolved = read_recipe(recipe).replace(epochs=epochs, seed=seed)
         folder = out or Path("runs") / resolved.name
         click.echo(f"training {resolved.name} into {folder}", err=True)
-        train(resolved, folder, device=device, resume=resume, data_dir=data_dir, progress=True)
+        try:
+            train(
+                resolved,
+                folder,
+                device=device,
+                resume=resume,
+                allow_recipe_changes=allow_recipe_changes,
+                data_dir=data_dir,
+                progress=True,
+            )
+        except KeyboardInterrupt:
+            click.echo(f"\n{_interrupted(folder)}", err=True)
+            raise SystemExit(130) from None
     click.echo(f"wrote {folder}")
 
 
@@ -302,7 +325,7 @@ def push_command(
             token=token,
             commit_message=message,
         )
-    click.echo(str(result))
+    click.echo(escaped(str(result), keep="\n"))  # the commit and its URL come from the Hub
 
 
 def _describe(result: dict) -> str:
@@ -310,9 +333,22 @@ def _describe(result: dict) -> str:
     confidence, entropy = 100 * result["confidence"], result["entropy"]
     information, votes = result["mutual_information"], result["votes"]
     return (
-        f"{result['image']}: {result['label']}  (confidence {confidence:.1f}%, entropy "
-        f"{entropy:.3f}, mutual information {information:.3f} nats)\n"
-        f"  votes of the {len(votes)} samples: {' '.join(votes)}"
+        f"{escaped(result['image'])}: {escaped(result['label'])}  (confidence "
+        f"{confidence:.1f}%, entropy {entropy:.3f}, mutual information {information:.3f} nats)\n"
+        f"  votes of the {len(votes)} samples: {escaped(' '.join(votes))}"
+    )
+
+
+def _interrupted(folder: Path) -> str:
+    """What Ctrl-C left in ``folder`` and how to go on."""
+    from zoo.training.checkpoint import CHECKPOINT_NAME, checkpoint_epoch
+
+    epoch = checkpoint_epoch(folder / CHECKPOINT_NAME)
+    if epoch is None:
+        return "interrupted before the first epoch ended: nothing to resume; run it again"
+    return (
+        f"interrupted: the checkpoint after epoch {epoch} is kept in {folder}; run the same "
+        "command with --resume to go on from it"
     )
 
 
@@ -322,8 +358,7 @@ def _check_destinations(*paths: Path | None) -> None:
     if len({path.resolve() for path in given}) < len(given):
         raise CommandError("--json and --plot must name different files")
     for path in given:
-        if not path.parent.is_dir():
-            raise CommandError(f"cannot write {path}: folder {path.parent} does not exist")
+        check_writable(path)
 
 
 if __name__ == "__main__":

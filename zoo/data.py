@@ -76,6 +76,7 @@ def load_dataset(
         raise InvalidInputError(f"split must be one of {', '.join(SPLITS)}; got {split!r}")
     root = data_root(data_dir)
     folder = _raw_folder(root, dataset_class)
+    _check_regular_files(folder, split, dataset_class)
     try:
         dataset = _quietly(lambda: dataset_class(root, train=split == "train", download=True))
     except Exception as error:  # torchvision raises bare RuntimeErrors, AssertionErrors, OSErrors
@@ -138,6 +139,18 @@ def _explain_failure(
     return DatasetNotFoundError(
         f"could not prepare {dataset_class.__name__} in {folder}: {reason}; {how_to_fix}"
     )
+
+
+def _check_regular_files(folder: Path, split: str, dataset_class: type) -> None:
+    """Refuse a data file that a folder, a FIFO or a device stands in for, before torchvision
+    opens it (a FIFO would block it forever)."""
+    archives = [folder / name for name, _ in dataset_class.resources]
+    for path in [*_extracted_files(folder, split), *archives]:
+        if path.exists() and not path.is_file():
+            raise CorruptDatasetError(
+                f"{path} is not a regular file; remove it and run again, so that the official "
+                "file is downloaded or extracted in its place"
+            )
 
 
 def _raw_folder(root: Path, dataset_class: type) -> Path:

@@ -30,7 +30,8 @@ class ModelConfigError(ZooError, ValueError):
 
 
 class InvalidInputError(ZooError, ValueError):
-    """Images or sample counts that a model cannot take."""
+    """Arguments a call cannot take: images, sample counts, a name that is not a string, or a
+    model whose outputs on them are not finite."""
 
 
 class CheckpointError(ZooError):
@@ -95,6 +96,10 @@ class RecipeError(ZooError, ValueError):
 
 class TrainingStateError(ZooError):
     """A training run that cannot start or resume: its folder or checkpoint is not usable."""
+
+
+class TrainingDivergedError(TrainingStateError):
+    """A training run whose loss became NaN or infinite; the last checkpoint is kept."""
 
 
 class HubError(ZooError):

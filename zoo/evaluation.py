@@ -26,6 +26,7 @@ from zoo.atomic import sha256_hex
 from zoo.data import ImageSet, check_dataset_name, load_dataset
 from zoo.devices import check_seed, describe_device, seeded, select_device
 from zoo.errors import InvalidInputError
+from zoo.limits import MAX_EVALUATION_ROWS
 from zoo.loading import load
 from zoo.metrics.suite import SUITE, build_collection
 from zoo.models.base import ZooModel, check_positive_integer, check_samples
@@ -60,7 +61,8 @@ def evaluate(
             `zoo.load`).
         dataset: the in-distribution dataset, "mnist".
         ood: the out-of-distribution dataset, "fashion_mnist", or None to skip OOD metrics.
-        samples: S, stochastic samples per image (deterministic models use 1).
+        samples: S, stochastic samples per image, at most `zoo.limits.MAX_SAMPLES`
+            (deterministic models use 1); ``batch_size`` x S is bounded too.
         batch_size: images per forward pass.
         device: "auto", "cpu", "cuda" or "mps".
         seed: seeds the samples drawn.
@@ -73,7 +75,7 @@ def evaluate(
         provenance of the run.
     """
     samples = check_samples(samples)
-    _check_arguments(model, dataset, ood, batch_size, seed, ood_score)
+    _check_arguments(model, dataset, ood, samples, batch_size, seed, ood_score)
     target = select_device(device)
     source = None if isinstance(model, ZooModel) else str(model)
     model = model if source is None else load(model)
@@ -144,12 +146,7 @@ class _Run:
         label = f"{data.name} {data.split}"
         for start in tqdm(batches, desc=label, unit="batch", disable=not self.progress):
             stop = start + self.batch_size
-            prediction = self.model.predict(images[start:stop], self.samples)
-            if not torch.isfinite(prediction.log_probs).all():
-                raise InvalidInputError(
-                    f"the {self.model.architecture} gives NaN or infinite outputs on {label} "
-                    "images; check that its weights are finite"
-                )
+            prediction = self.model.predict(images[start:stop], self.samples)  # finite
             self.samples_used = prediction.sample_probs.shape[1]
             yield (
                 prediction.sample_probs.to("cpu", torch.float64),
@@ -179,7 +176,13 @@ class _Run:
 
 
 def _check_arguments(
-    model: object, dataset: str, ood: str | None, batch_size: int, seed: int, ood_score: str
+    model: object,
+    dataset: str,
+    ood: str | None,
+    samples: int,
+    batch_size: int,
+    seed: int,
+    ood_score: str,
 ) -> None:
     """Check every argument before any data is loaded or any model is run."""
     if not isinstance(model, (ZooModel, str, os.PathLike)):
@@ -190,7 +193,12 @@ def _check_arguments(
     check_dataset_name(dataset)
     if ood is not None:
         check_dataset_name(ood)
-    check_positive_integer("batch_size", batch_size)
+    rows_per_batch = check_positive_integer("batch_size", batch_size) * samples
+    if rows_per_batch > MAX_EVALUATION_ROWS:
+        raise InvalidInputError(
+            f"batch_size x samples is {batch_size:,} x {samples:,} image-samples per batch, "
+            f"more than the {MAX_EVALUATION_ROWS:,} that bound its memory; lower the batch size"
+        )
     check_seed(seed)
     if ood_score not in OOD_SCORES:
         choices = ", ".join(OOD_SCORES)

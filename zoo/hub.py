@@ -18,9 +18,13 @@ from __future__ import annotations
 import contextlib
 import importlib
 import re
+import socket
+import typing
+import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from zoo import __version__
 from zoo.errors import (
@@ -33,10 +37,18 @@ from zoo.errors import (
     HubRevisionNotFoundError,
     ModelConfigError,
 )
+from zoo.limits import HUB_CONNECT_TIMEOUT_S, MAX_REVISION_LENGTH
+from zoo.text import first_unprintable, shown
 
 DEFAULT_BRANCH = "main"
 _COMMIT_SHA = re.compile(r"[0-9a-f]{40}")
 _BRANCH = re.compile(r"[A-Za-z0-9][\w.\-/]*")
+# What git's check-ref-format refuses in a ref name, besides control characters: space and
+# ~ ^ : ? * [ \ anywhere, "..", "@{" and "//", a component that starts with "." or ends with
+# ".lock", and a name that starts or ends with "/" or ends with ".". A leading "-" would read as
+# an option.
+_REF_CHARACTERS = re.compile(r"[ ~^:?*\[\\]|\.\.|@\{|//")
+_REF_COMPONENT = re.compile(r"(?:^|/)\.|\.lock(?:/|$)")
 _REFERENCE = re.compile(r"(?P<repo_id>[^/@\s]+/[^/@\s]+)(?:@(?P<revision>\S+))?")
 _TOKEN_SOURCES = "pass token=... (zoo push --token), set HF_TOKEN or run `hf auth login`"
 
@@ -100,6 +112,45 @@ def parse_reference(text: str) -> HubReference | None:
     return HubReference(match["repo_id"], match["revision"])
 
 
+def check_revision(revision: object) -> str:
+    """Return ``revision`` if it can name a Hub branch, tag or commit, else raise
+    `ModelConfigError` naming it.
+
+    It is checked before any request: the client writes each branch or tag it resolves into
+    the cache under that name, so a name that climbs out (``../../x``) would write elsewhere.
+    A revision is a 40-hex commit, or a ref name by git's rules (see `_REF_CHARACTERS`), at
+    most `MAX_REVISION_LENGTH` characters, without control characters and not starting with
+    "-".
+    """
+    if not isinstance(revision, str):
+        raise ModelConfigError(
+            f"revision must be a string (a branch, tag or commit), not {type(revision).__name__}"
+        )
+    problem = _ref_name_problem(revision)
+    if problem:
+        raise ModelConfigError(
+            f"revision {shown(revision)} {problem}; give a branch or tag name, or a 40-hex commit"
+        )
+    return revision
+
+
+def _ref_name_problem(revision: str) -> str | None:
+    if not revision:
+        return "is empty"
+    if len(revision) > MAX_REVISION_LENGTH:
+        return f"is longer than {MAX_REVISION_LENGTH} characters"
+    if first_unprintable(revision) is not None:
+        return "holds a control character"
+    if revision.startswith(("-", "/")) or revision.endswith(("/", ".")) or revision == "@":
+        return "starts with '-' or '/', ends with '/' or '.', or is '@'"
+    if _REF_CHARACTERS.search(revision) or _REF_COMPONENT.search(revision):
+        return (
+            "is not a git ref name: no '..', '//', '@{', spaces or ~ ^ : ? * [ \\, and no part "
+            "starting with '.' or ending with '.lock'"
+        )
+    return None
+
+
 def download(
     reference: HubReference,
     filenames: Sequence[str],
@@ -115,7 +166,15 @@ def download(
     Raises:
         HubError: a subclass for each way the download can fail; see `zoo.errors`.
     """
-    options = {"token": token, "cache_dir": cache_dir, "local_files_only": local_files_only}
+    if reference.revision is not None:
+        check_revision(reference.revision)
+    unreachable = None if local_files_only or _offline() else unreachable_reason()
+    options = {
+        "token": token,
+        "cache_dir": cache_dir,
+        "local_files_only": local_files_only or unreachable is not None,
+        "unreachable": unreachable,
+    }
     first = _download_file(reference, filenames[0], **options)
     commit = first.parent.name  # the cache keeps each commit's files in snapshots/<sha>/
     if not _COMMIT_SHA.fullmatch(commit):
@@ -123,10 +182,38 @@ def download(
     pinned = reference.at(commit)
     for filename in filenames[1:]:
         _download_file(pinned, filename, shown=reference, **options)
+    not_there = (HubFileNotFoundError, HubOfflineError, HubConnectionError if unreachable else ())
     for filename in optional:
-        with contextlib.suppress(HubFileNotFoundError, HubOfflineError):
+        with contextlib.suppress(*not_there):
             _download_file(pinned, filename, shown=reference, **options)
     return Snapshot(reference, commit, first.parent)
+
+
+def unreachable_reason() -> str | None:
+    """Why no TCP connection to the Hub (or to the proxy in between) opens within
+    `HUB_CONNECT_TIMEOUT_S`; None when one does.
+
+    huggingface_hub retries a failed request for about 23 s before it gives up or falls back
+    to its cache. A host that cannot be reached at all (no network, no such host, nothing
+    listening) is told apart at once, and the download goes straight to the cache.
+    """
+    endpoint = urlsplit(_endpoint())
+    default_port = 443 if endpoint.scheme == "https" else 80
+    host, port = endpoint.hostname, endpoint.port or default_port
+    proxy = urllib.request.getproxies().get(endpoint.scheme)
+    if proxy and host and not urllib.request.proxy_bypass(host):
+        proxy_url = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+        if proxy_url.scheme not in ("http", "https"):
+            return None  # a SOCKS proxy: leave it to the client
+        host, port = proxy_url.hostname, proxy_url.port or default_port
+    if not host:
+        return None
+    try:
+        with socket.create_connection((host, port), timeout=HUB_CONNECT_TIMEOUT_S):
+            return None
+    except OSError as error:
+        reason = error.strerror or str(error) or type(error).__name__
+        return f"cannot connect to {host}:{port}: {reason}"
 
 
 def _download_file(
@@ -137,11 +224,13 @@ def _download_file(
     token: str | None,
     cache_dir: str | Path | None,
     local_files_only: bool,
+    unreachable: str | None = None,
 ) -> Path:
-    """One file of ``reference`` in the cache; errors name ``shown``, what the user asked for."""
+    """One file of ``reference`` in the cache; errors name ``shown``, what the user asked for.
+    ``unreachable`` says why the Hub was not asked (``local_files_only`` is then True)."""
     from huggingface_hub import hf_hub_download
 
-    context = _Context(shown or reference, token, cache_dir, local_files_only)
+    context = _Context(shown or reference, token, cache_dir, local_files_only, unreachable)
     with _translate_errors(context, filename):
         path = hf_hub_download(
             reference.repo_id,
@@ -156,22 +245,22 @@ def _download_file(
     return Path(path)
 
 
-def check_branch(revision: str | None) -> str | None:
+def check_branch(revision: object) -> str | None:
     """``revision`` if it can name a new or existing branch; commits and refs/ cannot."""
     if revision is None:
         return None
     invalid = (
-        not _BRANCH.fullmatch(revision)
-        or ".." in revision
-        or revision.endswith(("/", ".", ".lock"))
+        not isinstance(revision, str)
+        or _ref_name_problem(revision) is not None
+        or not _BRANCH.fullmatch(revision)
         or revision.startswith("refs/")
         or _COMMIT_SHA.fullmatch(revision)
     )
     if invalid:
         raise ModelConfigError(
-            f"--revision must name a branch (letters, digits and - _ . /), not {revision!r}"
+            f"--revision must name a branch (letters, digits and - _ . /), not {shown(revision)}"
         )
-    return revision
+    return typing.cast(str, revision)
 
 
 def upload_folder(
@@ -195,6 +284,11 @@ def upload_folder(
 
     if _offline():
         raise HubOfflineError(repo_id, revision, "HF_HUB_OFFLINE is set: unset it to push")
+    unreachable = unreachable_reason()
+    if unreachable is not None:
+        raise HubConnectionError(
+            repo_id, revision, f"cannot reach the Hub at {_endpoint()} ({unreachable})"
+        )
     api = HfApi(token=token, library_name="uncertainty-zoo", library_version=__version__)
     branch = revision or DEFAULT_BRANCH
     with _translate_errors(_Context(HubReference(repo_id, revision), token), None):
@@ -239,6 +333,7 @@ class _Context:
     token: str | None
     cache_dir: str | Path | None = None
     local_files_only: bool = False
+    unreachable: str | None = None  # why the Hub was not asked, if it could not be reached
 
 
 @contextlib.contextmanager
@@ -352,6 +447,17 @@ def _missing(filename: str | None) -> str:
 def _unavailable(context: _Context, filename: str | None, cause: BaseException) -> HubError:
     """Offline, or the Hub unreachable, and the file is not in the cache."""
     reference, wanted = context.reference, filename or "the files"
+    if context.unreachable is not None:
+        message = (
+            f"cannot download {wanted} from {_endpoint()}: the host cannot be reached at all "
+            f"({context.unreachable}), and it is not in the Hugging Face cache"
+        )
+        if _is_cached(context):
+            message += (
+                "; other files of this repository are: set HF_HUB_OFFLINE=1 to load them "
+                "without the network"
+            )
+        return _error(HubConnectionError, reference, message)
     if context.local_files_only or _offline():
         switch = "local_files_only=True" if context.local_files_only else "HF_HUB_OFFLINE is set"
         message = (

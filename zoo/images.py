@@ -12,7 +12,9 @@ becomes one in four steps:
 
 from __future__ import annotations
 
+import io
 import os
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,23 +24,42 @@ from torch import Tensor
 
 from zoo.devices import seeded
 from zoo.errors import ImageFileError
+from zoo.files import FileTooLargeError, read_file
+from zoo.limits import MAX_IMAGE_FILE_BYTES, MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE
 from zoo.models.base import ZooModel
 from zoo.options import DEFAULT_SAMPLES
 from zoo.preprocessing import IMAGE_SIZE
+from zoo.text import escaped
 
 
 def read_digit_image(path: str | os.PathLike[str], invert: bool = False) -> Tensor:
     """Read ``path`` as a (28, 28) uint8 digit, light on dark (see the module docstring).
 
+    The image's size is read from its header and checked before it is decoded: at most
+    `MAX_IMAGE_PIXELS` pixels and `MAX_IMAGE_SIDE` on its longer side, which also bounds the
+    square it is padded to. A few hundred bytes of PNG can otherwise declare a 200,000-pixel
+    wide image whose padded square needs 40 GB.
+
     Raises:
-        ImageFileError: the file is missing, unreadable or not an image.
+        ImageFileError: the file is missing, unreadable, not an image, or too large.
     """
+    shown_path = escaped(str(path))
     try:
-        with Image.open(path) as image:
-            image.load()
-            grayscale = _grayscale(ImageOps.exif_transpose(image))
+        data = read_file(path, MAX_IMAGE_FILE_BYTES)
+        with warnings.catch_warnings():  # PIL's own, looser bomb check: ours comes first
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                _check_size(image.size, shown_path)
+                image.load()
+                grayscale = _grayscale(ImageOps.exif_transpose(image))
+    except ImageFileError:
+        raise
+    except FileTooLargeError as error:
+        raise ImageFileError(f"{shown_path}: the file is {error}") from None
     except (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError) as error:
-        raise ImageFileError(f"{path}: cannot read it as an image ({error})") from None
+        raise ImageFileError(
+            f"{shown_path}: cannot read it as an image ({escaped(str(error))})"
+        ) from None
     if invert:
         grayscale = ImageOps.invert(grayscale)
     if grayscale.size != (IMAGE_SIZE, IMAGE_SIZE):
@@ -47,6 +68,16 @@ def read_digit_image(path: str | os.PathLike[str], invert: bool = False) -> Tens
         grayscale = grayscale.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.LANCZOS)
     pixels = torch.frombuffer(bytearray(grayscale.tobytes()), dtype=torch.uint8)
     return pixels.reshape(IMAGE_SIZE, IMAGE_SIZE)
+
+
+def _check_size(size: tuple[int, int], shown_path: str) -> None:
+    width, height = size
+    if max(width, height) > MAX_IMAGE_SIDE or width * height > MAX_IMAGE_PIXELS:
+        raise ImageFileError(
+            f"{shown_path}: the image is {width:,} x {height:,} pixels; images may be at most "
+            f"{MAX_IMAGE_SIDE:,} pixels on a side and {MAX_IMAGE_PIXELS:,} pixels in all: "
+            "scale it down first"
+        )
 
 
 def _grayscale(image: Image.Image) -> Image.Image:

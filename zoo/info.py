@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from zoo.hub import HubReference, download
 from zoo.loading import resolve
 from zoo.models.base import ZooModel
@@ -16,10 +18,12 @@ from zoo.pretrained import (
     LOG_NAME,
     RECIPE_NAME,
     WEIGHTS_NAME,
+    build_from_config,
     read_config,
 )
 from zoo.registry import architecture_summary, create_model
 from zoo.report import EvaluationReport, flat_metrics, format_metric
+from zoo.text import escaped
 from zoo.training.trainer import read_log, summarize_log
 from zoo.weights import PretrainedWeights, find_weights, list_weights
 
@@ -47,7 +51,8 @@ def model_info(name_or_path: str | os.PathLike[str]) -> dict[str, Any]:
     entry = find_weights(source)
     if entry is not None:
         return _weights_info(source, entry)
-    model = create_model(source)
+    with torch.device("meta"):  # described, never run: no memory for its weights
+        model = create_model(source)
     return _describe(source, architecture_summary(source), model, weights=None)
 
 
@@ -67,10 +72,11 @@ def matching_names(pattern: str) -> list[str]:
 
 
 def _weights_info(name: str, entry: PretrainedWeights) -> dict[str, Any]:
-    config = read_config(entry.folder / CONFIG_NAME)
+    config_path = entry.folder / CONFIG_NAME
+    model = build_from_config(read_config(config_path), config_path, "meta")
     weights = {"file": str(entry.folder / WEIGHTS_NAME), "sha256": entry.sha256}
     summary = entry.summary if name == entry.name else f"{entry.summary} ({entry.name})"
-    info = _describe(name, summary, config.build_model(), weights)
+    info = _describe(name, summary, model, weights)
     info |= {
         "metrics": entry.metrics,
         "recipe": entry.recipe,
@@ -83,7 +89,7 @@ def _weights_info(name: str, entry: PretrainedWeights) -> dict[str, Any]:
 
 def _folder_info(folder: Path) -> dict[str, Any]:
     config = read_config(folder / CONFIG_NAME)
-    model = config.build_model()
+    model = build_from_config(config, folder / CONFIG_NAME, "meta")
     weights = {"file": str(folder / WEIGHTS_NAME), "sha256": config.weights_sha256}
     summary = f"saved by uncertainty-zoo {config.zoo_version}"
     return _describe(str(folder), summary, model, weights)
@@ -96,9 +102,10 @@ def _hub_info(reference: HubReference) -> dict[str, Any]:
     snapshot = download(reference, [CONFIG_NAME], optional=optional)
     folder, where = snapshot.folder, f"{reference.repo_id}@{snapshot.commit}"
     config = read_config(folder / CONFIG_NAME)
+    model = build_from_config(config, folder / CONFIG_NAME, "meta")  # no memory, however large
     weights = {"file": f"{WEIGHTS_NAME} in {where}", "sha256": config.weights_sha256}
     summary = f"{architecture_summary(config.architecture)}; on the Hugging Face Hub"
-    info = _describe(str(reference), summary, config.build_model(), weights)
+    info = _describe(str(reference), summary, model, weights)
     report = None
     if (folder / EVAL_NAME).exists():
         report = EvaluationReport.read_json(folder / EVAL_NAME, config.weights_sha256)
@@ -143,7 +150,8 @@ def format_model_table(infos: list[dict[str, Any]]) -> str:
     for info in infos:
         found = flat_metrics(info["metrics"] or {})
         values = [format_metric(key, found[key]) if key in found else "-" for key in _TABLE_METRICS]
-        rows.append([info["name"], f"{info['num_params']:,}", *values, info["summary"]])
+        name, summary = escaped(info["name"]), escaped(info["summary"])
+        rows.append([name, f"{info['num_params']:,}", *values, summary])
     widths = [max(len(row[column]) for row in rows) for column in range(len(header) - 1)]
     lines = [
         "  ".join(
@@ -155,7 +163,11 @@ def format_model_table(infos: list[dict[str, Any]]) -> str:
 
 
 def format_model_info(info: dict[str, Any]) -> str:
-    """Everything in ``info`` as aligned "field  value" lines."""
+    """Everything in ``info`` as aligned "field  value" lines.
+
+    Text from files (labels, versions, the training log, Hub ids) is shown `escaped`, so no
+    file can write escape sequences or extra lines to the terminal.
+    """
     weights = info["weights"]
     kwargs = ", ".join(f"{key}={value!r}" for key, value in info["kwargs"].items())
     metrics = flat_metrics(info["metrics"] or {})
@@ -168,7 +180,7 @@ def format_model_info(info: dict[str, Any]) -> str:
         "stochastic": "yes" if info["stochastic"] else "no",
         "classes": f"{info['num_classes']}: {' '.join(info['class_labels'])}",
         "preprocessing": "uint8 / 255, then (x - {mean}) / {std}".format(**info["preprocessing"]),
-        "weights": f"{weights['file']}\nsha256 {weights['sha256']}" if weights else "none",
+        "weights": [weights["file"], f"sha256 {weights['sha256']}"] if weights else "none",
         "metrics": ", ".join(f"{key} {value:.4g}" for key, value in metrics.items()) or "none",
         "recipe": info["recipe"] or "none",
         "training": _format_training(info["training"]),
@@ -178,8 +190,13 @@ def format_model_info(info: dict[str, Any]) -> str:
     width = max(len(field) for field in lines)
     indent = "\n" + " " * (width + 2)
     return "\n".join(
-        f"{field:<{width}}  {value.replace(chr(10), indent)}" for field, value in lines.items()
+        f"{field:<{width}}  {indent.join(map(escaped, _as_lines(value)))}"
+        for field, value in lines.items()
     )
+
+
+def _as_lines(value: str | list[str]) -> list[str]:
+    return value if isinstance(value, list) else [value]
 
 
 def _format_training(training: dict[str, Any] | None) -> str:

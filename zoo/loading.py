@@ -31,14 +31,24 @@ from typing import NoReturn
 from zoo.errors import (
     CheckpointError,
     ChecksumMismatchError,
+    InvalidInputError,
     ModelConfigError,
     PretrainedWeightsError,
     UnknownModelError,
 )
-from zoo.hub import HubReference, Snapshot, download, evict, parse_reference
+from zoo.files import is_folder
+from zoo.hub import (
+    HubReference,
+    Snapshot,
+    check_revision,
+    download,
+    evict,
+    parse_reference,
+)
 from zoo.models.base import ZooModel
 from zoo.pretrained import CONFIG_NAME, WEIGHTS_NAME, load_folder
 from zoo.registry import list_models
+from zoo.text import shown
 from zoo.weights import (
     find_weights,
     list_weights,
@@ -74,6 +84,8 @@ def load(
         CheckpointError: the files do not hold a loadable model (see `zoo.pretrained`).
         ChecksumMismatchError: weights that do not hash to the sha256 pinned for them.
         HubError: the Hub repository, revision or file cannot be had (see `zoo.errors`).
+        ModelConfigError: a revision that is not a branch, tag or commit name.
+        InvalidInputError: ``name_or_path`` is neither a string nor a path, or is empty.
     """
     source = resolve(name_or_path, revision)
     if isinstance(source, HubReference):
@@ -105,18 +117,24 @@ def resolve(name_or_path: str | os.PathLike[str], revision: str | None = None) -
             folder that shadows a Hub id but holds no model.
         PretrainedWeightsError: "architecture.tag" where the architecture has no such weights.
         ModelConfigError: a ``revision`` for something that is not a Hub repository, two
-            different revisions, or nothing after "@".
+            different revisions, nothing after "@", or a revision that is not a branch, tag
+            or commit name (checked before any request; see `zoo.hub.check_revision`).
+        InvalidInputError: ``name_or_path`` is neither a string nor a path, or is empty.
     """
+    if revision is not None:
+        check_revision(revision)
     if isinstance(name_or_path, os.PathLike):
-        return _without_revision(_existing_folder(Path(name_or_path)), revision)
-    name = name_or_path
+        return _without_revision(_existing_folder(_expanded(Path(name_or_path))), revision)
+    name = _check_name(name_or_path)
+    if name.startswith("~"):
+        return _without_revision(_existing_folder(_expanded(Path(name))), revision)
     if name in list_models() or name in list_weights():
         _warn_if_shadowed(name)
         return _without_revision(name, revision)
     reference = parse_reference(name)
     if reference is not None and (revision is not None or reference.revision is not None):
         return _with_revision(reference, revision)
-    if Path(name).is_dir():
+    if is_folder(Path(name)):
         _check_model_folder(Path(name), reference)
         return _without_revision(Path(name), revision)
     if reference is not None:
@@ -126,8 +144,33 @@ def resolve(name_or_path: str | os.PathLike[str], revision: str | None = None) -
     _raise_unknown(name)
 
 
+def _check_name(name: object) -> str:
+    """``name`` if it is text that can name a model, else `InvalidInputError` saying what is
+    expected."""
+    if not isinstance(name, str):
+        raise InvalidInputError(
+            "a model is named by a string (a registered name, a folder or org/name) or a "
+            f"pathlib.Path, not {type(name).__name__}"
+        )
+    if not name:
+        raise InvalidInputError(
+            "the model name is empty: give a registered name (zoo list), a folder or org/name"
+        )
+    if "\0" in name:
+        raise InvalidInputError(f"the model name {shown(name)} holds a NUL character")
+    return name
+
+
+def _expanded(path: Path) -> Path:
+    """``path`` with a leading "~" or "~user" made the home folder, as a shell does."""
+    try:
+        return path.expanduser()
+    except RuntimeError:  # "~nobody-here": no such user, so no such folder
+        return path
+
+
 def _warn_if_shadowed(name: str) -> None:
-    if Path(name).is_dir():
+    if is_folder(Path(name)):
         warnings.warn(
             f"{name!r} is a registered name and also a folder here; the registered weights "
             f"are loaded: write ./{name} for the folder",
@@ -139,7 +182,7 @@ def _warn_if_shadowed(name: str) -> None:
 def _check_model_folder(folder: Path, reference: HubReference | None) -> None:
     """A folder named like a Hub id is loaded instead of the Hub repository only if it holds
     a model; otherwise say why the Hub was not asked."""
-    if reference is not None and not (folder / CONFIG_NAME).exists():
+    if reference is not None and not (folder / CONFIG_NAME).is_file():
         raise CheckpointError(
             folder,
             f"this folder holds no {CONFIG_NAME}, so it is not a model, but it hides the Hub "
@@ -148,7 +191,7 @@ def _check_model_folder(folder: Path, reference: HubReference | None) -> None:
 
 
 def _existing_folder(path: Path) -> Path:
-    if not path.is_dir():
+    if not is_folder(path):
         raise CheckpointError(path, "no such folder; pass a folder written by save_pretrained")
     return path
 
@@ -161,7 +204,7 @@ def _raise_unknown(name: str) -> NoReturn:
         weights_for_tag(architecture, tag)  # raises, naming the tags there are
     known = ", ".join(list_weights() + list_models())
     raise UnknownModelError(
-        f"{name!r} is not a registered model, an existing folder or a Hub id (org/name); "
+        f"{shown(name)} is not a registered model, an existing folder or a Hub id (org/name); "
         f"registered: {known}"
     )
 
@@ -181,6 +224,8 @@ def _without_revision(source: Source, revision: str | None) -> Source:
 
 
 def _with_revision(reference: HubReference, revision: str | None) -> HubReference:
+    if reference.revision is not None:
+        check_revision(reference.revision)
     if revision is None or revision == reference.revision:
         return reference
     if reference.revision is not None:

@@ -26,11 +26,18 @@ def prepare_images(
     ``(images / 255 - mean) / std``; float images are taken as already normalised.
 
     Raises:
-        InvalidInputError: not a tensor, a shape other than the accepted ones, an integer dtype
-            other than uint8, or a float input holding NaN or infinity.
+        InvalidInputError: not a dense tensor with values, a shape other than the accepted
+            ones, an integer dtype other than uint8, or a float input holding NaN or infinity.
     """
     if not isinstance(images, Tensor):
         raise InvalidInputError(f"images must be a torch.Tensor, got {type(images).__name__}")
+    if images.layout != torch.strided:
+        raise InvalidInputError(f"images must be a dense tensor, not {images.layout}")
+    if images.device.type == "meta" or device.type == "meta":
+        where = "the images are" if images.device.type == "meta" else "the model is"
+        raise InvalidInputError(
+            f"{where} on the meta device, which holds shapes but no values: nothing to predict"
+        )
     batch = _as_batch(images)
     if batch.dtype == torch.uint8:
         pixels = batch.to(device=device).to(dtype)

@@ -8,35 +8,47 @@ A model folder holds two files:
 
 Loading checks everything before it returns: the config must describe a model the registry can
 build, the weights must hash to the pinned sha256 and parse as safetensors, and their tensor
-names and shapes must match the model exactly. Each failure raises a `CheckpointError`
-subclass that names the file and the fix, and nothing half-loaded is ever returned. Pickle is
-never loaded. The weights are written before the config that pins their hash, each atomically,
-so an interrupted save cannot pass for a good one.
+names and shapes must match the model exactly, with finite values. Both files are bounded in
+size before they are read. Each failure raises a `CheckpointError` subclass that names the file
+and the fix, and nothing half-loaded is ever returned. Pickle is never loaded.
+
+Saving is atomic for the pair: after a crash or a race between two saves, the folder loads as
+one whole model, the old or the new (see `_commit`); writers take the folder's lock in turn, and
+readers wait for a writer that is mid-way.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
+import os
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import safetensors.torch
+import torch
 from torch import Tensor
 
 from zoo import __version__
-from zoo.atomic import atomic_write_bytes, sha256_hex
+from zoo.atomic import atomic_write_bytes, sha256_hex, sync_folder, write_durably
 from zoo.errors import (
     CheckpointError,
     ChecksumMismatchError,
     ConfigFileError,
+    InvalidInputError,
     StateDictMismatchError,
     WeightsFileError,
     ZooError,
 )
+from zoo.files import FileTooLargeError, NotARegularFileError, is_regular_file, read_file
+from zoo.limits import MAX_CONFIG_BYTES, MAX_WEIGHTS_BYTES, MAX_WEIGHTS_HEADER_BYTES
+from zoo.locks import folder_lock
 from zoo.models.base import ZooModel
 from zoo.registry import create_model
+from zoo.text import shown
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -47,6 +59,7 @@ EVAL_NAME = "eval.json"
 FORMAT_VERSION = 1
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+_VERSION = re.compile(r"[0-9A-Za-z.+!-]{1,64}")
 _PICKLE_MAGIC = (b"\x80", b"PK\x03\x04")  # pickle protocol >= 2, torch.save's zip archive
 _RESAVE = "save the model again with save_pretrained"
 
@@ -77,32 +90,116 @@ class ModelConfig:
         )
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2) + "\n"
+        return json.dumps(asdict(self), indent=2, allow_nan=False) + "\n"
 
-    def build_model(self) -> ZooModel:
-        """An untrained model of the architecture and arguments this config describes."""
-        return create_model(
-            self.architecture,
-            num_classes=self.num_classes,
-            class_labels=self.class_labels,
-            mean=self.preprocessing["mean"],
-            std=self.preprocessing["std"],
-            **self.kwargs,
-        )
+    def build_model(self, device: str | torch.device | None = None) -> ZooModel:
+        """An untrained model of the architecture and arguments this config describes.
+
+        ``device="meta"`` builds it without memory: enough to check the arguments, count the
+        parameters and read the shapes of its tensors, whatever the config asks for.
+        """
+        with torch.device(device) if device is not None else contextlib.nullcontext():
+            return create_model(
+                self.architecture,
+                num_classes=self.num_classes,
+                class_labels=self.class_labels,
+                mean=self.preprocessing["mean"],
+                std=self.preprocessing["std"],
+                **self.kwargs,
+            )
 
 
-def save_pretrained(model: ZooModel, directory: str | Path) -> Path:
-    """Write ``model`` as ``model.safetensors`` and ``config.json`` into ``directory``."""
-    folder = Path(directory)
+def save_pretrained(model: ZooModel, directory: str | os.PathLike[str]) -> Path:
+    """Write ``model`` as ``model.safetensors`` and ``config.json`` into ``directory``.
+
+    Other files in the folder are left alone. After a crash or a race at any point, the folder
+    loads as the model it held before or as this one, never a mix (see `_commit`). A model
+    that could not be loaded back is refused: weights with NaN or infinity, or settings that
+    its constructor would reject.
+
+    Raises:
+        CheckpointError: the folder cannot be written, or the model is not one to save.
+        InvalidInputError: ``directory`` is not a path, or is empty.
+    """
+    folder = folder_to_write(directory)
+    state = model.state_dict()
+    _check_tensors(state, folder, "cannot be saved")
     weights = weights_bytes(model)
     config = ModelConfig.describe(model, sha256_hex(weights))
+    build_from_config(config, folder / CONFIG_NAME, device="meta")  # what loading would refuse
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(folder / WEIGHTS_NAME, weights)
-        atomic_write_bytes(folder / CONFIG_NAME, config.to_json().encode("utf-8"))
+        with folder_lock(folder, exclusive=True):
+            _commit(folder, weights, config)
     except OSError as error:
         raise CheckpointError(folder, f"cannot write the model here: {error}") from error
     return folder
+
+
+def folder_to_write(directory: object) -> Path:
+    """``directory`` as a `Path`, a leading "~" expanded; an empty one is refused, as it would
+    mean the current folder."""
+    if not isinstance(directory, (str, os.PathLike)):
+        raise InvalidInputError(
+            f"the folder must be a string or a pathlib.Path, not {type(directory).__name__}"
+        )
+    if not os.fspath(directory):
+        raise InvalidInputError("the folder name is empty; write '.' for the current folder")
+    return Path(directory).expanduser()
+
+
+def _commit(folder: Path, weights: bytes, config: ModelConfig) -> None:
+    """Replace the folder's model with ``weights`` and ``config``, under the writer's lock.
+
+    Two files cannot be renamed into place at once, so the config is the commit point:
+
+    1. the weights are written, complete and flushed, beside the old ones under a name that
+       holds their sha256 (`pending_weights`);
+    2. config.json is replaced atomically: from here on it pins the new weights, which
+       `load_folder` finds under that name until
+    3. they are renamed over model.safetensors.
+
+    Killed before step 2, the folder holds the old model; killed after it, the new one. The
+    next save removes a stray file, or renames committed weights into place. A failure
+    before step 2 removes what it wrote.
+    """
+    _finish_interrupted_saves(folder)
+    pending = pending_weights(folder, config.weights_sha256)
+    try:
+        write_durably(pending, weights)
+        atomic_write_bytes(folder / CONFIG_NAME, config.to_json().encode("utf-8"))
+    except BaseException:
+        pending.unlink(missing_ok=True)
+        raise
+    os.replace(pending, folder / WEIGHTS_NAME)
+    sync_folder(folder)
+
+
+def pending_weights(folder: Path, sha256: str) -> Path:
+    """Where a save puts weights with this sha256 until config.json pins them (`_commit`)."""
+    return folder / f".{WEIGHTS_NAME}.{sha256}.pending"
+
+
+def committed_weights(folder: Path, sha256: str) -> Path:
+    """The file holding the weights that config.json pins: model.safetensors, unless a save
+    was interrupted after its config was in place and before its weights were."""
+    pending = pending_weights(folder, sha256)
+    return pending if is_regular_file(pending) else folder / WEIGHTS_NAME
+
+
+def _finish_interrupted_saves(folder: Path) -> None:
+    """Complete what a killed save committed, and remove what killed saves left: weights that
+    config.json already pins are renamed into place; temporary configs and weights that no
+    config pins are removed."""
+    try:
+        pinned = read_config(folder / CONFIG_NAME).weights_sha256
+    except ZooError:
+        pinned = None
+    if pinned and is_regular_file(pending_weights(folder, pinned)):
+        os.replace(pending_weights(folder, pinned), folder / WEIGHTS_NAME)
+    for pattern in (f".{CONFIG_NAME}.*.tmp", f".{WEIGHTS_NAME}.*"):
+        for stray in folder.glob(pattern):
+            stray.unlink(missing_ok=True)
 
 
 def weights_bytes(model: ZooModel) -> bytes:
@@ -115,12 +212,28 @@ def weights_bytes(model: ZooModel) -> bytes:
     return safetensors.torch.save(state, metadata={"format": "pt"})
 
 
+def copy_model_files(folder: Path, destination: Path) -> None:
+    """Copy ``folder``'s config.json and the weights it pins into ``destination``, as
+    config.json and model.safetensors, while no save can change them."""
+    with folder_lock(folder, exclusive=False):
+        config = read_config(folder / CONFIG_NAME)  # checked, and so readable: copy its bytes
+        config_bytes = read_file(folder / CONFIG_NAME, MAX_CONFIG_BYTES)
+        weights = _weights_data(committed_weights(folder, config.weights_sha256))
+    atomic_write_bytes(destination / CONFIG_NAME, config_bytes)
+    atomic_write_bytes(destination / WEIGHTS_NAME, weights)
+
+
 def load_folder(directory: str | Path, expected_sha256: str | None = None) -> ZooModel:
     """Rebuild the model saved in ``directory`` by `save_pretrained`, in eval mode.
 
     ``expected_sha256``, the registry's pin for official weights, must equal the sha256 that
     config.json pins. `zoo.load` and `zoo.from_pretrained` call this for a
     folder.
+
+    Nothing is allocated before the files are checked: the config is bounded in size and its
+    model is first built on the meta device, without memory; the weights file is bounded in
+    size, hashed as it is read, and its tensors must have exactly the names and shapes of that
+    model, and finite values, before the model is built for real.
 
     MC-dropout models stay stochastic in eval mode, so the loaded model samples exactly as the
     saved one did. Runtime state is not saved: the model comes back on the CPU, in float32
@@ -129,9 +242,10 @@ def load_folder(directory: str | Path, expected_sha256: str | None = None) -> Zo
 
     Raises:
         CheckpointError: the folder does not exist.
-        ConfigFileError: config.json is missing, not JSON, or names an unknown architecture,
-            unknown arguments or values the architecture rejects.
-        WeightsFileError: model.safetensors is missing, a pickle, or not valid safetensors.
+        ConfigFileError: config.json is missing, too large, not JSON, or names an unknown
+            architecture, unknown arguments or values the architecture rejects.
+        WeightsFileError: model.safetensors is missing, too large, a pickle, not valid
+            safetensors, or holds NaN or infinity.
         ChecksumMismatchError: model.safetensors does not hash to the pinned sha256, or
             config.json does not pin ``expected_sha256``.
         StateDictMismatchError: a tensor is missing, unexpected or of the wrong shape.
@@ -139,26 +253,38 @@ def load_folder(directory: str | Path, expected_sha256: str | None = None) -> Zo
     folder = Path(directory)
     if not folder.is_dir():
         raise CheckpointError(folder, "no such folder; pass a folder written by save_pretrained")
-    config_path, weights_path = folder / CONFIG_NAME, folder / WEIGHTS_NAME
-    config = read_config(config_path)
-    if expected_sha256 is not None and config.weights_sha256 != expected_sha256:
-        raise ChecksumMismatchError(
-            config_path,
-            f"pins sha256 {config.weights_sha256}, but the registry pins "
-            f"{expected_sha256}: these are not the published weights",
-        )
-    model = _build(config, config_path)
-    state = read_weights(weights_path, config.weights_sha256)
-    _load_state_strictly(model, state, weights_path)
+    config_path = folder / CONFIG_NAME
+    with folder_lock(folder, exclusive=False):
+        config = read_config(config_path)
+        if expected_sha256 is not None and config.weights_sha256 != expected_sha256:
+            raise ChecksumMismatchError(
+                config_path,
+                f"pins sha256 {config.weights_sha256}, but the registry pins "
+                f"{expected_sha256}: these are not the published weights",
+            )
+        skeleton = build_from_config(config, config_path, device="meta")
+        weights_path = committed_weights(folder, config.weights_sha256)
+        state = read_weights(weights_path, config.weights_sha256)
+    _check_state(skeleton, state, weights_path)
+    model = build_from_config(config, config_path)
+    model.load_state_dict(state, strict=True)
     return model.eval()
 
 
 def read_config(path: Path) -> ModelConfig:
-    """Parse and check config.json, or raise `ConfigFileError` saying what is wrong."""
+    """Parse and check config.json, or raise `ConfigFileError` saying what is wrong.
+
+    The file may hold at most `MAX_CONFIG_BYTES`; the values are checked for type and form
+    here, and against the architecture when the model is built.
+    """
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw = json.loads(read_file(path, MAX_CONFIG_BYTES).decode("utf-8"))
     except FileNotFoundError:
         raise ConfigFileError(path, f"missing; {_RESAVE}") from None
+    except FileTooLargeError as error:
+        raise ConfigFileError(path, f"is {error}; it cannot be a zoo config") from None
+    except NotARegularFileError:
+        raise ConfigFileError(path, f"is not a regular file; {_RESAVE}") from None
     except (OSError, ValueError, RecursionError) as error:  # ValueError covers bad JSON/UTF-8
         raise ConfigFileError(path, f"is not valid JSON ({error}); {_RESAVE}") from None
     if not isinstance(raw, dict):
@@ -183,47 +309,91 @@ def read_config(path: Path) -> ModelConfig:
         raise ConfigFileError(path, "'preprocessing' must hold exactly 'mean' and 'std'")
     if not _SHA256.fullmatch(raw["weights_sha256"]):
         raise ConfigFileError(path, "'weights_sha256' must be 64 lower-case hex digits")
+    if not _VERSION.fullmatch(raw["zoo_version"]):
+        raise ConfigFileError(
+            path,
+            f"'zoo_version' must be a version such as '0.1.0', not {shown(raw['zoo_version'])}",
+        )
     return ModelConfig(**{key: raw[key] for key in expected_types}, format_version=FORMAT_VERSION)
 
 
 def read_weights(path: Path, expected_sha256: str) -> dict[str, Tensor]:
-    """Read a safetensors file whose sha256 must be ``expected_sha256``; never unpickle."""
-    if not path.exists():
-        raise WeightsFileError(path, f"missing; it must sit next to {CONFIG_NAME}")
-    if not path.is_file():
-        raise WeightsFileError(path, "is not a regular file")
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise WeightsFileError(path, f"cannot be read: {error}") from None
-    if data.startswith(_PICKLE_MAGIC) and not _has_safetensors_header(data):
+    """Read a safetensors file whose sha256 must be ``expected_sha256``; never unpickle.
+
+    The file's size is bounded (`MAX_WEIGHTS_BYTES`) before a byte is read, and it is hashed
+    as it is read; its tensors are parsed only once the hash matches.
+    """
+    digest = hashlib.sha256()
+    data = _weights_data(path, digest)
+    if _is_pickle(data):
         raise WeightsFileError(
             path,
             "is a pickle (torch.save) file, not safetensors, and pickles are never loaded; "
             "load it yourself only if you trust it, then save the model with save_pretrained",
         )
-    actual_sha256 = sha256_hex(data)
+    size_problem = _size_problem(data)
+    actual_sha256 = digest.hexdigest()
     if actual_sha256 != expected_sha256:
+        detail = f" ({size_problem})" if size_problem else ""
         raise ChecksumMismatchError(
             path,
             f"sha256 is {actual_sha256}, but {CONFIG_NAME} pins {expected_sha256}: the file is "
-            f"truncated, corrupted or not the one saved with this config; download or "
+            f"truncated, corrupted or not the one saved with this config{detail}; download or "
             f"{_RESAVE}",
         )
+    if size_problem:
+        raise WeightsFileError(path, f"is not a valid safetensors file ({size_problem})")
     try:
         return safetensors.torch.load(data)
     except Exception as error:  # safetensors raises its own error types for bad files
         raise WeightsFileError(path, f"is not a valid safetensors file ({error})") from None
 
 
-def _has_safetensors_header(data: bytes) -> bool:
-    """Whether ``data`` opens like safetensors: a little-endian u64 length, then a JSON header.
+def _weights_data(path: Path, digest: Any = None) -> bytes:
+    """The bytes of the weights file at ``path``, bounded and fed to ``digest`` as they come."""
+    try:
+        return read_file(path, MAX_WEIGHTS_BYTES, digest)
+    except FileNotFoundError:
+        raise WeightsFileError(path, f"missing; it must sit next to {CONFIG_NAME}") from None
+    except NotARegularFileError:
+        raise WeightsFileError(path, "is not a regular file") from None
+    except FileTooLargeError as error:
+        raise WeightsFileError(
+            path, f"is {error}: larger than any zoo model could be, so it is not read"
+        ) from None
+    except OSError as error:
+        raise WeightsFileError(path, f"cannot be read: {error}") from None
 
-    A header length can begin with the byte that also opens a pickle, so this tells a real
-    safetensors file from a pickle before the pickle error is raised.
+
+def _is_pickle(data: bytes) -> bool:
+    """Whether ``data`` opens like a pickle or torch.save archive, in bytes that cannot open a
+    safetensors file.
+
+    A safetensors file is an 8-byte little-endian header length followed by the JSON header,
+    so its byte 8 is always "{"; its first byte, the length's lowest, can be anything, the
+    pickle protocol marker 0x80 included, whether the file is whole or truncated.
     """
+    return data.startswith(_PICKLE_MAGIC) and data[8:9] != b"{"
+
+
+def _size_problem(data: bytes) -> str | None:
+    """How ``data``'s size disagrees with what its safetensors header declares, if it does."""
+    if len(data) < 8:
+        return f"{len(data)} bytes cannot hold a safetensors header"
     header_length = int.from_bytes(data[:8], "little")
-    return len(data) >= 8 + header_length and data[8:9] == b"{"
+    if header_length > MAX_WEIGHTS_HEADER_BYTES:
+        return f"its header length, {header_length:,} bytes, is more than any zoo model needs"
+    if len(data) < 8 + header_length:
+        return f"the file ends inside its {header_length:,}-byte header"
+    try:
+        header = json.loads(data[8 : 8 + header_length])
+        ends = [entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"]
+        declared = 8 + header_length + max(ends, default=0)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError):
+        return None  # not a size problem: the parser says what is wrong
+    if not isinstance(declared, int) or declared == len(data):
+        return None
+    return f"its header declares {declared:,} bytes, but the file holds {len(data):,}"
 
 
 def _check_format_version(version: object, path: Path) -> None:
@@ -235,24 +405,30 @@ def _check_format_version(version: object, path: Path) -> None:
             f"uses format {version}, newer than this uncertainty-zoo reads ({FORMAT_VERSION}); "
             "upgrade with: pip install -U uncertainty-zoo",
         )
-    raise ConfigFileError(path, f"'format_version' must be {FORMAT_VERSION}, found {version!r}")
+    raise ConfigFileError(
+        path, f"'format_version' must be {FORMAT_VERSION}, found {shown(version)}"
+    )
 
 
-def _build(config: ModelConfig, path: Path) -> ZooModel:
+def build_from_config(config: ModelConfig, path: Path, device: str | None = None) -> ZooModel:
+    """The model ``config`` (read from ``path``) describes, on ``device`` ("meta": shapes
+    only, no memory), or a `ConfigFileError` naming ``path``."""
     reserved = {"num_classes", "class_labels", "mean", "std"} & set(config.kwargs)
     if reserved:
         raise ConfigFileError(
             path, f"'kwargs' must not repeat {', '.join(sorted(reserved))}; they have own keys"
         )
     try:
-        return config.build_model()
+        return config.build_model(device)
     except ZooError as error:
         message = f"does not describe a model this zoo can build: {error}"
         raise ConfigFileError(path, message) from None
 
 
-def _load_state_strictly(model: ZooModel, state: dict[str, Tensor], path: Path) -> None:
-    expected = model.state_dict()
+def _check_state(skeleton: ZooModel, state: dict[str, Tensor], path: Path) -> None:
+    """Refuse ``state`` unless it has exactly the names and shapes of ``skeleton``'s, in
+    floating point, and finite values."""
+    expected = skeleton.state_dict()
     problems = [f"missing tensor {name}" for name in sorted(expected.keys() - state.keys())]
     problems += [f"unexpected tensor {name}" for name in sorted(state.keys() - expected.keys())]
     problems += [
@@ -268,7 +444,20 @@ def _load_state_strictly(model: ZooModel, state: dict[str, Tensor], path: Path) 
     if problems:
         raise StateDictMismatchError(
             path,
-            f"does not fit the {model.architecture} that {CONFIG_NAME} describes: "
+            f"does not fit the {skeleton.architecture} that {CONFIG_NAME} describes: "
             f"{'; '.join(problems)}; save both files together with save_pretrained",
         )
-    model.load_state_dict(state, strict=True)
+    _check_tensors(state, path, "is refused")
+
+
+def _check_tensors(state: dict[str, Tensor], path: Path, verdict: str) -> None:
+    """Refuse weights that hold no values (the meta device) or hold NaN or infinity: such a
+    model would answer NaN for every image."""
+    for name, tensor in state.items():
+        if tensor.device.type == "meta":
+            raise CheckpointError(path, f"{verdict}: {name} is on the meta device, without values")
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise WeightsFileError(
+                path,
+                f"{verdict}: {name} holds NaN or infinite values, so every answer would be NaN",
+            )

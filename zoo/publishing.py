@@ -17,7 +17,6 @@ evaluation report must be of these very weights.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shutil
 import tempfile
@@ -29,6 +28,7 @@ from zoo import __version__
 from zoo.atomic import atomic_write_bytes
 from zoo.cards import model_card
 from zoo.errors import CheckpointError, ModelConfigError, PretrainedWeightsError
+from zoo.files import is_regular_file
 from zoo.hub import HubReference, PushResult, check_branch, parse_reference, upload_folder
 from zoo.loading import resolve
 from zoo.models.base import ZooModel
@@ -38,6 +38,7 @@ from zoo.pretrained import (
     LOG_NAME,
     RECIPE_NAME,
     WEIGHTS_NAME,
+    copy_model_files,
     load_folder,
     read_config,
     save_pretrained,
@@ -49,7 +50,6 @@ from zoo.training.trainer import read_log, summarize_log
 from zoo.weights import PretrainedWeights, find_weights
 
 CARD_NAME = "README.md"
-PUBLISHED_FILES = (WEIGHTS_NAME, CONFIG_NAME, RECIPE_NAME, EVAL_NAME, LOG_NAME)
 SOURCE_ROOT = Path(__file__).resolve().parent.parent  # recipes/ lives here in a checkout
 
 
@@ -130,7 +130,7 @@ def _describe_folder(
     """What the card of ``folder`` pushed to ``repo_id`` says, from the files in it (and from
     ``evaluation``, which replaces its eval.json)."""
     config = read_config(folder / CONFIG_NAME)
-    model = config.build_model()
+    model = config.build_model("meta")  # for its parameter count: no memory
     report = evaluation or _read_report(folder / EVAL_NAME, config.weights_sha256)
     recipe = read_recipe(folder / RECIPE_NAME) if (folder / RECIPE_NAME).exists() else None
     log_path = folder / LOG_NAME
@@ -178,8 +178,7 @@ def _stage_shipped(
         )
     _copy_folder(entry.folder, staging, entry.sha256)
     shutil.copyfile(recipe_path, staging / RECIPE_NAME)
-    report = {"metrics": entry.metrics, "provenance": entry.evaluation}
-    atomic_write_bytes(staging / EVAL_NAME, (json.dumps(report, indent=2) + "\n").encode())
+    EvaluationReport(entry.metrics, entry.evaluation).save_json(staging / EVAL_NAME)
     entry = dataclasses.replace(entry, hub={"repo_id": repo_id, "revision": None})
     _write_card(model_card(entry, read_recipe(recipe_path)), staging)
     return entry
@@ -188,10 +187,11 @@ def _stage_shipped(
 def _copy_folder(folder: Path, staging: Path, expected_sha256: str | None = None) -> None:
     """Copy the files to publish, then check that the copy loads strictly and sha256-checked
     (against ``expected_sha256`` too, the registry's pin for shipped weights)."""
-    for name in PUBLISHED_FILES:
-        if (folder / name).is_file():
-            shutil.copyfile(folder / name, staging / name)
     try:
+        copy_model_files(folder, staging)
+        for name in (RECIPE_NAME, EVAL_NAME, LOG_NAME):
+            if is_regular_file(folder / name):
+                shutil.copyfile(folder / name, staging / name)
         load_folder(staging, expected_sha256)
     except CheckpointError as error:
         raise type(error)(folder / error.path.name, error.detail) from None

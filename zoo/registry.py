@@ -13,7 +13,13 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from zoo.errors import DuplicateModelError, ModelConfigError, UnknownModelError
+from zoo.errors import (
+    DuplicateModelError,
+    InvalidInputError,
+    ModelConfigError,
+    UnknownModelError,
+)
+from zoo.text import shown
 
 if TYPE_CHECKING:
     from zoo.models.base import ZooModel
@@ -47,6 +53,10 @@ def list_models(pattern: str = "*", *, pretrained: bool = False) -> list[str]:
     By default these are architecture names; with ``pretrained=True`` they are the names of
     the shipped weights instead, "architecture.tag" (see `zoo.weights`).
     """
+    if not isinstance(pattern, str):
+        raise InvalidInputError(
+            f"pattern must be a string such as '*lenet', not {type(pattern).__name__}"
+        )
     if pretrained:
         from zoo.weights import list_weights
 
@@ -62,10 +72,15 @@ def create_model(name: str, **kwargs: Any) -> ZooModel:
     pretrained weights), or "architecture.tag", which gives those weights, like `zoo.load`.
 
     Raises:
+        InvalidInputError: ``name`` is not a string.
         UnknownModelError: no model has that name; the message lists the known ones.
         PretrainedWeightsError: the architecture has no weights with that tag.
         ModelConfigError: the arguments cannot build that model.
     """
+    if not isinstance(name, str):
+        raise InvalidInputError(
+            f"a model is named by a string such as 'lenet', not {type(name).__name__}"
+        )
     architecture, dot, tag = name.partition(".")
     if dot and architecture in list_models():
         if "weights" in kwargs:
@@ -77,10 +92,10 @@ def create_model(name: str, **kwargs: Any) -> ZooModel:
 def model_entrypoint(name: str) -> Callable[..., ZooModel]:
     """Return the function registered as ``name``, or raise `UnknownModelError`."""
     _import_builtin_models()
-    entrypoint = _entrypoints.get(name)
+    entrypoint = _entrypoints.get(name) if isinstance(name, str) else None
     if entrypoint is None:
         known = ", ".join(list_models()) or "none"
-        raise UnknownModelError(f"unknown model {name!r}; known models: {known}")
+        raise UnknownModelError(f"unknown model {shown(name)}; known models: {known}")
     return entrypoint
 
 

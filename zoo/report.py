@@ -6,14 +6,16 @@ import json
 import math
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from torch import Tensor
 
 from zoo.atomic import atomic_write_bytes
 from zoo.errors import CheckpointError
+from zoo.files import read_file
+from zoo.limits import MAX_REPORT_BYTES
 from zoo.metrics.suite import GROUP_TITLES, SPECS
+from zoo.text import escaped, shown
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,7 @@ class EvaluationReport:
                 ``weights_sha256`` is given, evaluates other weights.
         """
         try:
-            raw = json.loads(Path(path).read_text(encoding="utf-8"))
+            raw = json.loads(read_file(path, MAX_REPORT_BYTES).decode("utf-8"))
             metrics = {
                 group: {
                     key: math.nan if value is None else float(value)
@@ -93,8 +95,18 @@ class EvaluationReport:
                 for group, values in raw["metrics"].items()
             }
             provenance = dict(raw["provenance"])
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as error:
             raise CheckpointError(path, f"is not a zoo eval report ({error})") from None
+        unknown = [
+            f"{group}.{key}"
+            for group, values in metrics.items()
+            for key in values
+            if key not in SPECS or SPECS[key].group != group
+        ]
+        if unknown:
+            raise CheckpointError(
+                path, f"is not a zoo eval report: unknown metric {shown(unknown[0])}"
+            )
         evaluated = provenance.get("weights_sha256")
         if weights_sha256 is not None and evaluated != weights_sha256:
             raise CheckpointError(
@@ -119,7 +131,8 @@ class EvaluationReport:
         p = self.provenance
         data = p["dataset"]
         lines = [
-            f"{p['model']} ({p['architecture']}, weights sha256 {p['weights_sha256'][:12]})",
+            f"{escaped(p['model'])} ({p['architecture']}, weights sha256 "
+            f"{p['weights_sha256'][:12]})",
             f"{data['name']} {data['split']}: {data['size']:,} images, {p['samples']} "
             f"sample{'s' if p['samples'] != 1 else ''}, seed {p['seed']}, {p['device']}, "
             f"{p['wall_time_s']:.1f} s",

@@ -27,9 +27,11 @@ import torch
 from torch import Tensor, nn
 
 from zoo.errors import InvalidInputError, ModelConfigError
+from zoo.limits import MAX_CLASSES, MAX_LABEL_LENGTH, MAX_NORMALISATION, MAX_SAMPLES
 from zoo.options import DEFAULT_SAMPLES
 from zoo.prediction import Prediction
 from zoo.preprocessing import prepare_images
+from zoo.text import first_unprintable, shown
 
 if TYPE_CHECKING:
     from zoo.hub import PushResult
@@ -97,11 +99,22 @@ class ZooModel(nn.Module):
 
         Args:
             images: uint8 images or normalised floats, (B, 28, 28), (B, 1, 28, 28) or (28, 28).
-            samples: S, the number of stochastic forward samples. Deterministic models (and a
-                frozen Bayesian model) always give S = 1, so that one call fits every model.
+            samples: S, the number of stochastic forward samples, at most `MAX_SAMPLES`.
+                Deterministic models (and a frozen Bayesian model) always give S = 1, so that
+                one call fits every model.
+
+        Raises:
+            InvalidInputError: images of another shape or type, a bad ``samples``, or outputs
+                that are NaN or infinite (a prediction is never NaN).
         """
         samples = check_samples(samples)
         logits = self(images, samples) if self.stochastic else self(images).unsqueeze(1)
+        if not torch.isfinite(logits).all():
+            raise InvalidInputError(
+                f"the {self.architecture} gives NaN or infinite outputs on these images; check "
+                "that its weights and normalisation are sane and that float images are "
+                "normalised"
+            )
         return Prediction.from_logits(logits)
 
     def save_pretrained(self, directory: str | Path) -> Path:
@@ -205,21 +218,24 @@ def forward_in_chunks(
 
 
 def check_samples(samples: int) -> int:
-    """Return ``samples`` as a positive int, else raise `InvalidInputError`."""
-    return check_positive_integer("samples", samples)
+    """Return ``samples`` as an int from 1 to `MAX_SAMPLES`, else raise `InvalidInputError`."""
+    return check_positive_integer("samples", samples, MAX_SAMPLES)
 
 
-def check_positive_integer(name: str, value: int) -> int:
-    """Return ``value`` as a positive int, else raise `InvalidInputError` naming ``name``."""
+def check_positive_integer(name: str, value: int, maximum: int | None = None) -> int:
+    """Return ``value`` as a positive int (at most ``maximum``), else raise
+    `InvalidInputError` naming ``name``."""
     if not _is_integer(value) or value < 1:
-        raise InvalidInputError(f"{name} must be a positive integer, got {value!r}")
+        raise InvalidInputError(f"{name} must be a positive integer, got {shown(value)}")
+    if maximum is not None and value > maximum:
+        raise InvalidInputError(f"{name} must be at most {maximum:,}, got {value:,}")
     return int(value)
 
 
 def check_number(name: str, value: float) -> float:
     """Return ``value`` as a finite float, else raise `ModelConfigError` naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise ModelConfigError(f"{name} must be a finite number, got {value!r}")
+        raise ModelConfigError(f"{name} must be a finite number, got {shown(value)}")
     return float(value)
 
 
@@ -235,24 +251,49 @@ def _is_integer(value: object) -> bool:
 
 
 def _check_num_classes(num_classes: int) -> int:
-    if not _is_integer(num_classes) or num_classes < 2:
-        raise ModelConfigError(f"num_classes must be an integer >= 2, got {num_classes!r}")
+    if not _is_integer(num_classes) or not 2 <= num_classes <= MAX_CLASSES:
+        raise ModelConfigError(
+            f"num_classes must be an integer from 2 to {MAX_CLASSES:,}, got {shown(num_classes)}"
+        )
     return int(num_classes)
 
 
 def _check_class_labels(labels: Sequence[str] | None, num_classes: int) -> list[str]:
+    """The labels as a list, each a printable string of at most `MAX_LABEL_LENGTH` characters:
+    they are printed by ``zoo predict`` and ``zoo info``, and a config from the Hub sets them."""
     if labels is None:
         return [str(index) for index in range(num_classes)]
     if not isinstance(labels, (list, tuple)) or not all(isinstance(x, str) for x in labels):
-        raise ModelConfigError(f"class_labels must be a list of strings, got {labels!r}")
+        raise ModelConfigError(f"class_labels must be a list of strings, got {shown(labels)}")
     if len(labels) != num_classes:
         raise ModelConfigError(
             f"class_labels has {len(labels)} entries but num_classes is {num_classes}"
         )
+    for index, label in enumerate(labels):
+        if len(label) > MAX_LABEL_LENGTH:
+            raise ModelConfigError(
+                f"class label {index} is {len(label):,} characters long; at most "
+                f"{MAX_LABEL_LENGTH} are allowed"
+            )
+        if first_unprintable(label) is not None:
+            raise ModelConfigError(
+                f"class label {index}, {shown(label)}, holds a control character, which could "
+                "rewrite what a terminal shows; labels must be printable text"
+            )
     return list(labels)
 
 
 def _check_normalisation(mean: float, std: float) -> tuple[float, float]:
-    if check_number("std", std) <= 0:
+    """``mean`` and ``std`` as floats, within bounds that keep normalised pixels far from
+    overflow: |mean| <= `MAX_NORMALISATION` and 1 / `MAX_NORMALISATION` <= std <=
+    `MAX_NORMALISATION` (a std of 1e-300 makes every output NaN)."""
+    std, mean = check_number("std", std), check_number("mean", mean)
+    if std <= 0:
         raise ModelConfigError(f"std must be > 0, got {std!r}")
-    return check_number("mean", mean), float(std)
+    if not 1 / MAX_NORMALISATION <= std <= MAX_NORMALISATION:
+        raise ModelConfigError(
+            f"std must be from {1 / MAX_NORMALISATION:g} to {MAX_NORMALISATION:g}, got {std!r}"
+        )
+    if abs(mean) > MAX_NORMALISATION:
+        raise ModelConfigError(f"mean must be within +-{MAX_NORMALISATION:g}, got {mean!r}")
+    return mean, std

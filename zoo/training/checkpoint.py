@@ -19,6 +19,8 @@ from torch import Tensor
 
 from zoo.atomic import atomic_write_bytes
 from zoo.errors import TrainingStateError
+from zoo.files import read_file
+from zoo.limits import MAX_CHECKPOINT_BYTES
 
 CHECKPOINT_NAME = "training_state.safetensors"
 _METADATA_KEY = "zoo_training_state"
@@ -75,7 +77,7 @@ def save_checkpoint(state: TrainingState, folder: Path) -> Path:
 def load_checkpoint(path: Path) -> TrainingState:
     """Read a checkpoint written by `save_checkpoint`, or raise `TrainingStateError`."""
     try:
-        data = path.read_bytes()
+        data = read_file(path, MAX_CHECKPOINT_BYTES)
         tensors = safetensors.torch.load(data)
         header = json.loads(_safetensors_metadata(data)[_METADATA_KEY])
         return TrainingState(
@@ -97,6 +99,16 @@ def load_checkpoint(path: Path) -> TrainingState:
     except Exception as error:  # OSError, safetensors' own errors, bad JSON, a missing field
         message = f"{path} is not a readable training checkpoint ({error!r})"
         raise TrainingStateError(message) from None
+
+
+def checkpoint_epoch(path: Path) -> int | None:
+    """How many epochs the checkpoint at ``path`` holds, read from its header alone; None when
+    there is no readable checkpoint there."""
+    try:
+        metadata = _safetensors_metadata(read_file(path, MAX_CHECKPOINT_BYTES))
+        return int(json.loads(metadata[_METADATA_KEY])["epoch"])
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+        return None
 
 
 def _safetensors_metadata(data: bytes) -> dict[str, str]:

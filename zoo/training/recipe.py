@@ -21,7 +21,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zoo.errors import RecipeError, ZooError
+from zoo.files import NotARegularFileError, read_file
+from zoo.limits import (
+    MAX_EPOCHS,
+    MAX_LEARNING_RATE,
+    MAX_NAME_LENGTH,
+    MAX_RECIPE_BYTES,
+    MAX_SAMPLES,
+    MAX_TRAINING_ROWS,
+    MAX_WEIGHT_DECAY,
+)
 from zoo.options import OOD_DATASETS, SEED_RANGE
+from zoo.text import shown
 
 if TYPE_CHECKING:
     from zoo.models.base import ZooModel
@@ -171,9 +182,17 @@ def read_recipe(path: str | os.PathLike[str]) -> Recipe:
     Raises:
         RecipeError: the file is missing, not TOML, or any key is unknown or invalid.
     """
-    path = Path(path)
+    if not isinstance(path, (str, os.PathLike)):
+        raise RecipeError(f"a recipe is a path to a TOML file, not {type(path).__name__}")
+    path = Path(path).expanduser()
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_file(path, MAX_RECIPE_BYTES).decode("utf-8")
+    except NotARegularFileError:
+        raise RecipeError(f"cannot read recipe {path}: it is not a regular file") from None
+    except UnicodeDecodeError as error:
+        raise RecipeError(
+            f"recipe {path} is not UTF-8 text ({error.reason} at byte {error.start})"
+        ) from None
     except OSError as error:
         raise RecipeError(f"cannot read recipe {path}: {error.strerror or error}") from None
     return parse_recipe(text, str(path))
@@ -257,7 +276,7 @@ def _check_type(key: str, value: Any, hint: Any, source: str) -> Any:
         name = {dict: "table", str: "string", bool: "boolean", int: "integer", float: "number"}[
             expected
         ]
-        raise RecipeError(f"{source}: '{key}' must be a {name}, got {value!r}")
+        raise RecipeError(f"{source}: '{key}' must be a {name}, got {shown(value)}")
     if expected is float and not math.isfinite(value):
         raise RecipeError(f"{source}: '{key}' must be a finite number, got {value!r}")
     return value
@@ -293,11 +312,12 @@ def _check_choices(recipe: Recipe, require: Require) -> None:
     ]
     for key, allowed in choices:
         value = _get(recipe, key)
-        require(value in allowed, key, f"must be one of {', '.join(allowed)}, got {value!r}")
+        require(value in allowed, key, f"must be one of {', '.join(allowed)}, got {shown(value)}")
     require(
-        _NAME.fullmatch(recipe.name) is not None,
+        _NAME.fullmatch(recipe.name) is not None and len(recipe.name) <= MAX_NAME_LENGTH,
         "name",
-        f"must be letters, digits, '_', '-' and '.' (not first), got {recipe.name!r}",
+        f"must be letters, digits, '_', '-' and '.' (not first), at most {MAX_NAME_LENGTH} of "
+        f"them, got {shown(recipe.name)}",
     )
 
 
@@ -308,7 +328,7 @@ def _check_model_section(section: ModelSection, require: Require) -> None:
     require(
         section.architecture in architectures,
         "model.architecture",
-        f"must be one of {', '.join(architectures)}, got {section.architecture!r}",
+        f"must be one of {', '.join(architectures)}, got {shown(section.architecture)}",
     )
     for key in _DATA_DECIDED_KWARGS:
         require(key not in section.kwargs, f"model.kwargs.{key}", "is not a recipe setting")
@@ -326,6 +346,30 @@ def _check_ranges(recipe: Recipe, require: Require) -> None:
     require(recipe.data.max_rotation <= 180, "data.max_rotation", "must be at most 180 degrees")
     require(recipe.data.max_scale < 1, "data.max_scale", "must be below 1")
     require(recipe.optimizer.lr > 0, "optimizer.lr", "must be above 0")
+    require(
+        recipe.optimizer.lr <= MAX_LEARNING_RATE,
+        "optimizer.lr",
+        f"must be at most {MAX_LEARNING_RATE:g}, got {recipe.optimizer.lr!r}",
+    )
+    require(
+        recipe.optimizer.weight_decay <= MAX_WEIGHT_DECAY,
+        "optimizer.weight_decay",
+        f"must be at most {MAX_WEIGHT_DECAY:g}, got {recipe.optimizer.weight_decay!r}",
+    )
+    require(recipe.optimizer.momentum < 1, "optimizer.momentum", "must be below 1")
+    for key in _AT_MOST_EPOCHS:
+        value = _get(recipe, key)
+        require(value <= MAX_EPOCHS, key, f"must be at most {MAX_EPOCHS:,}, got {value:,}")
+    for key in _SAMPLE_COUNTS:
+        value = _get(recipe, key)
+        require(value <= MAX_SAMPLES, key, f"must be at most {MAX_SAMPLES:,}, got {value:,}")
+    training = recipe.training
+    require(
+        training.batch_size * training.loss_samples <= MAX_TRAINING_ROWS,
+        "training.batch_size",
+        f"x training.loss_samples must be at most {MAX_TRAINING_ROWS:,} image-samples a "
+        f"step, got {training.batch_size:,} x {training.loss_samples:,}",
+    )
     for key in ("training.label_smoothing", "schedule.warmup_fraction"):
         require(0 <= _get(recipe, key) < 1, key, "must be in [0, 1)")
     for key in ("schedule.final_lr_fraction", "schedule.gamma"):
@@ -340,6 +384,8 @@ _AT_LEAST_ONE = (
     "schedule.step_epochs",
     "evaluation.samples",
 )
+_AT_MOST_EPOCHS = ("training.epochs", "training.patience", "schedule.step_epochs")
+_SAMPLE_COUNTS = ("training.loss_samples", "training.validation_samples", "evaluation.samples")
 _NOT_NEGATIVE = (
     "data.validation_size",
     "data.max_shift",

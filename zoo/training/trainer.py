@@ -14,11 +14,13 @@ that was never stopped. The checkpoint is removed once the model is written.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import sys
 import time
+import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,11 +34,26 @@ from tqdm.auto import tqdm
 from zoo.atomic import atomic_write_bytes
 from zoo.data import load_dataset
 from zoo.devices import describe_device, describe_hardware, seeded, select_device
-from zoo.errors import CheckpointError, RecipeError, TrainingStateError
+from zoo.errors import (
+    CheckpointError,
+    RecipeError,
+    TrainingDivergedError,
+    TrainingStateError,
+)
 from zoo.evaluation import evaluate
+from zoo.files import is_folder, read_file
 from zoo.layers.bayesian import has_bayesian_layers, kl_divergence
+from zoo.limits import MAX_LOG_BYTES
+from zoo.locks import FolderInUseError, RunLock
 from zoo.models.base import ZooModel
-from zoo.pretrained import CONFIG_NAME, EVAL_NAME, LOG_NAME, RECIPE_NAME, WEIGHTS_NAME
+from zoo.pretrained import (
+    CONFIG_NAME,
+    EVAL_NAME,
+    LOG_NAME,
+    RECIPE_NAME,
+    WEIGHTS_NAME,
+    folder_to_write,
+)
 from zoo.registry import create_model
 from zoo.training.augment import random_affine, random_shift
 from zoo.training.checkpoint import (
@@ -48,9 +65,11 @@ from zoo.training.checkpoint import (
     save_checkpoint,
 )
 from zoo.training.optim import build_optimizer, build_schedule
-from zoo.training.recipe import Recipe, parse_recipe
+from zoo.training.recipe import Recipe, parse_recipe, read_recipe
 
 OUTPUT_NAMES = (WEIGHTS_NAME, CONFIG_NAME, LOG_NAME, RECIPE_NAME, EVAL_NAME, CHECKPOINT_NAME)
+LOCK_NAME = ".zoo-train.lock"  # held while a run trains into the folder (see zoo.locks)
+_DIVERGENCE_CHECK_STEPS = 16
 
 
 @dataclass(frozen=True)
@@ -64,41 +83,67 @@ class TrainingData:
 
 
 def train(
-    recipe: Recipe,
+    recipe: Recipe | str | os.PathLike[str],
     out: str | os.PathLike[str],
     *,
     device: str | torch.device = "auto",
     resume: bool = False,
+    allow_recipe_changes: bool = False,
     data_dir: str | os.PathLike[str] | None = None,
     progress: bool = False,
 ) -> ZooModel:
-    """Train ``recipe`` into the folder ``out``; return the trained model, in eval mode.
+    """Train ``recipe`` (a `Recipe`, or the path of a recipe file) into the folder ``out``;
+    return the trained model, in eval mode.
 
-    The caller's random state is left as it was. Pass ``resume=True`` to go on from the
-    checkpoint a killed run left in ``out``; the recipe must be the one that run used.
+    The caller's random state is left as it was. While it runs, the run holds a lock on
+    ``out``, so a second run into the same folder fails at once instead of overwriting it.
+
+    Pass ``resume=True`` to go on from the checkpoint a killed run left in ``out``. The recipe
+    must be the one that run used, but for its [evaluation] settings, which only the final
+    evaluation reads. With ``allow_recipe_changes=True`` too, it may also differ in its
+    optimiser's settings, its schedule and its [training] settings (after a diverged run, say):
+    the optimiser's state is kept, the new settings apply from the next step, and the learning
+    rate is the new schedule's at the step reached. Its model, data, seed and optimiser stay.
 
     Raises:
-        TrainingStateError: ``out`` already holds a run (without ``resume``), or holds no
-            checkpoint to resume, or one made with another recipe.
+        TrainingStateError: ``out`` already holds a run (without ``resume``), is in use by
+            another run, holds no checkpoint to resume, or one made with another recipe.
+        TrainingDivergedError: the loss became NaN or infinite; the last checkpoint is kept.
         DatasetError: the training data cannot be read or downloaded.
-        RecipeError: the held-out validation images leave less than one batch to train on.
+        RecipeError: the recipe cannot be read, or its held-out validation images leave less
+            than one batch to train on.
         DeviceError: the device is unknown or not on this machine.
     """
+    if not isinstance(recipe, Recipe):
+        recipe = read_recipe(recipe)
     target = select_device(device)
-    folder = Path(out)
-    state = load_checkpoint(folder / CHECKPOINT_NAME) if resume else _check_fresh(folder)
-    data = _load_training_data(recipe, target, data_dir)
-    recipe = recipe.with_default_kl_weight(len(data.train_targets))
-    if state is not None:
-        _check_same_recipe(recipe, state, folder)
+    folder = folder_to_write(out)
+    created = not is_folder(folder)
     _create(folder)
-    with seeded(recipe.seed):
-        run = _Run(recipe, data, target, folder, progress)
-        if state is not None:
-            run.restore(state)
-        run.fit()
-        model = run.final_model()
-    _write_results(model, recipe, run.log, folder, target, data_dir, progress)
+    lock = RunLock(folder / LOCK_NAME)
+    try:
+        _acquire(lock, folder)
+        state = load_checkpoint(folder / CHECKPOINT_NAME) if resume else _check_fresh(folder)
+        data = _load_training_data(recipe, target, data_dir)
+        recipe = recipe.with_default_kl_weight(len(data.train_targets))
+        changes = [] if state is None else _changes_to_resume_with(recipe, state, folder)
+        if changes and not allow_recipe_changes:
+            raise TrainingStateError(
+                f"the run in {folder} used another recipe (it differs in {', '.join(changes)}); "
+                "resume with the same recipe and options, pass --allow-recipe-changes to go "
+                "on with this one, or start a new --out folder"
+            )
+        with seeded(recipe.seed):
+            run = _Run(recipe, data, target, folder, progress)
+            if state is not None:
+                run.restore(state, changes)
+            run.fit()
+            model = run.final_model()
+        _write_results(model, recipe, run.log, folder, target, data_dir, progress)
+    finally:
+        lock.release()
+        if created:
+            _remove_if_empty(folder)
     return model
 
 
@@ -118,14 +163,48 @@ def _create(folder: Path) -> None:
         raise TrainingStateError(f"cannot create {folder}: {error.strerror or error}") from None
 
 
-def _check_same_recipe(recipe: Recipe, state: TrainingState, folder: Path) -> None:
-    """Refuse to resume a run with a recipe other than the one it started with."""
-    differing = recipe.differences(parse_recipe(state.recipe_toml, str(folder / CHECKPOINT_NAME)))
-    if differing:
+def _acquire(lock: RunLock, folder: Path) -> None:
+    """Take the run's hold on ``folder``, or raise `TrainingStateError` naming the process that
+    has it."""
+    try:
+        lock.acquire()
+    except FolderInUseError as error:
         raise TrainingStateError(
-            f"the run in {folder} used another recipe (it differs in {', '.join(differing)}); "
-            "resume with the same recipe and options, or start a new --out folder"
+            f"{folder} is in use by another zoo train ({error.holder}); wait for it to end, or "
+            "choose another --out folder"
+        ) from None
+    except OSError as error:
+        raise TrainingStateError(f"cannot lock {folder}: {error.strerror or error}") from None
+
+
+def _remove_if_empty(folder: Path) -> None:
+    """Take back a folder this run created and failed to write anything into."""
+    with contextlib.suppress(OSError):
+        folder.rmdir()
+
+
+def _changes_to_resume_with(recipe: Recipe, state: TrainingState, folder: Path) -> list[str]:
+    """The settings in which ``recipe`` differs from the one the checkpointed run used, but
+    for the evaluation's; refuses those a run cannot change midway."""
+    started_with = parse_recipe(state.recipe_toml, str(folder / CHECKPOINT_NAME))
+    changes = [key for key in recipe.differences(started_with) if not key.startswith("evaluation.")]
+    fixed = [key for key in changes if key in _FIXED_KEYS or key.startswith(_FIXED_SECTIONS)]
+    if fixed:
+        raise TrainingStateError(
+            f"the run in {folder} used another recipe (it differs in {', '.join(fixed)}, which "
+            "a run cannot change midway); resume with the run's own, or start a new --out folder"
         )
+    if changes and recipe.training.epochs <= state.epoch:
+        raise TrainingStateError(
+            f"the run in {folder} has trained {state.epoch} epochs already; the recipe's "
+            f"training.epochs, {recipe.training.epochs}, leaves none to go on with"
+        )
+    return changes
+
+
+# What resuming with another recipe may not change: what the weights and the data are.
+_FIXED_KEYS = ("seed", "optimizer.name")
+_FIXED_SECTIONS = ("model.", "data.")
 
 
 def _load_training_data(
@@ -155,6 +234,7 @@ class _Run:
         self.bayesian = has_bayesian_layers(self.model)
         self.batch_order = torch.Generator().manual_seed(recipe.seed)
         steps_per_epoch = math.ceil(len(data.train_targets) / recipe.training.batch_size)
+        self.steps_per_epoch = steps_per_epoch
         self.optimizer = build_optimizer(self.model, recipe.optimizer)
         self.schedule = build_schedule(
             self.optimizer,
@@ -162,6 +242,7 @@ class _Run:
             steps_per_epoch * recipe.training.epochs,
             steps_per_epoch,
         )
+        self.changes: list[str] = []  # recipe keys a resumed run changed, for its next log line
         self.amp_dtype = _amp_dtype(recipe, device)
         self.forward = self.model
         if recipe.training.cuda_compile and device.type == "cuda":
@@ -173,12 +254,16 @@ class _Run:
         self.best_nll: float | None = None
         self.epochs_since_best = 0
 
-    def restore(self, state: TrainingState) -> None:
-        """Continue from ``state``, exactly where the interrupted run stood."""
+    def restore(self, state: TrainingState, changes: list[str]) -> None:
+        """Continue from ``state``, exactly where the interrupted run stood; with ``changes``
+        (recipe keys), under this run's optimiser settings and schedule from there on."""
         try:
             self.model.load_state_dict(state.weights, strict=True)
-            self.optimizer.load_state_dict(state.optimizer)
-            self.schedule.load_state_dict(state.scheduler)
+            if changes:
+                self._restore_under_new_settings(state)
+            else:
+                self.optimizer.load_state_dict(state.optimizer)
+                self.schedule.load_state_dict(state.scheduler)
             restore_rng_states(state.rng, self.batch_order)
         except (RuntimeError, ValueError, KeyError, TypeError) as error:
             raise TrainingStateError(
@@ -188,6 +273,22 @@ class _Run:
         self.epoch, self.log = state.epoch, state.log
         self.best_weights, self.best_nll = state.best_weights, state.best_nll
         self.epochs_since_best = state.epochs_since_best
+        self.changes = changes
+
+    def _restore_under_new_settings(self, state: TrainingState) -> None:
+        """The optimiser's state (its moments) from ``state``; its settings and learning rate
+        from this run's recipe, with the schedule moved on to the step the run reached."""
+        settings = [
+            {key: value for key, value in group.items() if key != "params"}
+            for group in self.optimizer.param_groups
+        ]
+        self.optimizer.load_state_dict(state.optimizer)
+        for group, new in zip(self.optimizer.param_groups, settings, strict=True):
+            group.update(new)
+        with warnings.catch_warnings():  # stepping the schedule alone is the point here
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
+            for _ in range(state.epoch * self.steps_per_epoch):
+                self.schedule.step()
 
     def fit(self) -> None:
         training = self.recipe.training
@@ -209,6 +310,8 @@ class _Run:
                 self.log[-1]["elapsed_seconds"] if self.log else 0.0
             )
             record |= self.setup
+            if self.changes:
+                record["recipe_changes"], self.changes = self.changes, []
             self.epoch += 1
             self.log.append(record)
             self._save_checkpoint()
@@ -226,6 +329,10 @@ class _Run:
         order = torch.randperm(len(self.data.train_targets), generator=self.batch_order)
         batches = order.to(self.device).split(recipe.training.batch_size)
         totals = torch.zeros(3, dtype=torch.float64, device=self.device)  # loss, correct, kl
+        # The first step whose loss is not finite, kept on the device and read every few steps,
+        # so that watching for divergence costs no wait on the device per step.
+        first_bad_step = torch.zeros((), dtype=torch.long, device=self.device)
+        first_bad_loss = torch.zeros((), device=self.device)
         bar = tqdm(
             batches,
             desc=f"epoch {self.epoch + 1}/{recipe.training.epochs}",
@@ -237,12 +344,37 @@ class _Run:
             images = self._augment(self.data.train_images[indices])
             targets = self.data.train_targets[indices]
             loss, correct, kl = self._step(images, targets)
+            newly_bad = (first_bad_step == 0) & ~torch.isfinite(loss)
+            first_bad_step = torch.where(newly_bad, step, first_bad_step)
+            first_bad_loss = torch.where(newly_bad, loss.float(), first_bad_loss)
+            if step % _DIVERGENCE_CHECK_STEPS == 0 or step == len(batches):
+                self._stop_if_diverged(int(first_bad_step), float(first_bad_loss), len(batches))
             totals += torch.stack([loss * len(indices), correct, kl]).double()
             if self.progress and (step % 20 == 0 or step == len(batches)):
                 seen = min(step * recipe.training.batch_size, len(order))
                 bar.set_postfix(loss=f"{totals[0] / seen:.4f}", acc=f"{totals[1] / seen:.2%}")
         loss, correct, kl = totals.tolist()
         return loss / len(order), correct / len(order), kl / len(batches)
+
+    def _stop_if_diverged(self, first_bad_step: int, loss: float, steps: int) -> None:
+        """Raise `TrainingDivergedError` if a step's loss was NaN or infinite: the weights are
+        ruined from that step on, and no checkpoint of this epoch has been written."""
+        if first_bad_step == 0:
+            return
+        where = f"epoch {self.epoch + 1}, step {first_bad_step} of {steps}"
+        if self.epoch == 0:
+            kept = "no epoch had finished, so there is no checkpoint to go on from"
+            advice = "change the recipe (a lower optimizer.lr, say) and start again"
+        else:
+            kept = f"the checkpoint after epoch {self.epoch} is kept in {self.folder}"
+            advice = (
+                "the same recipe would diverge at the same step again: change it (a lower "
+                f"optimizer.lr, say) and go on with `zoo train NEW_RECIPE --out {self.folder} "
+                "--resume --allow-recipe-changes`"
+            )
+        raise TrainingDivergedError(
+            f"training diverged: the loss became {loss:g} at {where}; {kept}; {advice}"
+        )
 
     def _augment(self, images: Tensor) -> Tensor:
         """Random shifts (uint8, exact), or random affine maps (normalised floats)."""
@@ -378,24 +510,52 @@ def _format_record(record: dict[str, Any], epochs: int) -> str:
 
 def write_log(log: list[dict[str, Any]], folder: Path) -> None:
     """Rewrite train_log.jsonl with one JSON line per finished epoch."""
-    lines = "".join(json.dumps(record) + "\n" for record in log)
+    lines = "".join(json.dumps(record, allow_nan=False) + "\n" for record in log)
     atomic_write_bytes(folder / LOG_NAME, lines.encode("utf-8"))
 
 
 def read_log(path: Path) -> list[dict[str, Any]]:
-    """The records of a train_log.jsonl, one per finished epoch.
+    """The records of a train_log.jsonl, one per finished epoch, each checked to hold what
+    `summarize_log` reads (a log may come from a Hub repository).
 
     Raises:
-        CheckpointError: the file cannot be read or is not such a log.
+        CheckpointError: the file cannot be read, is larger than `MAX_LOG_BYTES`, or is not
+            such a log.
     """
     try:
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-    except (OSError, ValueError) as error:
+        text = read_file(path, MAX_LOG_BYTES).decode("utf-8")
+        records = [json.loads(line) for line in text.splitlines()]
+    except (OSError, ValueError, RecursionError) as error:
         raise CheckpointError(path, f"is not a training log of zoo train ({error})") from None
+    for number, record in enumerate(records, start=1):
+        problem = _record_problem(record)
+        if problem:
+            raise CheckpointError(path, f"line {number} is not a zoo train record: {problem}")
+    return records
+
+
+_RECORD_FIELDS = {"device": str, "hardware": str, "torch": str, "compiled": bool}
+
+
+def _record_problem(record: object) -> str | None:
+    if not isinstance(record, dict):
+        return "not a JSON object"
+    seconds = record.get("elapsed_seconds")
+    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool):
+        return "'elapsed_seconds' must be a number"
+    if not 0 <= seconds < math.inf:
+        return "'elapsed_seconds' must be finite and not negative"
+    for key, kind in _RECORD_FIELDS.items():
+        if not isinstance(record.get(key), kind):
+            return f"'{key}' must be a JSON {kind.__name__}"
+    if not isinstance(record.get("amp"), (str, type(None))):
+        return "'amp' must be a string or null"
+    return None
 
 
 def summarize_log(log: list[dict[str, Any]]) -> dict[str, Any]:
-    """Epochs, time, device and software of a training run, from its log; {} when empty."""
+    """Epochs, time, device and software of a training run, from its log (as `read_log`
+    checks it); {} when empty."""
     if not log:
         return {}
     last = log[-1]

@@ -1,0 +1,43 @@
+"""Text that came from a file, made safe to show in a terminal.
+
+Class labels, versions and training logs come from files that a Hub repository ships. Printed
+as they are, an escape sequence could clear the screen or retitle the window, and a newline could
+forge a line of output. `escaped` writes every such character as a visible escape instead.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+# Control (Cc), format (Cf: bidirectional overrides, zero-width characters), surrogate (Cs),
+# and line and paragraph separators (Zl, Zp): none belongs in a label, and each can change what
+# a terminal shows.
+_UNPRINTABLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+
+
+def is_unprintable(character: str) -> bool:
+    """Whether ``character`` changes what a terminal shows instead of showing itself."""
+    return unicodedata.category(character) in _UNPRINTABLE_CATEGORIES
+
+
+def first_unprintable(text: str) -> str | None:
+    """The first character of ``text`` that `is_unprintable`, or None."""
+    return next((character for character in text if is_unprintable(character)), None)
+
+
+def escaped(text: str, *, keep: str = "") -> str:
+    """``text`` with every unprintable character written as a Python escape (``\\x1b``,
+    ``\\n``, ``\\u202e``), except those in ``keep`` (e.g. ``"\\n"`` for a multi-line block
+    the program itself laid out)."""
+    if first_unprintable(text) is None:
+        return text
+    return "".join(
+        repr(character)[1:-1] if is_unprintable(character) and character not in keep else character
+        for character in text
+    )
+
+
+def shown(value: object, limit: int = 80) -> str:
+    """``value``'s repr for a one-line message: escaped, and cut to about ``limit`` characters."""
+    text = escaped(repr(value))
+    return text if len(text) <= limit else f"{text[: limit - 4]}...{text[-1]}"
