@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -155,3 +156,67 @@ def test_predict_runs_as_a_real_process(model_folder: Path, tmp_path: Path) -> N
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert len(json.loads(result.stdout)[0]["votes"]) == 3
+
+
+MEMORY_CAP = """
+import resource, sys
+cap = 2 << 30  # 2 GiB of heap: torch and a LeNet need a few hundred MB
+resource.setrlimit(resource.RLIMIT_DATA, (cap, cap))
+from zoo.cli import main
+main(sys.argv[1:])
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_DATA bounds the heap on Linux")
+def test_files_that_would_explode_in_memory_or_block_are_refused_and_the_others_answered(
+    model_folder: Path, tmp_path: Path
+) -> None:
+    from zoo.limits import MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE
+
+    good = save_image(tmp_path / "good.png", digit())
+    huge = {
+        "wide.png": (200_000, 1),  # padded to a square, 40 G pixels
+        "tall.png": (1, 60_000),
+        "square.png": (MAX_IMAGE_SIDE + 1, MAX_IMAGE_SIDE + 1),
+        "many.png": (MAX_IMAGE_SIDE, MAX_IMAGE_PIXELS // MAX_IMAGE_SIDE + 1),
+    }
+    for name, size in huge.items():
+        Image.new("L", size).save(tmp_path / name)
+        assert (tmp_path / name).stat().st_size < 100_000
+    fifo = tmp_path / "fifo.png"  # would block a reader that waits for a writer
+    os.mkfifo(fifo)
+    paths = [str(tmp_path / name) for name in huge] + [str(fifo), str(good)]
+    result = subprocess.run(
+        [sys.executable, "-c", MEMORY_CAP, "predict", str(model_folder), *paths, "--json"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr  # some files could not be answered
+    entries = json.loads(result.stdout)
+    for entry, (name, (width, height)) in zip(entries, huge.items(), strict=False):
+        assert entry["image"].endswith(name)
+        assert f"the image is {width:,} x {height:,} pixels" in entry["error"]
+    assert "not a regular file" in entries[-2]["error"]
+    assert "votes" in entries[-1]
+    assert result.stderr.count("Error:") == len(huge) + 1
+
+
+def test_a_model_whose_outputs_overflow_exits_2_and_writes_no_nan(
+    tmp_path: Path,
+) -> None:
+    model = zoo.create_model("lenet")
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.mul_(1e12)  # finite weights, infinite logits
+    folder = model.save_pretrained(tmp_path / "overflowing")
+    path = save_image(tmp_path / "digit.png", digit())
+    result = CliRunner().invoke(main, ["predict", str(folder), str(path), "--json"])
+    assert result.exit_code == 2
+    assert "NaN or infinite outputs" in result.stderr
+    assert "NaN" not in result.stdout and "Infinity" not in result.stdout
+
+
+def test_file_names_are_printed_escaped(model_folder: Path, tmp_path: Path) -> None:
+    path = save_image(tmp_path / "a\x1b[2Jb\nc.png", digit())
+    result = CliRunner().invoke(main, ["predict", str(model_folder), str(path)])
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.output and "a\\x1b[2Jb\\nc.png: " in result.output

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import huggingface_hub
 import pytest
+import safetensors.torch
 import torch
 from huggingface_hub import constants
 from huggingface_hub.utils import _http
@@ -475,3 +476,98 @@ def test_a_missing_path_is_not_mistaken_for_a_hub_id(hub: HubServer, tmp_path: P
     with pytest.raises(ModelConfigError, match="nothing after '@'"):
         zoo.load(f"{REPO}@")
     assert hub.requests == []
+
+
+BAD_REVISIONS = [
+    "../../../../somewhere/else",
+    "..",
+    "main/../../x",
+    "/etc",
+    "-rf",
+    "a\x00b",
+    "a\x1b[2Jb",
+    "x" * 256,
+    "a~1",
+    "a:b",
+    "a//b",
+    "branch/",
+    "v1.lock",
+    ".hidden",
+    "@",
+    "a@{1}",
+    "a\\b",
+    "a*",
+]
+
+
+@pytest.mark.parametrize("revision", BAD_REVISIONS)
+def test_a_revision_that_is_no_ref_name_is_refused_before_any_request(
+    hub: HubServer, revision: str, tmp_path: Path
+) -> None:
+    with pytest.raises(ModelConfigError, match=r"^revision '") as caught:
+        zoo.load(REPO, revision=revision)
+    messages = [str(caught.value)]
+    for call in (lambda: zoo.load(f"{REPO}@{revision}"), lambda: model_info(f"{REPO}@{revision}")):
+        with pytest.raises((ModelConfigError, zoo.InvalidInputError)) as caught:
+            call()  # a NUL is refused in the name as a whole, before the revision is read
+        messages.append(str(caught.value))
+    for message in messages:  # one line, control characters shown escaped
+        assert not any(character in message for character in "\n\x1b\x00")
+    with pytest.raises(ModelConfigError, match="--revision must name a branch"):
+        untrained().push_to_hub(REPO, revision=revision, token=HUB_TOKEN)
+    assert hub.requests == []
+
+
+@pytest.mark.parametrize("revision", ["main", "v1.0", "feature/x-2", "refs/pr/1", "a" * 40])
+def test_a_ref_name_or_commit_passes_the_revision_check(revision: str) -> None:
+    from zoo.hub import check_revision
+
+    assert check_revision(revision) == revision
+
+
+def test_a_hub_that_cannot_be_reached_fails_at_once_and_says_so(
+    hub: HubServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from .test_hub_server import record_backoff_sleeps
+
+    sleeps = record_backoff_sleeps(monkeypatch)
+    hub.set_down(True)
+    with pytest.raises(HubConnectionError, match="the host cannot be reached at all") as caught:
+        zoo.load(REPO)
+    assert "Connection refused" in str(caught.value)
+    with pytest.raises(HubConnectionError, match="cannot reach the Hub"):
+        untrained().push_to_hub(REPO, token=HUB_TOKEN)
+    assert sleeps == []  # the client's 23 s of retries were never started
+
+
+def test_an_unreachable_hub_loads_what_is_cached_at_once(
+    hub: HubServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from .test_hub_server import record_backoff_sleeps
+
+    model = untrained()
+    model.push_to_hub(REPO, token=HUB_TOKEN)
+    zoo.load(REPO)
+    sleeps = record_backoff_sleeps(monkeypatch)
+    hub.set_down(True)
+    assert same_weights(zoo.load(REPO), model)
+    assert model_info(REPO)["architecture"] == "lenet"
+    assert sleeps == []
+
+
+def test_a_model_with_non_finite_weights_is_never_published(hub: HubServer, tmp_path: Path) -> None:
+    model = untrained()
+    model.save_pretrained(tmp_path / "folder")
+    with torch.no_grad():
+        model.layers.fc3.bias[0] = float("nan")
+    with pytest.raises(CheckpointError, match="NaN or infinite"):
+        model.push_to_hub(REPO, token=HUB_TOKEN)
+    tensors = {name: value.clone() for name, value in model.state_dict().items()}
+    data = safetensors.torch.save(tensors)
+    (tmp_path / "folder" / WEIGHTS_NAME).write_bytes(data)
+    config = json.loads((tmp_path / "folder" / CONFIG_NAME).read_text())
+    config["weights_sha256"] = sha256(data)
+    (tmp_path / "folder" / CONFIG_NAME).write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="NaN or infinite"):
+        zoo.push_to_hub(tmp_path / "folder", REPO, token=HUB_TOKEN)
+    assert hub.requests == [] and not hub.repo_exists(REPO)

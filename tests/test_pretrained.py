@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,7 @@ import safetensors.torch
 import torch
 
 import zoo
+import zoo.info
 from zoo.pretrained import CONFIG_NAME, WEIGHTS_NAME
 
 from .conftest import ARCHITECTURES
@@ -360,3 +364,236 @@ def test_config_json_that_python_cannot_parse(text: str, tmp_path: Path) -> None
     (tmp_path / CONFIG_NAME).write_text(text)
     with pytest.raises(zoo.ConfigFileError, match="not valid JSON"):
         zoo.from_pretrained(tmp_path)
+
+
+# Hostile and careless input: every refusal is a ZooError that names the file, before any
+# large allocation.
+
+
+@pytest.fixture(scope="module")
+def save_races(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, object]]:
+    """What tests/save_races.py found: saves killed at every step, and saves racing."""
+    if not hasattr(os, "fork"):
+        pytest.skip("the kills and races fork the saving processes")
+    script = Path(__file__).with_name("save_races.py")
+    folder = tmp_path_factory.mktemp("save-races")
+    result = subprocess.run(
+        [sys.executable, str(script), str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_a_save_killed_at_any_step_leaves_the_old_or_the_new_model(
+    save_races: dict[str, dict[str, object]],
+) -> None:
+    assert save_races["kills"]["failures"] == []
+    assert save_races["kills"]["rounds"] >= 9  # three saves, killed at every step until done
+
+
+def test_concurrent_saves_and_loads_never_see_a_mix(
+    save_races: dict[str, dict[str, object]],
+) -> None:
+    assert save_races["races"]["failures"] == []
+    assert save_races["races"]["rounds"] > 25  # 25 races, then loads during 40 saves
+
+
+def test_a_config_too_large_for_any_model_is_not_read(tmp_path: Path) -> None:
+    saved("lenet", tmp_path)
+    config = json.loads((tmp_path / CONFIG_NAME).read_text())
+    config["num_classes"], config["class_labels"] = 6_000_000, "LABELS"
+    labels = "[" + '"c",' * 5_999_999 + '"c"]'  # 24 MB of JSON, written without json.dumps
+    (tmp_path / CONFIG_NAME).write_text(json.dumps(config).replace('"LABELS"', labels))
+    with pytest.raises(zoo.ConfigFileError, match=r"config\.json: is [\d,]+ bytes, more than"):
+        zoo.from_pretrained(tmp_path)
+
+
+def test_a_huge_num_classes_is_refused_before_the_model_is_built(tmp_path: Path) -> None:
+    saved("lenet", tmp_path)
+    edit_config(tmp_path, num_classes=150_000, class_labels=["c"] * 150_000)
+    with pytest.raises(zoo.ConfigFileError, match="num_classes must be an integer from 2 to"):
+        zoo.from_pretrained(tmp_path)
+    with pytest.raises(zoo.ConfigFileError, match="num_classes"):
+        zoo.info.model_info(tmp_path)
+
+
+def test_the_config_is_checked_against_the_weights_before_the_model_is_built(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    saved("mc_dropout_lenet", tmp_path)
+    edit_config(tmp_path, num_classes=5, class_labels=list("abcde"))
+    built_on: list[str] = []
+    real_init = torch.nn.Linear.__init__
+
+    def record_device(self: torch.nn.Linear, *args: object, **kwargs: object) -> None:
+        real_init(self, *args, **kwargs)
+        built_on.append(self.weight.device.type)
+
+    monkeypatch.setattr(torch.nn.Linear, "__init__", record_device)
+    with pytest.raises(zoo.StateDictMismatchError, match=r"\(10, 84\).*\(5, 84\)"):
+        zoo.from_pretrained(tmp_path)
+    assert built_on and set(built_on) == {"meta"}  # no real weights were ever allocated
+
+
+def test_a_weights_file_larger_than_any_zoo_model_is_not_read(tmp_path: Path) -> None:
+    from zoo.limits import MAX_WEIGHTS_BYTES
+
+    saved("lenet", tmp_path)
+    with open(tmp_path / WEIGHTS_NAME, "r+b") as handle:
+        handle.truncate(MAX_WEIGHTS_BYTES + 1)  # sparse: no disk space used
+    with pytest.raises(zoo.WeightsFileError, match="larger than any zoo model could be"):
+        zoo.from_pretrained(tmp_path)
+
+
+def test_weights_are_hashed_as_they_are_read_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    saved("lenet", tmp_path)
+    opened: list[str] = []
+    real_open = os.open
+
+    def count_opens(path: object, *args: object, **kwargs: object) -> int:
+        opened.append(Path(str(path)).name)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", count_opens)
+    zoo.from_pretrained(tmp_path)
+    assert opened.count(WEIGHTS_NAME) == 1
+
+
+def test_a_truncated_file_is_named_by_the_size_its_header_declares(tmp_path: Path) -> None:
+    saved("lenet", tmp_path)
+    data = (tmp_path / WEIGHTS_NAME).read_bytes()
+    replace_weights(tmp_path, data[:-64])
+    pattern = rf"header declares {len(data):,} bytes, but the file holds {len(data) - 64:,}"
+    with pytest.raises(zoo.WeightsFileError, match=pattern):
+        zoo.from_pretrained(tmp_path)
+
+
+def test_a_truncated_safetensors_file_opening_like_a_pickle_is_not_called_one(
+    tmp_path: Path,
+) -> None:
+    saved("lenet", tmp_path)
+    tensors = safetensors.torch.load_file(tmp_path / WEIGHTS_NAME)
+    data = next(
+        data
+        for padding in range(256)
+        if (data := safetensors.torch.save(tensors, metadata={"pad": "x" * padding}))[0] == 0x80
+    )
+    replace_weights(tmp_path, data[:-100])  # its header length no longer fits the file
+    with pytest.raises(zoo.WeightsFileError) as caught:
+        zoo.from_pretrained(tmp_path)
+    assert "pickle" not in str(caught.value)
+    assert "not a valid safetensors file" in str(caught.value)
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+def test_non_finite_weights_are_refused_on_load_and_on_save(value: float, tmp_path: Path) -> None:
+    saved("mc_dropout_lenet", tmp_path / "loaded")
+    edit_tensors(tmp_path / "loaded", lambda tensors: tensors["layers.fc3.bias"].fill_(value))
+    with pytest.raises(zoo.WeightsFileError, match=r"layers\.fc3\.bias holds NaN or infinite"):
+        zoo.from_pretrained(tmp_path / "loaded")
+    model = zoo.create_model("mc_dropout_lenet")
+    with torch.no_grad():
+        model.layers.conv1.weight[0, 0, 0, 0] = value
+    with pytest.raises(zoo.CheckpointError, match=r"conv1\.weight holds NaN or infinite"):
+        model.save_pretrained(tmp_path / "saved")
+    assert not (tmp_path / "saved").exists()
+
+
+@pytest.mark.parametrize(
+    ("preprocessing", "message"),
+    [({"mean": 0.1, "std": 1e-300}, "std must be from"), ({"mean": 1e300, "std": 1}, "mean")],
+)
+def test_normalisation_that_would_overflow_is_refused(
+    preprocessing: dict[str, float], message: str, tmp_path: Path
+) -> None:
+    saved("lenet", tmp_path)
+    edit_config(tmp_path, preprocessing=preprocessing)
+    with pytest.raises(zoo.ConfigFileError, match=message):
+        zoo.from_pretrained(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "label", ["\x1b[2J", "7\nfake output line", "\x1b]0;title\x07", "a\u202eb", "\u2028", "x" * 201]
+)
+def test_labels_that_could_rewrite_a_terminal_are_refused_on_load_and_save(
+    label: str, tmp_path: Path
+) -> None:
+    saved("lenet", tmp_path / "loaded")
+    edit_config(tmp_path / "loaded", class_labels=[label] + [str(digit) for digit in range(1, 10)])
+    with pytest.raises(zoo.ConfigFileError, match="class label 0"):
+        zoo.from_pretrained(tmp_path / "loaded")
+    model = zoo.create_model("lenet")
+    model.class_labels[0] = label  # changed after the checks of the constructor
+    with pytest.raises(zoo.ConfigFileError, match="class label 0"):
+        model.save_pretrained(tmp_path / "saved")
+    with pytest.raises(zoo.ModelConfigError, match="class label 0"):
+        zoo.create_model("lenet", class_labels=[label, *"123456789"])
+
+
+def test_a_config_version_must_be_a_version(tmp_path: Path) -> None:
+    saved("lenet", tmp_path)
+    edit_config(tmp_path, zoo_version="0.1\x1b[2J")
+    with pytest.raises(zoo.ConfigFileError, match="'zoo_version' must be a version"):
+        zoo.from_pretrained(tmp_path)
+
+
+def test_an_empty_folder_name_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(zoo.InvalidInputError, match="the folder name is empty"):
+        zoo.create_model("lenet").save_pretrained("")
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(zoo.InvalidInputError, match="the model name is empty"):
+        zoo.load("")
+
+
+def test_a_folder_under_home_is_written_and_read_with_a_tilde(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, images: torch.Tensor
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    model = zoo.create_model("lenet").eval()
+    assert model.save_pretrained("~/models/mine") == tmp_path / "models" / "mine"
+    assert not (tmp_path / "~").exists()
+    for name in ("~/models/mine", Path("~/models/mine")):
+        assert torch.equal(zoo.load(name)(images), model(images))
+    with pytest.raises(zoo.CheckpointError, match="no such folder"):
+        zoo.load("~/models/other")
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [(None, "NoneType"), (123, "int"), (b"lenet", "bytes"), (["lenet"], "list")],
+)
+def test_a_model_name_of_the_wrong_type_says_what_is_expected(name: object, expected: str) -> None:
+    with pytest.raises(zoo.InvalidInputError, match=rf"named by a string .* not {expected}"):
+        zoo.load(name)  # type: ignore[arg-type]
+    with pytest.raises(zoo.InvalidInputError, match=rf"named by a string .* not {expected}"):
+        zoo.create_model(name)  # type: ignore[arg-type]
+    if name is not None:  # revision=None is the default branch
+        with pytest.raises(zoo.ModelConfigError, match=f"revision must be a string.*{expected}"):
+            zoo.load("org/name", revision=name)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", ["a" * 300, "a/" + "b" * 300, "~/" + "c" * 300, "x\0y"])
+def test_a_name_no_file_system_can_hold_is_a_one_line_error(name: str) -> None:
+    with pytest.raises(zoo.ZooError) as caught:
+        zoo.load(name)
+    assert "\n" not in str(caught.value) and len(str(caught.value)) < 1000
+
+
+def test_a_fifo_in_place_of_a_model_file_is_refused_without_blocking(tmp_path: Path) -> None:
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no FIFOs here")
+    for name, error in ((CONFIG_NAME, zoo.ConfigFileError), (WEIGHTS_NAME, zoo.WeightsFileError)):
+        folder = tmp_path / name
+        saved("lenet", folder)
+        (folder / name).unlink()
+        os.mkfifo(folder / name)
+        with pytest.raises(error, match="not a regular file"):
+            zoo.from_pretrained(folder)

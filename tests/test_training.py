@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import signal
@@ -17,8 +18,8 @@ from click.testing import CliRunner
 
 import zoo
 from zoo.cli import main
-from zoo.errors import RecipeError, TrainingStateError
-from zoo.training import parse_recipe, read_recipe, train
+from zoo.errors import RecipeError, TrainingDivergedError, TrainingStateError
+from zoo.training import Recipe, parse_recipe, read_recipe, train
 from zoo.training import trainer as trainer_module
 from zoo.training.augment import random_shift
 from zoo.training.checkpoint import TrainingState, load_checkpoint, save_checkpoint
@@ -330,3 +331,231 @@ def test_zoo_train_on_a_missing_device_is_a_clear_error(tmp_path: Path) -> None:
     arguments = ["train", str(recipe), "--out", str(tmp_path / "run"), "--device", "cuda"]
     result = CliRunner().invoke(main, arguments)
     assert result.exit_code == 2 and "not available on this machine" in result.stderr
+
+
+def read_log_of(folder: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in (folder / "train_log.jsonl").read_text().splitlines()]
+
+
+def diverging_recipe(lr: float = 10.0, **training: object) -> str:
+    """Plain SGD at a constant rate: at lr=10 the tiny run's loss becomes NaN in epoch 2."""
+    return tiny_recipe("lenet", **training) + (
+        f'[optimizer]\nname = "sgd"\nlr = {lr}\n[schedule]\nname = "constant"\n'
+    )
+
+
+def test_a_diverging_run_stops_at_the_first_nan_and_keeps_the_last_checkpoint(
+    tiny_data_root: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "run"
+    for attempt in range(2):  # the same recipe diverges at the same step again
+        with pytest.raises(TrainingDivergedError) as caught:
+            train(
+                parse_recipe(diverging_recipe()), folder, data_dir=tiny_data_root,
+                resume=attempt > 0,
+            )  # fmt: skip
+        message = str(caught.value)
+        assert "loss became nan at epoch 2, step 2 of 5" in message
+        assert f"the checkpoint after epoch 1 is kept in {folder}" in message
+        assert "--resume --allow-recipe-changes" in message
+        assert load_checkpoint(folder / "training_state.safetensors").epoch == 1
+        assert not (folder / "model.safetensors").exists()
+        assert [record["epoch"] for record in read_log_of(folder)] == [1]
+
+
+def with_kl_weight(recipe: Recipe, kl_weight: float) -> Recipe:
+    return dataclasses.replace(
+        recipe, training=dataclasses.replace(recipe.training, kl_weight=kl_weight)
+    )
+
+
+def test_a_diverged_run_goes_on_from_its_checkpoint_under_a_changed_recipe(
+    tiny_data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder, recipe = tmp_path / "run", parse_recipe(tiny_recipe("bayesian_lenet", epochs=3))
+    with monkeypatch.context() as patch:
+        interrupt_after_epochs(patch, 1)
+        with pytest.raises(KeyboardInterrupt):
+            train(recipe, folder, data_dir=tiny_data_root)
+    options = {"data_dir": tiny_data_root, "resume": True, "allow_recipe_changes": True}
+    with pytest.raises(TrainingDivergedError, match="loss became inf at epoch 2, step 1 of 5"):
+        train(with_kl_weight(recipe, 1e300), folder, **options)
+    assert load_checkpoint(folder / "training_state.safetensors").epoch == 1
+    with pytest.raises(TrainingStateError, match=r"differs in training\.kl_weight.*--allow-recipe"):
+        train(with_kl_weight(recipe, 0.01), folder, data_dir=tiny_data_root, resume=True)
+    train(with_kl_weight(recipe, 0.01), folder, **options)
+    log = read_log_of(folder)
+    assert [record.get("recipe_changes") for record in log] == [None, ["training.kl_weight"], None]
+    assert read_recipe(folder / "recipe.toml").training.kl_weight == 0.01
+    assert zoo.load(folder).architecture == "bayesian_lenet"
+
+
+def test_a_run_that_diverges_in_its_first_epoch_says_there_is_nothing_to_resume(
+    tiny_data_root: Path, tmp_path: Path
+) -> None:
+    recipe = with_kl_weight(parse_recipe(tiny_recipe("bayesian_lenet")), 1e300)
+    with pytest.raises(TrainingDivergedError, match=r"epoch 1, step 1 of 5.*no checkpoint"):
+        train(recipe, tmp_path / "run", data_dir=tiny_data_root)
+
+
+def test_resuming_with_changes_moves_the_new_schedule_to_the_step_reached(
+    tiny_data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = parse_recipe(tiny_recipe(epochs=3))
+    second = parse_recipe(
+        tiny_recipe(epochs=4).replace("[training]", "[optimizer]\nlr = 2e-3\n[training]")
+    )
+    with monkeypatch.context() as patch:
+        interrupt_after_epochs(patch, 1)
+        with pytest.raises(KeyboardInterrupt):
+            train(first, tmp_path / "resumed", data_dir=tiny_data_root)
+    train(second, tmp_path / "fresh", data_dir=tiny_data_root)
+    train(
+        second, tmp_path / "resumed", data_dir=tiny_data_root, resume=True,
+        allow_recipe_changes=True,
+    )  # fmt: skip
+    logs = {run: read_log_of(tmp_path / run) for run in ("fresh", "resumed")}
+    assert [record["lr"] for record in logs["resumed"][1:]] == [
+        record["lr"] for record in logs["fresh"][1:]
+    ]
+    assert logs["resumed"][1]["recipe_changes"] == ["optimizer.lr", "training.epochs"]
+
+
+def changed_recipe(recipe: Recipe, key: str) -> Recipe:
+    """``recipe`` with the setting ``key`` changed."""
+    if key == "seed":
+        return recipe.replace(seed=recipe.seed + 1)
+    if key == "model.kwargs":
+        model = dataclasses.replace(recipe.model, kwargs={"fc_dropout": 0.3})
+        return dataclasses.replace(recipe, model=model)
+    data = dataclasses.replace(recipe.data, validation_size=recipe.data.validation_size + 1)
+    return dataclasses.replace(recipe, data=data)
+
+
+@pytest.mark.parametrize("key", ["model.kwargs", "seed", "data.validation_size"])
+def test_what_a_run_cannot_change_midway_is_refused_even_when_changes_are_allowed(
+    key: str, tiny_data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recipe = parse_recipe(tiny_recipe(epochs=3))
+    with monkeypatch.context() as patch:
+        interrupt_after_epochs(patch, 1)
+        with pytest.raises(KeyboardInterrupt):
+            train(recipe, tmp_path / "run", data_dir=tiny_data_root)
+    with pytest.raises(TrainingStateError, match=rf"differs in {re.escape(key)}, which a run"):
+        train(
+            changed_recipe(recipe, key), tmp_path / "run", data_dir=tiny_data_root, resume=True,
+            allow_recipe_changes=True,
+        )  # fmt: skip
+
+
+def test_resume_takes_a_recipe_that_differs_only_in_its_evaluation(
+    tiny_data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recipe = parse_recipe(tiny_recipe(epochs=3))
+    train(recipe, tmp_path / "whole", data_dir=tiny_data_root)
+    with monkeypatch.context() as patch:
+        interrupt_after_epochs(patch, 1)
+        with pytest.raises(KeyboardInterrupt):
+            train(recipe, tmp_path / "resumed", data_dir=tiny_data_root)
+    evaluation = dataclasses.replace(recipe.evaluation, samples=3, seed=9)
+    corrected = dataclasses.replace(recipe, evaluation=evaluation)
+    train(corrected, tmp_path / "resumed", data_dir=tiny_data_root, resume=True)
+    assert weights_sha256(tmp_path / "resumed") == weights_sha256(tmp_path / "whole")
+    report = json.loads((tmp_path / "resumed" / "eval.json").read_text())
+    assert (report["provenance"]["samples"], report["provenance"]["seed"]) == (3, 9)
+    assert read_recipe(tmp_path / "resumed" / "recipe.toml").evaluation.samples == 3
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("[evaluation]\nsamples = 1_000_000_000", r"'evaluation\.samples' must be at most 1,024"),
+        ("[training]\nvalidation_samples = 5000", r"'training\.validation_samples' must be at"),
+        ("[training]\nloss_samples = 2000", r"'training\.loss_samples' must be at most"),
+        ("[training]\nepochs = 1_000_000_000", r"'training\.epochs' must be at most"),
+        ("[training]\nbatch_size = 60000\nloss_samples = 16", "image-samples a step"),
+        ("[optimizer]\nlr = 1e300", r"'optimizer\.lr' must be at most 10"),
+        ("[optimizer]\nweight_decay = 1e300", r"'optimizer\.weight_decay' must be at most"),
+        ('[optimizer]\nname = "sgd"\nmomentum = 1.5', r"'optimizer\.momentum' must be below 1"),
+    ],
+)
+def test_settings_that_cannot_finish_are_refused_before_training(
+    setting: str, message: str
+) -> None:
+    base = 'name = "x"\nseed = 0\n[model]\narchitecture = "mc_dropout_lenet"\n'
+    with pytest.raises(RecipeError, match=message):
+        parse_recipe(base + setting + "\n")
+
+
+def test_a_recipe_that_is_not_utf8_or_not_a_file_is_a_recipe_error(tmp_path: Path) -> None:
+    (tmp_path / "latin1.toml").write_bytes('name = "caf\xe9"\n'.encode("latin-1"))
+    with pytest.raises(RecipeError, match="is not UTF-8 text"):
+        read_recipe(tmp_path / "latin1.toml")
+    with pytest.raises(RecipeError, match="not a regular file"):
+        read_recipe(tmp_path)
+    result = CliRunner().invoke(main, ["train", str(tmp_path / "latin1.toml")])
+    assert result.exit_code == 2 and "is not UTF-8 text" in result.stderr
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_train_takes_the_path_of_a_recipe(tiny_data_root: Path, tmp_path: Path) -> None:
+    path = tmp_path / "recipe.toml"
+    path.write_text(tiny_recipe("lenet", epochs=1))
+    for recipe in (str(path), path):
+        model = train(recipe, tmp_path / f"run-{type(recipe).__name__}", data_dir=tiny_data_root)
+        assert model.architecture == "lenet"
+    with pytest.raises(RecipeError, match="a recipe is a path to a TOML file, not int"):
+        train(3, tmp_path / "other", data_dir=tiny_data_root)  # type: ignore[arg-type]
+
+
+HOLD_THE_LOCK = """
+import sys, time
+from pathlib import Path
+from zoo.locks import RunLock
+lock = RunLock(Path(sys.argv[1]))
+lock.acquire()
+print("locked", flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_second_run_into_a_folder_in_use_fails_at_once_naming_the_process(
+    tiny_data_root: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "run"
+    folder.mkdir()
+    command = [sys.executable, "-c", HOLD_THE_LOCK, str(folder / trainer_module.LOCK_NAME)]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as holder:
+        try:
+            assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+            recipe = parse_recipe(tiny_recipe("lenet", epochs=1))
+            with pytest.raises(TrainingStateError) as caught:
+                train(recipe, folder, data_dir=tiny_data_root)
+            assert str(caught.value) == (
+                f"{folder} is in use by another zoo train (process {holder.pid}); wait for it "
+                "to end, or choose another --out folder"
+            )
+            assert list(folder.iterdir()) == [folder / trainer_module.LOCK_NAME]
+        finally:
+            holder.kill()  # the kernel lets go of a dead process's lock
+    train(recipe, folder, data_dir=tiny_data_root)
+    assert (folder / "model.safetensors").exists()
+    assert not (folder / trainer_module.LOCK_NAME).exists()
+
+
+def test_ctrl_c_says_how_to_go_on(
+    tiny_data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(tiny_recipe("lenet", epochs=3))
+    arguments = ["train", str(recipe), "--out", str(tmp_path / "run")]
+    arguments += ["--data-dir", str(tiny_data_root)]
+    for epochs, expected in ((0, "nothing to resume"), (2, "checkpoint after epoch 2 is kept")):
+        with monkeypatch.context() as patch:
+            interrupt_after_epochs(patch, epochs)
+            result = CliRunner().invoke(main, arguments)
+        assert result.exit_code == 130
+        assert expected in result.stderr and "Aborted" not in result.stderr
+    assert "run the same command with --resume" in result.stderr
+    result = CliRunner().invoke(main, [*arguments, "--resume"])
+    assert result.exit_code == 0, result.output
