@@ -154,3 +154,33 @@ def test_eval_runs_as_a_real_process_on_the_official_data(
     assert provenance["dataset"]["file_md5s"]["t10k-images-idx3-ubyte"] == (
         "2646ac647ad5339dbf082846283269ea"  # the official file's md5, from the data's README
     )
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs a folder no file can be made in")
+@pytest.mark.parametrize("option", ["--json", "--plot"])
+def test_an_output_that_cannot_be_written_fails_before_the_evaluation(
+    option: str, model_folder: Path, tiny_data_root: Path
+) -> None:
+    pytest.importorskip("matplotlib")
+    code, out, err = run("eval", model_folder, "--data-dir", tiny_data_root, option, "/proc/r")
+    assert code == 2 and "cannot write /proc/r" in err
+    assert out == "" and "mnist test" not in err  # no report printed, no progress bar shown
+
+
+def test_eval_refuses_more_samples_than_the_bound(model_folder: Path) -> None:
+    code, _, err = run("eval", model_folder, "--samples", "100000")
+    assert code == 2 and "100000 is not in the range 1<=x<=1024" in err
+    with pytest.raises(zoo.InvalidInputError, match="batch_size x samples is 2,000 x 1,024"):
+        zoo.evaluate(str(model_folder), samples=1024, batch_size=2000)
+
+
+def test_a_report_with_a_metric_the_zoo_does_not_know_is_refused(
+    model_folder: Path, tmp_path: Path
+) -> None:
+    folder = zoo.load(model_folder).save_pretrained(tmp_path / "run")
+    pinned = json.loads((folder / "config.json").read_text())["weights_sha256"]
+    report = {"metrics": {"classification": {"\x1b[2J": 1.0}}, "provenance": {}}
+    report["provenance"]["weights_sha256"] = pinned
+    (folder / "eval.json").write_text(json.dumps(report))
+    with pytest.raises(zoo.CheckpointError, match=r"unknown metric 'classification\.\\x1b"):
+        zoo.EvaluationReport.read_json(folder / "eval.json", pinned)

@@ -140,3 +140,53 @@ def test_publish_all_pushes_the_bundled_bytes_and_records_the_commits(
         loaded, bundled = zoo.load(f"{repo_id}@{commit}").state_dict(), zoo.load(name).state_dict()
         assert all(torch.equal(loaded[key], value) for key, value in bundled.items())
     assert weights.all_weights() == weights.all_weights.__wrapped__()  # the package is untouched
+
+
+def write_log(folder: Path, **changes: object) -> None:
+    record = {
+        "epoch": 1, "loss": 1.0, "elapsed_seconds": 60.0, "device": "cpu (2 threads)",
+        "hardware": "a CPU", "torch": "2.14.1", "amp": None, "compiled": False,
+    } | changes  # fmt: skip
+    (folder / "train_log.jsonl").write_text(json.dumps(record) + "\n")
+
+
+def test_info_shows_text_from_a_hub_repository_escaped(hub: HubServer, tmp_path: Path) -> None:
+    folder = zoo.create_model("lenet").save_pretrained(tmp_path / "run")
+    write_log(folder, hardware="\x1b]0;owned\x07\x1b[2J CPU\nforged: line")
+    code, _, err = run("push", folder, "--repo-id", REPO, "--token", HUB_TOKEN)
+    assert code == 0, err
+    code, out, err = run("info", REPO)
+    assert code == 0, err
+    assert "\x1b" not in out and "\x07" not in out
+    assert "\\x1b]0;owned\\x07\\x1b[2J CPU\\nforged: line" in out
+    assert not any(line.startswith("forged") for line in out.splitlines())
+
+
+@pytest.mark.parametrize(
+    ("log", "message"),
+    [
+        ({"elapsed_seconds": "soon"}, "'elapsed_seconds' must be a number"),
+        ({"compiled": "no"}, "'compiled' must be a JSON bool"),
+        ([1, 2], "line 1 is not a zoo train record: not a JSON object"),
+    ],
+)
+def test_a_folder_with_a_hostile_log_is_not_pushed(
+    log: object, message: str, hub: HubServer, tmp_path: Path
+) -> None:
+    folder = zoo.create_model("lenet").save_pretrained(tmp_path / "run")
+    if isinstance(log, dict):
+        write_log(folder, **log)
+    else:
+        (folder / "train_log.jsonl").write_text(json.dumps(log) + "\n")
+    code, _, err = run("push", folder, "--repo-id", REPO, "--token", HUB_TOKEN)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert hub.requests == []
+
+
+@pytest.mark.parametrize("command", ["info", "eval", "predict"])
+def test_a_revision_that_climbs_out_is_a_one_line_error(command: str, hub: HubServer) -> None:
+    arguments = [command, f"{REPO}@../../../../tmp/x"] + (["x.png"] if command == "predict" else [])
+    code, _, err = run(*arguments)
+    assert code == 2 and err.startswith("Error: revision '../../../../tmp/x' is not a git ref")
+    assert len(err.strip().splitlines()) == 1
+    assert hub.requests == []

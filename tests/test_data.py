@@ -12,7 +12,7 @@ import torch
 from zoo.data import DEFAULT_DATA_DIR, data_root, load_dataset
 from zoo.errors import CorruptDatasetError, DatasetNotFoundError, InvalidInputError
 
-from .conftest import write_idx, write_idx_dataset
+from .conftest import write_idx, write_idx_dataset, write_random_data_root
 
 # From the data's README: test-set label counts for the digits 0-9, and the md5s of the
 # uncompressed official test files.
@@ -118,3 +118,12 @@ def test_images_and_labels_that_do_not_match_are_refused(tmp_path: Path) -> None
 def test_unknown_datasets_and_splits_are_refused(name: str, split: str, tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError, match=r"known: mnist|one of train, test"):
         load_dataset(name, split, tmp_path)
+
+
+@pytest.mark.parametrize("name", ["t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte.gz"])
+def test_a_folder_in_place_of_a_data_file_is_named(name: str, tmp_path: Path) -> None:
+    raw = write_random_data_root(tmp_path, 5, 5, seed=0) / "MNIST" / "raw"
+    (raw / name).unlink(missing_ok=True)
+    (raw / name).mkdir()
+    with pytest.raises(CorruptDatasetError, match=f"{name} is not a regular file"):
+        load_dataset("mnist", "test", tmp_path)

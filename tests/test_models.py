@@ -220,3 +220,46 @@ def test_numpy_scalars_are_accepted_as_numbers(images: torch.Tensor) -> None:
     numpy = pytest.importorskip("numpy")
     model = build("mc_dropout_lenet", num_classes=numpy.int64(3), fc_dropout=numpy.float32(0.3))
     assert model.predict(images, samples=numpy.int64(4)).sample_probs.shape == (6, 4, 3)
+
+
+@pytest.mark.parametrize("name", STOCHASTIC)
+def test_more_samples_than_the_bound_are_refused_before_any_work(
+    name: str, images: torch.Tensor
+) -> None:
+    from zoo.limits import MAX_SAMPLES
+
+    model = build(name)
+    assert model.predict(images[:1], samples=MAX_SAMPLES).sample_probs.shape[1] == MAX_SAMPLES
+    for samples in (MAX_SAMPLES + 1, 5000, 10**20):
+        with pytest.raises(zoo.InvalidInputError, match=f"samples must be at most {MAX_SAMPLES:,}"):
+            model.predict(images[:1], samples=samples)
+        with pytest.raises(zoo.InvalidInputError, match="samples must be at most"):
+            model(images[:1], samples=samples)
+
+
+@pytest.mark.parametrize("name", ARCHITECTURES)
+def test_tensors_without_values_or_dense_storage_are_refused(name: str) -> None:
+    model = build(name)
+    meta_images = torch.zeros(2, 28, 28, dtype=torch.uint8, device="meta")
+    with pytest.raises(zoo.InvalidInputError, match="images are on the meta device"):
+        model.predict(meta_images)
+    with pytest.raises(zoo.InvalidInputError, match="must be a dense tensor"):
+        model.predict(torch.zeros(2, 28, 28).to_sparse())
+    with pytest.raises(zoo.InvalidInputError, match="the model is on the meta device"):
+        build(name).to("meta").predict(torch.zeros(2, 28, 28, dtype=torch.uint8))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"num_classes": 100_001}, "num_classes must be an integer from 2 to 100,000"),
+        ({"std": 1e-300}, "std must be from"),
+        ({"std": 1e300}, "std must be from"),
+        ({"mean": -1e300}, "mean must be within"),
+    ],
+)
+def test_sizes_and_normalisation_out_of_bounds_are_refused(
+    kwargs: dict[str, object], message: str
+) -> None:
+    with pytest.raises(zoo.ModelConfigError, match=message):
+        zoo.create_model("lenet", **kwargs)

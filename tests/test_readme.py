@@ -63,3 +63,38 @@ def test_the_pretrained_figures_in_the_docs_are_the_registry_s(document: Path) -
         metrics = flat_metrics(entry.metrics)
         expected = [format_metric(key, metrics[key]) for key in HEADLINE_METRICS]
         assert cells[1:5] == expected, name
+
+
+def test_the_readme_tables_the_limits_the_code_enforces() -> None:
+    from zoo import limits
+
+    text = README.read_text()
+    section = text[text.index("## What the zoo refuses") :]
+    section = section[: section.index("\n## ", 1)]
+    mebibytes = {
+        limits.MAX_IMAGE_FILE_BYTES: "128 MiB",
+        limits.MAX_CONFIG_BYTES: "1 MiB",
+        limits.MAX_WEIGHTS_BYTES: "256 MiB",
+        limits.MAX_LOG_BYTES: "16 MiB",
+        limits.MAX_RECIPE_BYTES: "1 MiB",
+    }
+    for size, written in mebibytes.items():
+        assert size == int(written.split()[0]) << 20 and written in section
+    counts = [
+        limits.MAX_SAMPLES,
+        limits.MAX_EVALUATION_ROWS,
+        limits.MAX_TRAINING_ROWS,
+        limits.MAX_IMAGE_SIDE,
+        limits.MAX_IMAGE_PIXELS,
+        limits.MAX_CLASSES,
+        limits.MAX_LABEL_LENGTH,
+        limits.MAX_REVISION_LENGTH,
+        limits.MAX_EPOCHS,
+        limits.MAX_NAME_LENGTH,
+    ]
+    for count in counts:
+        assert f"{count:,}" in section, count
+    assert f"`lr` above {limits.MAX_LEARNING_RATE:g}" in section
+    assert f"`weight_decay` above {limits.MAX_WEIGHT_DECAY:g}" in section
+    assert f"at most {limits.HUB_CONNECT_TIMEOUT_S:g} s" in section
+    assert f"outside {1 / limits.MAX_NORMALISATION:g} to {limits.MAX_NORMALISATION:,.0f}" in section

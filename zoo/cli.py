@@ -17,6 +17,7 @@ import click
 from zoo import __version__
 from zoo.atomic import check_writable
 from zoo.errors import ZooError
+from zoo.limits import MAX_SAMPLES
 from zoo.options import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_SAMPLES,
@@ -29,7 +30,7 @@ from zoo.text import escaped
 
 samples_option = click.option(
     "--samples",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MAX_SAMPLES),
     default=DEFAULT_SAMPLES,
     show_default=True,
     help="Stochastic forward samples per image.",
