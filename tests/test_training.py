@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 import signal
 import subprocess
@@ -398,13 +399,14 @@ def test_a_run_that_diverges_in_its_first_epoch_says_there_is_nothing_to_resume(
         train(recipe, tmp_path / "run", data_dir=tiny_data_root)
 
 
+@pytest.mark.parametrize("schedule", ["onecycle", "cosine", "step"])
 def test_resuming_with_changes_moves_the_new_schedule_to_the_step_reached(
-    tiny_data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    schedule: str, tiny_data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    first = parse_recipe(tiny_recipe(epochs=3))
-    second = parse_recipe(
-        tiny_recipe(epochs=4).replace("[training]", "[optimizer]\nlr = 2e-3\n[training]")
-    )
+    settings = f'[schedule]\nname = "{schedule}"\nstep_epochs = 2\n[training]'
+    first = parse_recipe(tiny_recipe(epochs=3).replace("[training]", settings))
+    faster = settings.replace("[training]", "[optimizer]\nlr = 2e-3\n[training]")
+    second = parse_recipe(tiny_recipe(epochs=4).replace("[training]", faster))
     with monkeypatch.context() as patch:
         interrupt_after_epochs(patch, 1)
         with pytest.raises(KeyboardInterrupt):
@@ -559,3 +561,24 @@ def test_ctrl_c_says_how_to_go_on(
     assert "run the same command with --resume" in result.stderr
     result = CliRunner().invoke(main, [*arguments, "--resume"])
     assert result.exit_code == 0, result.output
+
+
+def test_weights_that_become_nan_in_the_last_step_of_an_epoch_stop_the_run(
+    tiny_data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original, steps = trainer_module._Run._step, []
+
+    def step_that_ruins_the_weights(run, images, targets):  # type: ignore[no-untyped-def]
+        result = original(run, images, targets)  # a finite loss...
+        steps.append(run.epoch)
+        if steps.count(1) == 5:  # ...but the last of epoch 2's 5 steps leaves a NaN weight
+            with torch.no_grad():
+                next(run.model.parameters()).view(-1)[0] = math.nan
+        return result
+
+    monkeypatch.setattr(trainer_module._Run, "_step", step_that_ruins_the_weights)
+    recipe = parse_recipe(tiny_recipe("lenet", epochs=3))
+    with pytest.raises(TrainingDivergedError) as caught:
+        train(recipe, tmp_path / "run", data_dir=tiny_data_root)
+    assert "the weights became NaN or infinite in the last step of epoch 2" in str(caught.value)
+    assert "the checkpoint after epoch 1 is kept" in str(caught.value)

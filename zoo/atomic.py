@@ -39,17 +39,6 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     sync_folder(path.parent)
 
 
-def write_durably(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` (replacing what is there) and flush it to disk.
-
-    Not atomic: for a file that nothing reads until a later atomic step names it.
-    """
-    with open(path, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
 def check_writable(path: str | Path) -> None:
     """Fail now, not after an hour's work, if a file could not be written at ``path`` later:
     its folder must exist and take a new file (a file is made there and removed), and

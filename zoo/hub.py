@@ -19,6 +19,7 @@ import contextlib
 import importlib
 import re
 import socket
+import time
 import typing
 import urllib.request
 from collections.abc import Iterator, Sequence
@@ -182,7 +183,9 @@ def download(
     pinned = reference.at(commit)
     for filename in filenames[1:]:
         _download_file(pinned, filename, shown=reference, **options)
-    not_there = (HubFileNotFoundError, HubOfflineError, HubConnectionError if unreachable else ())
+    not_there: tuple[type[HubError], ...] = (HubFileNotFoundError, HubOfflineError)
+    if unreachable:  # not in the cache, and no Hub to ask
+        not_there += (HubConnectionError,)
     for filename in optional:
         with contextlib.suppress(*not_there):
             _download_file(pinned, filename, shown=reference, **options)
@@ -190,30 +193,51 @@ def download(
 
 
 def unreachable_reason() -> str | None:
-    """Why no TCP connection to the Hub (or to the proxy in between) opens within
-    `HUB_CONNECT_TIMEOUT_S`; None when one does.
+    """Why no TCP connection to the Hub opens within `HUB_CONNECT_TIMEOUT_S`; None when one
+    does, or when the answer is not ours to find (a proxy stands in between).
 
     huggingface_hub retries a failed request for about 23 s before it gives up or falls back
     to its cache. A host that cannot be reached at all (no network, no such host, nothing
     listening) is told apart at once, and the download goes straight to the cache.
     """
-    endpoint = urlsplit(_endpoint())
-    default_port = 443 if endpoint.scheme == "https" else 80
-    host, port = endpoint.hostname, endpoint.port or default_port
-    proxy = urllib.request.getproxies().get(endpoint.scheme)
-    if proxy and host and not urllib.request.proxy_bypass(host):
-        proxy_url = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
-        if proxy_url.scheme not in ("http", "https"):
-            return None  # a SOCKS proxy: leave it to the client
-        host, port = proxy_url.hostname, proxy_url.port or default_port
-    if not host:
-        return None
     try:
-        with socket.create_connection((host, port), timeout=HUB_CONNECT_TIMEOUT_S):
-            return None
+        endpoint = urlsplit(_endpoint())
+        host, port = endpoint.hostname, endpoint.port or _DEFAULT_PORTS.get(endpoint.scheme)
+    except ValueError:  # a bad port in HF_ENDPOINT: the client says what is wrong with it
+        return None
+    if not host or not port or _proxied(endpoint.scheme, host):
+        return None
+    deadline = time.monotonic() + HUB_CONNECT_TIMEOUT_S
+    reason = "no address"
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as error:
-        reason = error.strerror or str(error) or type(error).__name__
-        return f"cannot connect to {host}:{port}: {reason}"
+        return f"cannot connect to {host}:{port}: {error.strerror or error}"
+    for family, kind, protocol, _, address in addresses:  # IPv6 and IPv4, within one deadline
+        left = deadline - time.monotonic()
+        if left <= 0:
+            reason = f"no answer within {HUB_CONNECT_TIMEOUT_S:g} s"
+            break
+        try:
+            with socket.socket(family, kind, protocol) as connection:
+                connection.settimeout(left)
+                connection.connect(address)
+            return None
+        except TimeoutError:
+            reason = f"no answer within {HUB_CONNECT_TIMEOUT_S:g} s"
+        except OSError as error:
+            reason = error.strerror or str(error) or type(error).__name__
+    return f"cannot connect to {host}:{port}: {reason}"
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _proxied(scheme: str, host: str) -> bool:
+    """Whether the client would reach ``host`` through a proxy (HTTP(S)_PROXY, ALL_PROXY, or
+    the system's settings), which then decides what can be reached."""
+    proxies = urllib.request.getproxies()
+    return bool(proxies.get(scheme) or proxies.get("all")) and not urllib.request.proxy_bypass(host)
 
 
 def _download_file(

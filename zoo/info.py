@@ -7,11 +7,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from zoo.hub import HubReference, download
 from zoo.loading import resolve
-from zoo.models.base import ZooModel
+from zoo.models.base import ZooModel, build_skeleton
 from zoo.pretrained import (
     CONFIG_NAME,
     EVAL_NAME,
@@ -51,8 +49,7 @@ def model_info(name_or_path: str | os.PathLike[str]) -> dict[str, Any]:
     entry = find_weights(source)
     if entry is not None:
         return _weights_info(source, entry)
-    with torch.device("meta"):  # described, never run: no memory for its weights
-        model = create_model(source)
+    model = build_skeleton(lambda: create_model(source))  # described, never run
     return _describe(source, architecture_summary(source), model, weights=None)
 
 
@@ -73,7 +70,7 @@ def matching_names(pattern: str) -> list[str]:
 
 def _weights_info(name: str, entry: PretrainedWeights) -> dict[str, Any]:
     config_path = entry.folder / CONFIG_NAME
-    model = build_from_config(read_config(config_path), config_path, "meta")
+    model = build_from_config(read_config(config_path), config_path, skeleton=True)
     weights = {"file": str(entry.folder / WEIGHTS_NAME), "sha256": entry.sha256}
     summary = entry.summary if name == entry.name else f"{entry.summary} ({entry.name})"
     info = _describe(name, summary, model, weights)
@@ -89,7 +86,7 @@ def _weights_info(name: str, entry: PretrainedWeights) -> dict[str, Any]:
 
 def _folder_info(folder: Path) -> dict[str, Any]:
     config = read_config(folder / CONFIG_NAME)
-    model = build_from_config(config, folder / CONFIG_NAME, "meta")
+    model = build_from_config(config, folder / CONFIG_NAME, skeleton=True)
     weights = {"file": str(folder / WEIGHTS_NAME), "sha256": config.weights_sha256}
     summary = f"saved by uncertainty-zoo {config.zoo_version}"
     return _describe(str(folder), summary, model, weights)
@@ -102,7 +99,7 @@ def _hub_info(reference: HubReference) -> dict[str, Any]:
     snapshot = download(reference, [CONFIG_NAME], optional=optional)
     folder, where = snapshot.folder, f"{reference.repo_id}@{snapshot.commit}"
     config = read_config(folder / CONFIG_NAME)
-    model = build_from_config(config, folder / CONFIG_NAME, "meta")  # no memory, however large
+    model = build_from_config(config, folder / CONFIG_NAME, skeleton=True)  # no memory
     weights = {"file": f"{WEIGHTS_NAME} in {where}", "sha256": config.weights_sha256}
     summary = f"{architecture_summary(config.architecture)}; on the Hugging Face Hub"
     info = _describe(str(reference), summary, model, weights)

@@ -36,7 +36,7 @@ from zoo.errors import (
     PretrainedWeightsError,
     UnknownModelError,
 )
-from zoo.files import is_folder
+from zoo.files import expand_home, is_folder
 from zoo.hub import (
     HubReference,
     Snapshot,
@@ -124,10 +124,10 @@ def resolve(name_or_path: str | os.PathLike[str], revision: str | None = None) -
     if revision is not None:
         check_revision(revision)
     if isinstance(name_or_path, os.PathLike):
-        return _without_revision(_existing_folder(_expanded(Path(name_or_path))), revision)
+        return _without_revision(_existing_folder(expand_home(Path(name_or_path))), revision)
     name = _check_name(name_or_path)
     if name.startswith("~"):
-        return _without_revision(_existing_folder(_expanded(Path(name))), revision)
+        return _without_revision(_existing_folder(expand_home(Path(name))), revision)
     if name in list_models() or name in list_weights():
         _warn_if_shadowed(name)
         return _without_revision(name, revision)
@@ -159,14 +159,6 @@ def _check_name(name: object) -> str:
     if "\0" in name:
         raise InvalidInputError(f"the model name {shown(name)} holds a NUL character")
     return name
-
-
-def _expanded(path: Path) -> Path:
-    """``path`` with a leading "~" or "~user" made the home folder, as a shell does."""
-    try:
-        return path.expanduser()
-    except RuntimeError:  # "~nobody-here": no such user, so no such folder
-        return path
 
 
 def _warn_if_shadowed(name: str) -> None:

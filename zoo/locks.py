@@ -2,13 +2,13 @@
 
 - `folder_lock` serialises the writers of a model folder and keeps its readers out while a
   writer is mid-way: writers hold it exclusively, readers shared. It locks the folder itself
-  (``flock`` on the directory), so it leaves no file behind.
+  (``flock`` on the directory), so it leaves no file behind, but on NFS (see `folder_lock`).
 - `RunLock` keeps two ``zoo train`` runs out of one folder: the second fails at once, naming the
   process that holds the folder.
 
 Both use ``flock``, which POSIX systems have. Where it is missing (Windows) they do nothing, and
-the README says so; where a file system refuses it (some network mounts), the folder lock is
-skipped rather than failing the load or save.
+the README says so; where a file system refuses every kind of lock, the folder lock is skipped
+rather than failing the load or save, and says so to its caller.
 """
 
 from __future__ import annotations
@@ -27,29 +27,50 @@ except ImportError:  # pragma: no cover - Windows
 _UNSUPPORTED = (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL, errno.EBADF)
 
 
-@contextlib.contextmanager
-def folder_lock(folder: Path, *, exclusive: bool) -> Iterator[None]:
-    """Hold ``folder`` locked for the block: ``exclusive`` for a writer, shared for a reader.
+# The lock file of a folder whose file system cannot lock the folder itself (see folder_lock).
+FOLDER_LOCK_NAME = ".zoo-folder.lock"
 
-    A writer waits for the readers and the writer before it; saves and loads are short.
+
+@contextlib.contextmanager
+def folder_lock(folder: Path, *, exclusive: bool) -> Iterator[bool]:
+    """Hold ``folder`` locked for the block: ``exclusive`` for a writer, shared for a reader.
+    Yields whether the lock is held.
+
+    The folder itself is locked, so no file is left behind. NFS cannot lock a folder (its
+    locks need a file open for writing), so there the writer locks `FOLDER_LOCK_NAME` in the
+    folder, and readers lock it where it exists. A writer waits for the readers and the writer
+    before it; saves and loads are short.
     """
-    if fcntl is None:
-        yield
-        return
+    with contextlib.ExitStack() as held:
+        yield fcntl is not None and _lock(folder, exclusive, held)
+
+
+def _lock(folder: Path, exclusive: bool, held: contextlib.ExitStack) -> bool:
     try:
         descriptor = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     except OSError:  # unreadable: the read or write that follows says why
-        yield
-        return
+        return False
+    held.callback(os.close, descriptor)  # closing releases the lock
+    if _flock(descriptor, exclusive):
+        return True
+    flags = os.O_RDWR | os.O_CREAT if exclusive else os.O_RDONLY
     try:
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-        except OSError as error:
-            if error.errno not in _UNSUPPORTED:
-                raise
-        yield
-    finally:
-        os.close(descriptor)  # closing releases the lock
+        descriptor = os.open(folder / FOLDER_LOCK_NAME, flags, 0o644)
+    except OSError:  # no lock file, or a folder that takes no files: go on unlocked
+        return False
+    held.callback(os.close, descriptor)
+    return _flock(descriptor, exclusive)
+
+
+def _flock(descriptor: int, exclusive: bool) -> bool:
+    """Lock ``descriptor``, waiting for it; False where the file system cannot lock it."""
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+    except OSError as error:
+        if error.errno in _UNSUPPORTED:
+            return False
+        raise
+    return True
 
 
 class FolderInUseError(OSError):

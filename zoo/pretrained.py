@@ -19,7 +19,6 @@ readers wait for a writer that is mid-way.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -33,7 +32,7 @@ import torch
 from torch import Tensor
 
 from zoo import __version__
-from zoo.atomic import atomic_write_bytes, sha256_hex, sync_folder, write_durably
+from zoo.atomic import atomic_write_bytes, sha256_hex, sync_folder
 from zoo.errors import (
     CheckpointError,
     ChecksumMismatchError,
@@ -43,10 +42,17 @@ from zoo.errors import (
     WeightsFileError,
     ZooError,
 )
-from zoo.files import FileTooLargeError, NotARegularFileError, is_regular_file, read_file
+from zoo.files import (
+    FileTooLargeError,
+    Hasher,
+    NotARegularFileError,
+    expand_home,
+    is_regular_file,
+    read_file,
+)
 from zoo.limits import MAX_CONFIG_BYTES, MAX_WEIGHTS_BYTES, MAX_WEIGHTS_HEADER_BYTES
 from zoo.locks import folder_lock
-from zoo.models.base import ZooModel
+from zoo.models.base import ZooModel, build_skeleton
 from zoo.registry import create_model
 from zoo.text import shown
 
@@ -60,6 +66,12 @@ FORMAT_VERSION = 1
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _VERSION = re.compile(r"[0-9A-Za-z.+!-]{1,64}")
+# What saves write before renaming into place (here, and in zoo.atomic): nothing else is removed.
+_PENDING = rf"\.{re.escape(WEIGHTS_NAME)}\.[0-9a-f]{{64}}\.pending"
+_INTERRUPTED_SAVE = re.compile(
+    rf"{_PENDING}|\.(?:{re.escape(CONFIG_NAME)}|{re.escape(WEIGHTS_NAME)}|{_PENDING})"
+    rf"\.[0-9a-f]{{8}}\.tmp"
+)
 _PICKLE_MAGIC = (b"\x80", b"PK\x03\x04")  # pickle protocol >= 2, torch.save's zip archive
 _RESAVE = "save the model again with save_pretrained"
 
@@ -92,21 +104,16 @@ class ModelConfig:
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, allow_nan=False) + "\n"
 
-    def build_model(self, device: str | torch.device | None = None) -> ZooModel:
-        """An untrained model of the architecture and arguments this config describes.
-
-        ``device="meta"`` builds it without memory: enough to check the arguments, count the
-        parameters and read the shapes of its tensors, whatever the config asks for.
-        """
-        with torch.device(device) if device is not None else contextlib.nullcontext():
-            return create_model(
-                self.architecture,
-                num_classes=self.num_classes,
-                class_labels=self.class_labels,
-                mean=self.preprocessing["mean"],
-                std=self.preprocessing["std"],
-                **self.kwargs,
-            )
+    def build_model(self) -> ZooModel:
+        """An untrained model of the architecture and arguments this config describes."""
+        return create_model(
+            self.architecture,
+            num_classes=self.num_classes,
+            class_labels=self.class_labels,
+            mean=self.preprocessing["mean"],
+            std=self.preprocessing["std"],
+            **self.kwargs,
+        )
 
 
 def save_pretrained(model: ZooModel, directory: str | os.PathLike[str]) -> Path:
@@ -125,12 +132,18 @@ def save_pretrained(model: ZooModel, directory: str | os.PathLike[str]) -> Path:
     state = model.state_dict()
     _check_tensors(state, folder, "cannot be saved")
     weights = weights_bytes(model)
+    if len(weights) > MAX_WEIGHTS_BYTES:
+        raise CheckpointError(
+            folder,
+            f"cannot be saved: its weights take {len(weights):,} bytes, more than the "
+            f"{MAX_WEIGHTS_BYTES:,} a zoo model folder may hold, so it could not be loaded",
+        )
     config = ModelConfig.describe(model, sha256_hex(weights))
-    build_from_config(config, folder / CONFIG_NAME, device="meta")  # what loading would refuse
+    build_from_config(config, folder / CONFIG_NAME, skeleton=True)  # what loading would refuse
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        with folder_lock(folder, exclusive=True):
-            _commit(folder, weights, config)
+        with folder_lock(folder, exclusive=True) as locked:
+            _commit(folder, weights, config, locked)
     except OSError as error:
         raise CheckpointError(folder, f"cannot write the model here: {error}") from error
     return folder
@@ -145,31 +158,35 @@ def folder_to_write(directory: object) -> Path:
         )
     if not os.fspath(directory):
         raise InvalidInputError("the folder name is empty; write '.' for the current folder")
-    return Path(directory).expanduser()
+    return expand_home(Path(directory))
 
 
-def _commit(folder: Path, weights: bytes, config: ModelConfig) -> None:
-    """Replace the folder's model with ``weights`` and ``config``, under the writer's lock.
+def _commit(folder: Path, weights: bytes, config: ModelConfig, locked: bool) -> None:
+    """Replace the folder's model with ``weights`` and ``config``, under the writer's lock
+    (``locked``; without one, nothing a killed save left is touched, as it might be another
+    writer's).
 
     Two files cannot be renamed into place at once, so the config is the commit point:
 
-    1. the weights are written, complete and flushed, beside the old ones under a name that
-       holds their sha256 (`pending_weights`);
+    1. the weights are written atomically beside the old ones, under a name that holds their
+       sha256 (`pending_weights`): a file of that name is always whole;
     2. config.json is replaced atomically: from here on it pins the new weights, which
        `load_folder` finds under that name until
     3. they are renamed over model.safetensors.
 
     Killed before step 2, the folder holds the old model; killed after it, the new one. The
-    next save removes a stray file, or renames committed weights into place. A failure
-    before step 2 removes what it wrote.
+    next save removes what a killed save left, or renames weights already pinned into place.
+    A failure before step 2 removes the new weights; after it, they are the folder's.
     """
-    _finish_interrupted_saves(folder)
+    if locked:
+        _finish_interrupted_saves(folder)
     pending = pending_weights(folder, config.weights_sha256)
+    atomic_write_bytes(pending, weights)
     try:
-        write_durably(pending, weights)
         atomic_write_bytes(folder / CONFIG_NAME, config.to_json().encode("utf-8"))
     except BaseException:
-        pending.unlink(missing_ok=True)
+        if _pinned_sha256(folder) != config.weights_sha256:  # the config is not in place
+            pending.unlink(missing_ok=True)
         raise
     os.replace(pending, folder / WEIGHTS_NAME)
     sync_folder(folder)
@@ -187,18 +204,23 @@ def committed_weights(folder: Path, sha256: str) -> Path:
     return pending if is_regular_file(pending) else folder / WEIGHTS_NAME
 
 
+def _pinned_sha256(folder: Path) -> str | None:
+    """The sha256 the folder's config.json pins; None if it has no readable one."""
+    try:
+        return read_config(folder / CONFIG_NAME).weights_sha256
+    except ZooError:
+        return None
+
+
 def _finish_interrupted_saves(folder: Path) -> None:
     """Complete what a killed save committed, and remove what killed saves left: weights that
     config.json already pins are renamed into place; temporary configs and weights that no
     config pins are removed."""
-    try:
-        pinned = read_config(folder / CONFIG_NAME).weights_sha256
-    except ZooError:
-        pinned = None
+    pinned = _pinned_sha256(folder)
     if pinned and is_regular_file(pending_weights(folder, pinned)):
         os.replace(pending_weights(folder, pinned), folder / WEIGHTS_NAME)
-    for pattern in (f".{CONFIG_NAME}.*.tmp", f".{WEIGHTS_NAME}.*"):
-        for stray in folder.glob(pattern):
+    for stray in folder.glob(".*"):
+        if _INTERRUPTED_SAVE.fullmatch(stray.name):
             stray.unlink(missing_ok=True)
 
 
@@ -262,7 +284,7 @@ def load_folder(directory: str | Path, expected_sha256: str | None = None) -> Zo
                 f"pins sha256 {config.weights_sha256}, but the registry pins "
                 f"{expected_sha256}: these are not the published weights",
             )
-        skeleton = build_from_config(config, config_path, device="meta")
+        skeleton = build_from_config(config, config_path, skeleton=True)
         weights_path = committed_weights(folder, config.weights_sha256)
         state = read_weights(weights_path, config.weights_sha256)
     _check_state(skeleton, state, weights_path)
@@ -349,7 +371,7 @@ def read_weights(path: Path, expected_sha256: str) -> dict[str, Tensor]:
         raise WeightsFileError(path, f"is not a valid safetensors file ({error})") from None
 
 
-def _weights_data(path: Path, digest: Any = None) -> bytes:
+def _weights_data(path: Path, digest: Hasher | None = None) -> bytes:
     """The bytes of the weights file at ``path``, bounded and fed to ``digest`` as they come."""
     try:
         return read_file(path, MAX_WEIGHTS_BYTES, digest)
@@ -410,16 +432,18 @@ def _check_format_version(version: object, path: Path) -> None:
     )
 
 
-def build_from_config(config: ModelConfig, path: Path, device: str | None = None) -> ZooModel:
-    """The model ``config`` (read from ``path``) describes, on ``device`` ("meta": shapes
-    only, no memory), or a `ConfigFileError` naming ``path``."""
+def build_from_config(config: ModelConfig, path: Path, *, skeleton: bool = False) -> ZooModel:
+    """The model ``config`` (read from ``path``) describes, or a `ConfigFileError` naming
+    ``path``; with ``skeleton``, built without memory where it can be (see
+    `zoo.models.base.build_skeleton`): enough to check the arguments, count the parameters
+    and read the shapes of its tensors, whatever the config asks for."""
     reserved = {"num_classes", "class_labels", "mean", "std"} & set(config.kwargs)
     if reserved:
         raise ConfigFileError(
             path, f"'kwargs' must not repeat {', '.join(sorted(reserved))}; they have own keys"
         )
     try:
-        return config.build_model(device)
+        return build_skeleton(config.build_model) if skeleton else config.build_model()
     except ZooError as error:
         message = f"does not describe a model this zoo can build: {error}"
         raise ConfigFileError(path, message) from None

@@ -38,6 +38,7 @@ from zoo.pretrained import (
     LOG_NAME,
     RECIPE_NAME,
     WEIGHTS_NAME,
+    build_from_config,
     copy_model_files,
     load_folder,
     read_config,
@@ -130,7 +131,7 @@ def _describe_folder(
     """What the card of ``folder`` pushed to ``repo_id`` says, from the files in it (and from
     ``evaluation``, which replaces its eval.json)."""
     config = read_config(folder / CONFIG_NAME)
-    model = config.build_model("meta")  # for its parameter count: no memory
+    model = build_from_config(config, folder / CONFIG_NAME, skeleton=True)  # to count
     report = evaluation or _read_report(folder / EVAL_NAME, config.weights_sha256)
     recipe = read_recipe(folder / RECIPE_NAME) if (folder / RECIPE_NAME).exists() else None
     log_path = folder / LOG_NAME

@@ -36,6 +36,11 @@ def register_model(entrypoint: Entrypoint) -> Entrypoint:
     Use it as a decorator. The name must be a lower-case identifier (no ``.``, which separates
     the weights tag) and must not be taken yet: registering twice is an error, never an
     overwrite.
+
+    The model is first built on the meta device when a folder is loaded or described, so that
+    a config cannot make the zoo allocate before its weights are checked. A constructor that
+    bounds its own sizes and reads no tensor values builds there; one that reads values is
+    built on the CPU instead.
     """
     _import_builtin_models()  # so that a clash with a built-in name is caught here, not later
     name = entrypoint.__name__

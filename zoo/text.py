@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import unicodedata
 
-# Control (Cc), format (Cf: bidirectional overrides, zero-width characters), surrogate (Cs),
-# and line and paragraph separators (Zl, Zp): none belongs in a label, and each can change what
-# a terminal shows.
-_UNPRINTABLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+# Control characters (Cc: escape sequences, newlines, DEL), surrogates (Cs), line and
+# paragraph separators (Zl, Zp), and the bidirectional embeddings, overrides and isolates,
+# which reorder the text around them. Other format characters, such as the zero-width joiner
+# of emoji sequences or a soft hyphen, show as they should and are allowed.
+_UNPRINTABLE_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 def is_unprintable(character: str) -> bool:
     """Whether ``character`` changes what a terminal shows instead of showing itself."""
-    return unicodedata.category(character) in _UNPRINTABLE_CATEGORIES
+    return unicodedata.category(character) in _UNPRINTABLE_CATEGORIES or (
+        character in _BIDI_CONTROLS
+    )
 
 
 def first_unprintable(text: str) -> str | None:

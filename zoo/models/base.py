@@ -206,6 +206,17 @@ def _pretrained(model_class: type[Model], tag: object, kwargs: dict[str, Any]) -
     return typing.cast(Model, load_weights(weights_for_tag(model_class.architecture, tag)))
 
 
+def build_skeleton(build: Callable[[], Model]) -> Model:
+    """``build()`` on the meta device, where tensors have shapes but no memory, so that a
+    model can be checked and described before anything is allocated for it; on the CPU for
+    an architecture whose constructor reads tensor values, which the meta device lacks."""
+    try:
+        with torch.device("meta"):
+            return build()
+    except (RuntimeError, NotImplementedError):
+        return build()
+
+
 def forward_in_chunks(
     forward_chunk: Callable[[Tensor, int], Tensor], features: Tensor, samples: int
 ) -> Tensor:

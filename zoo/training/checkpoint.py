@@ -19,7 +19,7 @@ from torch import Tensor
 
 from zoo.atomic import atomic_write_bytes
 from zoo.errors import TrainingStateError
-from zoo.files import read_file
+from zoo.files import read_file, read_head
 from zoo.limits import MAX_CHECKPOINT_BYTES
 
 CHECKPOINT_NAME = "training_state.safetensors"
@@ -105,7 +105,10 @@ def checkpoint_epoch(path: Path) -> int | None:
     """How many epochs the checkpoint at ``path`` holds, read from its header alone; None when
     there is no readable checkpoint there."""
     try:
-        metadata = _safetensors_metadata(read_file(path, MAX_CHECKPOINT_BYTES))
+        header_length = int.from_bytes(read_head(path, 8), "little")
+        if header_length > MAX_CHECKPOINT_BYTES:
+            return None
+        metadata = _safetensors_metadata(read_head(path, 8 + header_length))
         return int(json.loads(metadata[_METADATA_KEY])["epoch"])
     except (OSError, ValueError, KeyError, TypeError, RecursionError):
         return None

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zoo.errors import RecipeError, ZooError
-from zoo.files import NotARegularFileError, read_file
+from zoo.files import NotARegularFileError, expand_home, read_file
 from zoo.limits import (
     MAX_EPOCHS,
     MAX_LEARNING_RATE,
@@ -184,7 +184,7 @@ def read_recipe(path: str | os.PathLike[str]) -> Recipe:
     """
     if not isinstance(path, (str, os.PathLike)):
         raise RecipeError(f"a recipe is a path to a TOML file, not {type(path).__name__}")
-    path = Path(path).expanduser()
+    path = expand_home(Path(path))
     try:
         text = read_file(path, MAX_RECIPE_BYTES).decode("utf-8")
     except NotARegularFileError:

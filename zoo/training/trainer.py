@@ -295,6 +295,7 @@ class _Run:
         while self.epoch < training.epochs and not self._stopped_early():
             started = time.perf_counter()
             loss, accuracy, kl = self._train_one_epoch()
+            self._stop_if_weights_diverged()
             train_seconds = time.perf_counter() - started
             record = {
                 "epoch": self.epoch + 1,
@@ -359,9 +360,20 @@ class _Run:
     def _stop_if_diverged(self, first_bad_step: int, loss: float, steps: int) -> None:
         """Raise `TrainingDivergedError` if a step's loss was NaN or infinite: the weights are
         ruined from that step on, and no checkpoint of this epoch has been written."""
-        if first_bad_step == 0:
-            return
-        where = f"epoch {self.epoch + 1}, step {first_bad_step} of {steps}"
+        if first_bad_step:
+            where = f"epoch {self.epoch + 1}, step {first_bad_step} of {steps}"
+            raise self._diverged(f"the loss became {loss:g} at {where}")
+
+    def _stop_if_weights_diverged(self) -> None:
+        """Raise `TrainingDivergedError` if the epoch's last step, whose loss was finite, left
+        weights that are not."""
+        if not all(bool(torch.isfinite(weight).all()) for weight in self.model.parameters()):
+            raise self._diverged(
+                f"the weights became NaN or infinite in the last step of epoch {self.epoch + 1}"
+            )
+
+    def _diverged(self, what: str) -> TrainingDivergedError:
+        """The error for a run that diverged: what happened, what is kept, what to do."""
         if self.epoch == 0:
             kept = "no epoch had finished, so there is no checkpoint to go on from"
             advice = "change the recipe (a lower optimizer.lr, say) and start again"
@@ -372,9 +384,7 @@ class _Run:
                 f"optimizer.lr, say) and go on with `zoo train NEW_RECIPE --out {self.folder} "
                 "--resume --allow-recipe-changes`"
             )
-        raise TrainingDivergedError(
-            f"training diverged: the loss became {loss:g} at {where}; {kept}; {advice}"
-        )
+        return TrainingDivergedError(f"training diverged: {what}; {kept}; {advice}")
 
     def _augment(self, images: Tensor) -> Tensor:
         """Random shifts (uint8, exact), or random affine maps (normalised floats)."""
