@@ -192,3 +192,23 @@ def test_the_official_test_sets_are_evaluated_whole(data_root: Path) -> None:
     assert report.provenance["dataset"]["size"] == 10_000
     assert report.provenance["ood_dataset"]["size"] == 10_000
     assert report.outcomes.confidence.shape == (10_000,)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"dataset": ["mnist"]}, "unknown dataset"),
+        ({"data_dir": 3}, "data_dir must be a folder's path"),
+    ],
+)
+def test_arguments_of_the_wrong_type_say_what_is_expected(
+    arguments: dict[str, object], message: str
+) -> None:
+    with pytest.raises(InvalidInputError, match=message):
+        zoo.evaluate(zoo.create_model("lenet"), **arguments)
+
+
+def test_a_model_without_values_is_refused_before_any_work(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInputError, match="meta device"):
+        zoo.evaluate(zoo.create_model("lenet").to("meta"), data_dir=tmp_path / "none")
+    assert not (tmp_path / "none").exists()

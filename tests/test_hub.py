@@ -571,3 +571,23 @@ def test_a_model_with_non_finite_weights_is_never_published(hub: HubServer, tmp_
     with pytest.raises(CheckpointError, match="NaN or infinite"):
         zoo.push_to_hub(tmp_path / "folder", REPO, token=HUB_TOKEN)
     assert hub.requests == [] and not hub.repo_exists(REPO)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: zoo.load(REPO, token=123), "token must be a string, not int"),
+        (lambda: zoo.load(REPO, cache_dir=3), "cache_dir must be a folder's path"),
+        (lambda: zoo.push_to_hub("lenet.mnist", 42), "--repo-id must be a Hub repository id"),
+        (
+            lambda: untrained().push_to_hub(REPO, evaluation={"acc": 1.0}),
+            "evaluation must be a zoo.evaluate report, not dict",
+        ),
+    ],
+)
+def test_hub_arguments_of_the_wrong_type_say_what_is_expected(
+    hub: HubServer, call: object, message: str
+) -> None:
+    with pytest.raises(zoo.ZooError, match=message):
+        call()  # type: ignore[operator]
+    assert hub.requests == []

@@ -263,3 +263,30 @@ def test_sizes_and_normalisation_out_of_bounds_are_refused(
 ) -> None:
     with pytest.raises(zoo.ModelConfigError, match=message):
         zoo.create_model("lenet", **kwargs)
+
+
+def test_a_prediction_is_never_built_from_non_finite_logits() -> None:
+    logits = torch.zeros(2, 3, 10)
+    logits[1, 2, 4] = math.nan
+    with pytest.raises(zoo.InvalidInputError, match="NaN or infinite outputs"):
+        zoo.Prediction.from_logits(logits)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"conv_dropout": 10**400}, "conv_dropout must be a finite number"),
+        ({"posterior_rho_init": 1e300}, "posterior_rho_init must be within"),
+    ],
+)
+def test_numbers_too_large_for_a_float_are_refused(kwargs: dict[str, object], message: str) -> None:
+    name = "bayesian_lenet" if "posterior_rho_init" in kwargs else "mc_dropout_lenet"
+    with pytest.raises(zoo.ModelConfigError, match=message):
+        zoo.create_model(name, **kwargs)
+
+
+def test_nested_tensors_are_refused(images: torch.Tensor) -> None:
+    parts = [images[0].float(), images[1, :20].float()]
+    nested = torch.nested.nested_tensor(parts, layout=torch.jagged)
+    with pytest.raises(zoo.InvalidInputError, match="must be a dense tensor, not nested"):
+        build("lenet").predict(nested)

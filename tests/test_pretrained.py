@@ -660,3 +660,27 @@ def test_a_registered_model_whose_constructor_reads_values_still_saves_and_loads
     loaded = zoo.from_pretrained(model.save_pretrained(tmp_path))
     assert torch.equal(loaded(images), model(images))
     assert zoo.info.model_info(tmp_path)["num_params"] == 44_426
+
+
+def test_weights_in_a_float_format_the_zoo_does_not_write_are_refused(tmp_path: Path) -> None:
+    saved("lenet", tmp_path)
+    edit_tensors(
+        tmp_path,
+        lambda tensors: tensors.update(
+            {"layers.fc3.bias": tensors["layers.fc3.bias"].to(torch.float8_e4m3fn)}
+        ),
+    )
+    with pytest.raises(zoo.StateDictMismatchError, match=r"fc3\.bias holds torch\.float8_e4m3fn"):
+        zoo.from_pretrained(tmp_path)
+
+
+def test_tensor_names_and_paths_from_files_stay_on_one_escaped_line(tmp_path: Path) -> None:
+    folder = tmp_path / "a\nError: forged"
+    saved("lenet", folder)
+    extra = {f"evil\nError: forged {index}\x1b[2J": torch.zeros(1) for index in range(20)}
+    edit_tensors(folder, lambda tensors: tensors.update(extra))
+    with pytest.raises(zoo.StateDictMismatchError) as caught:
+        zoo.from_pretrained(folder)
+    message = str(caught.value)
+    assert "\n" not in message and "\x1b" not in message
+    assert "a\\nError: forged" in message and "and 12 more" in message

@@ -582,3 +582,53 @@ def test_weights_that_become_nan_in_the_last_step_of_an_epoch_stop_the_run(
         train(recipe, tmp_path / "run", data_dir=tiny_data_root)
     assert "the weights became NaN or infinite in the last step of epoch 2" in str(caught.value)
     assert "the checkpoint after epoch 1 is kept" in str(caught.value)
+
+
+def rewrite_checkpoint(path: Path, change: object) -> None:
+    """Rewrite the checkpoint's JSON header with ``change(header)`` applied."""
+    tensors = safetensors.torch.load_file(path)
+    with safetensors.safe_open(path, "pt") as handle:
+        metadata = handle.metadata()
+    header = json.loads(metadata["zoo_training_state"])
+    change(header)  # type: ignore[operator]
+    metadata["zoo_training_state"] = json.dumps(header).replace('"NAN"', "NaN")
+    path.write_bytes(safetensors.torch.save(tensors, metadata=metadata))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda header: header.update(epoch="1"), "'epoch' is str"),
+        (lambda header: header.update(log="x"), "'log' is str"),
+        (lambda header: header.update(best_nll="low"), "'best_nll' is str"),
+        (lambda header: header.update(epoch=3), "its log has 1 epochs, not 3"),
+        (lambda header: header["log"][0].update(loss="NAN"), "NaN is not a number"),
+        (lambda header: header["log"][0].update(hardware=7), "'hardware' must be a JSON str"),
+        (lambda header: header["scheduler"].update(last_epoch=1), "schedule is not at the end"),
+        (lambda header: header["scheduler"].update(base_lrs=["x"]), "schedule's 'base_lrs'"),
+        (
+            lambda header: header["optimizer"]["param_groups"][0].update(lr="fast"),
+            "optimiser's 'lr' is 'fast'",
+        ),
+    ],
+)
+def test_a_damaged_or_hostile_checkpoint_is_refused_on_resume(
+    change: object,
+    message: str,
+    tiny_data_root: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    recipe = parse_recipe(tiny_recipe("lenet", epochs=3))
+    with monkeypatch.context() as patch:
+        interrupt_after_epochs(patch, 1)
+        with pytest.raises(KeyboardInterrupt):
+            train(recipe, tmp_path / "run", data_dir=tiny_data_root)
+    rewrite_checkpoint(tmp_path / "run" / "training_state.safetensors", change)
+    with pytest.raises(TrainingStateError, match=re.escape(message)):
+        train(recipe, tmp_path / "run", data_dir=tiny_data_root, resume=True)
+
+
+def test_a_recipe_nested_too_deep_for_the_parser_is_a_recipe_error() -> None:
+    with pytest.raises(RecipeError, match="is not valid TOML"):
+        parse_recipe("x = " + "[" * 100_000)

@@ -23,6 +23,7 @@ import torchvision
 from torch import Tensor
 
 from zoo.errors import CorruptDatasetError, DatasetNotFoundError, InvalidInputError
+from zoo.text import shown
 
 DATA_DIR_VARIABLE = "ZOO_DATA_DIR"
 DEFAULT_DATA_DIR = Path("~/.cache/zoo/data")
@@ -56,6 +57,11 @@ class ImageSet:
 
 def data_root(data_dir: str | os.PathLike[str] | None = None) -> Path:
     """The data root: ``data_dir``, else ``$ZOO_DATA_DIR``, else ``~/.cache/zoo/data``."""
+    if data_dir is not None and not isinstance(data_dir, (str, os.PathLike)):
+        raise InvalidInputError(
+            f"data_dir must be a folder's path (a string or pathlib.Path), not "
+            f"{type(data_dir).__name__}"
+        )
     chosen = data_dir or os.environ.get(DATA_DIR_VARIABLE) or DEFAULT_DATA_DIR
     return Path(chosen).expanduser()
 
@@ -89,8 +95,8 @@ def load_dataset(
 
 def check_dataset_name(name: str) -> str:
     """Return ``name`` if it is a key of `DATASETS`, else raise `InvalidInputError`."""
-    if name not in DATASETS:
-        raise InvalidInputError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+    if not isinstance(name, str) or name not in DATASETS:
+        raise InvalidInputError(f"unknown dataset {shown(name)}; known: {', '.join(DATASETS)}")
     return name
 
 

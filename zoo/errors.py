@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from zoo.text import escaped
+
 
 class ZooError(Exception):
     """Base class of every error that uncertainty-zoo raises on purpose."""
@@ -39,7 +41,7 @@ class CheckpointError(ZooError):
 
     def __init__(self, path: str | Path, message: str) -> None:
         self.path, self.detail = Path(path), message
-        super().__init__(f"{self.path}: {message}")
+        super().__init__(escaped(f"{self.path}: {message}"))  # a file's text stays on one line
 
 
 class ConfigFileError(CheckpointError):
@@ -111,7 +113,7 @@ class HubError(ZooError):
     def __init__(self, repo_id: str, revision: str | None, message: str) -> None:
         self.repo_id, self.revision = repo_id, revision
         where = repo_id if revision is None else f"{repo_id}@{revision}"
-        super().__init__(f"{where}: {message}")
+        super().__init__(escaped(f"{where}: {message}"))  # and so does a Hub's answer
 
 
 class HubRepositoryNotFoundError(HubError, LookupError):

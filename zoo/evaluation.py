@@ -190,6 +190,10 @@ def _check_arguments(
             f"model must be a zoo model, a model folder or a registered name, not "
             f"{type(model).__name__}"
         )
+    if isinstance(model, ZooModel) and any(p.is_meta for p in model.parameters()):
+        raise InvalidInputError(
+            "the model is on the meta device, which holds shapes but no values: nothing to evaluate"
+        )
     check_dataset_name(dataset)
     if ood is not None:
         check_dataset_name(ood)

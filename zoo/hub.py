@@ -103,6 +103,8 @@ def parse_reference(text: str) -> HubReference | None:
     shaped like a Hub repository id."""
     from huggingface_hub.utils import HFValidationError, validate_repo_id
 
+    if not isinstance(text, str):
+        return None
     match = _REFERENCE.fullmatch(text)
     if match is None:
         return None

@@ -89,6 +89,7 @@ def load(
     """
     source = resolve(name_or_path, revision)
     if isinstance(source, HubReference):
+        _check_hub_options(token, cache_dir)
         return _load_from_hub(source, token, cache_dir, local_files_only)
     if isinstance(source, Path):
         return load_folder(source)
@@ -159,6 +160,16 @@ def _check_name(name: object) -> str:
     if "\0" in name:
         raise InvalidInputError(f"the model name {shown(name)} holds a NUL character")
     return name
+
+
+def _check_hub_options(token: object, cache_dir: object) -> None:
+    if token is not None and not isinstance(token, str):
+        raise InvalidInputError(f"token must be a string, not {type(token).__name__}")
+    if cache_dir is not None and not isinstance(cache_dir, (str, os.PathLike)):
+        raise InvalidInputError(
+            f"cache_dir must be a folder's path (a string or pathlib.Path), not "
+            f"{type(cache_dir).__name__}"
+        )
 
 
 def _warn_if_shadowed(name: str) -> None:

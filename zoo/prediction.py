@@ -10,6 +10,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from zoo.errors import InvalidInputError
+
 
 @dataclass(frozen=True)
 class Prediction:
@@ -65,9 +67,19 @@ class Prediction:
 
     @classmethod
     def from_logits(cls, logits: Tensor) -> Prediction:
-        """Build the prediction from (B, S, C) logits."""
+        """Build the prediction from (B, S, C) logits.
+
+        Raises:
+            InvalidInputError: logits of another shape, or NaN or infinite ones: a prediction
+                is never NaN.
+        """
         if logits.dim() != 3:
-            raise ValueError(f"logits must have shape (B, S, C), got {tuple(logits.shape)}")
+            raise InvalidInputError(f"logits must have shape (B, S, C), got {tuple(logits.shape)}")
+        if not torch.isfinite(logits).all():
+            raise InvalidInputError(
+                "the model gives NaN or infinite outputs on these images; check that its "
+                "weights and normalisation are sane and that float images are normalised"
+            )
         logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
         sample_log_probs = logits.log_softmax(dim=-1)
         sample_probs = sample_log_probs.exp()

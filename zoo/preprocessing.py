@@ -31,8 +31,9 @@ def prepare_images(
     """
     if not isinstance(images, Tensor):
         raise InvalidInputError(f"images must be a torch.Tensor, got {type(images).__name__}")
-    if images.layout != torch.strided:
-        raise InvalidInputError(f"images must be a dense tensor, not {images.layout}")
+    if images.layout != torch.strided or images.is_nested:
+        layout = "nested" if images.is_nested else str(images.layout)
+        raise InvalidInputError(f"images must be a dense tensor, not {layout}")
     if images.device.type == "meta" or device.type == "meta":
         where = "the images are" if images.device.type == "meta" else "the model is"
         raise InvalidInputError(

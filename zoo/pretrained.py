@@ -72,6 +72,8 @@ _INTERRUPTED_SAVE = re.compile(
     rf"{_PENDING}|\.(?:{re.escape(CONFIG_NAME)}|{re.escape(WEIGHTS_NAME)}|{_PENDING})"
     rf"\.[0-9a-f]{{8}}\.tmp"
 )
+_WEIGHT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+_PROBLEMS_SHOWN = 8  # of a state dict's mismatches, in one message
 _PICKLE_MAGIC = (b"\x80", b"PK\x03\x04")  # pickle protocol >= 2, torch.save's zip archive
 _RESAVE = "save the model again with save_pretrained"
 
@@ -158,6 +160,8 @@ def folder_to_write(directory: object) -> Path:
         )
     if not os.fspath(directory):
         raise InvalidInputError("the folder name is empty; write '.' for the current folder")
+    if "\0" in str(os.fspath(directory)):
+        raise InvalidInputError(f"the folder name {shown(directory)} holds a NUL character")
     return expand_home(Path(directory))
 
 
@@ -454,11 +458,13 @@ def _check_state(skeleton: ZooModel, state: dict[str, Tensor], path: Path) -> No
     floating point, and finite values."""
     expected = skeleton.state_dict()
     problems = [f"missing tensor {name}" for name in sorted(expected.keys() - state.keys())]
-    problems += [f"unexpected tensor {name}" for name in sorted(state.keys() - expected.keys())]
     problems += [
-        f"{name} holds {state[name].dtype}, not floating-point numbers"
+        f"unexpected tensor {shown(name)[1:-1]}" for name in sorted(state.keys() - expected.keys())
+    ]
+    problems += [
+        f"{name} holds {state[name].dtype}, not floating-point numbers of 16, 32 or 64 bits"
         for name in sorted(state.keys() & expected.keys())
-        if not state[name].is_floating_point()
+        if state[name].dtype not in _WEIGHT_DTYPES
     ]
     problems += [
         f"{name} has shape {tuple(state[name].shape)}, the model needs {tuple(shape)}"
@@ -466,6 +472,8 @@ def _check_state(skeleton: ZooModel, state: dict[str, Tensor], path: Path) -> No
         if state[name].shape != shape
     ]
     if problems:
+        if len(problems) > _PROBLEMS_SHOWN:
+            problems[_PROBLEMS_SHOWN:] = [f"and {len(problems) - _PROBLEMS_SHOWN:,} more"]
         raise StateDictMismatchError(
             path,
             f"does not fit the {skeleton.architecture} that {CONFIG_NAME} describes: "

@@ -46,6 +46,7 @@ from zoo.pretrained import (
 )
 from zoo.registry import architecture_summary
 from zoo.report import EvaluationReport
+from zoo.text import shown
 from zoo.training.recipe import Recipe, read_recipe
 from zoo.training.trainer import read_log, summarize_log
 from zoo.weights import PretrainedWeights, find_weights
@@ -83,6 +84,10 @@ def push_to_hub(
         ModelConfigError: a bad ``repo_id`` or ``revision``, or an evaluation of other weights.
     """
     target, branch = _repo_id(repo_id), check_branch(revision)
+    if evaluation is not None and not isinstance(evaluation, EvaluationReport):
+        raise ModelConfigError(
+            f"evaluation must be a zoo.evaluate report, not {type(evaluation).__name__}"
+        )
     with tempfile.TemporaryDirectory(prefix="zoo-push-") as staging:
         entry = _stage(model_or_path, target, Path(staging), evaluation)
         message = commit_message or f"Upload {entry.name} with uncertainty-zoo {__version__}"
@@ -157,7 +162,7 @@ def _repo_id(repo_id: str) -> str:
     reference = parse_reference(repo_id)
     if reference is None or reference.revision is not None:
         raise ModelConfigError(
-            f"--repo-id must be a Hub repository id, 'org/name', not {repo_id!r}; "
+            f"--repo-id must be a Hub repository id, 'org/name', not {shown(repo_id)}; "
             "give a branch with --revision"
         )
     return reference.repo_id

@@ -109,13 +109,7 @@ class ZooModel(nn.Module):
         """
         samples = check_samples(samples)
         logits = self(images, samples) if self.stochastic else self(images).unsqueeze(1)
-        if not torch.isfinite(logits).all():
-            raise InvalidInputError(
-                f"the {self.architecture} gives NaN or infinite outputs on these images; check "
-                "that its weights and normalisation are sane and that float images are "
-                "normalised"
-            )
-        return Prediction.from_logits(logits)
+        return Prediction.from_logits(logits)  # refuses NaN and infinity
 
     def save_pretrained(self, directory: str | Path) -> Path:
         """Write ``model.safetensors`` and ``config.json`` into ``directory``; return it.
@@ -245,9 +239,16 @@ def check_positive_integer(name: str, value: int, maximum: int | None = None) ->
 
 def check_number(name: str, value: float) -> float:
     """Return ``value`` as a finite float, else raise `ModelConfigError` naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not _is_finite(value):
         raise ModelConfigError(f"{name} must be a finite number, got {shown(value)}")
     return float(value)
+
+
+def _is_finite(value: numbers.Real) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer too large for a float
+        return False
 
 
 def check_rate(name: str, rate: float) -> float:

@@ -8,6 +8,7 @@ from typing import Any
 import torch.nn.functional as F
 from torch import Tensor
 
+from zoo.errors import ModelConfigError
 from zoo.layers.bayesian import BayesConv2d, BayesianLayer, BayesLinear, ScaleMixturePrior
 from zoo.models.base import (
     DEFAULT_SAMPLES,
@@ -18,6 +19,8 @@ from zoo.models.base import (
     forward_in_chunks,
 )
 from zoo.registry import register_model
+
+_MAX_RHO = 50.0
 
 
 class BayesianLeNet(ZooModel):
@@ -63,6 +66,10 @@ class BayesianLeNet(ZooModel):
             check_number("prior_sigma2", prior_sigma2),
         )
         self.posterior_rho_init = check_number("posterior_rho_init", posterior_rho_init)
+        if abs(self.posterior_rho_init) > _MAX_RHO:  # softplus(50) = 50, softplus(-50) ~ 2e-22
+            raise ModelConfigError(
+                f"posterior_rho_init must be within +-{_MAX_RHO:g}, got {posterior_rho_init!r}"
+            )
         layer_options = {"prior": self.prior, "rho_init": self.posterior_rho_init}
         self.conv1 = BayesConv2d(1, 6, 5, **layer_options)
         self.conv2 = BayesConv2d(6, 16, 5, **layer_options)

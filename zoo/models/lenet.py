@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from zoo.errors import ModelConfigError
 from zoo.models.base import (
     DEFAULT_SAMPLES,
+    ROWS_PER_CHUNK,
     ZooModel,
     build_model,
     check_rate,
@@ -99,8 +101,10 @@ class LeNet(_LeNetStack):
     stochastic = False
 
     def forward(self, images: Tensor) -> Tensor:
-        """Logits (B, C)."""
-        return self.layers(self.prepare_input(images))
+        """Logits (B, C), computed in chunks of at most ROWS_PER_CHUNK images, so that a large
+        batch's activations never all live at once."""
+        features = self.prepare_input(images)
+        return torch.cat([self.layers(chunk) for chunk in features.split(ROWS_PER_CHUNK)])
 
 
 class MCDropoutLeNet(_LeNetStack):

@@ -20,7 +20,7 @@ from torch import Tensor
 from zoo.atomic import atomic_write_bytes
 from zoo.errors import TrainingStateError
 from zoo.files import read_file, read_head
-from zoo.limits import MAX_CHECKPOINT_BYTES
+from zoo.limits import MAX_CHECKPOINT_BYTES, MAX_EPOCHS
 
 CHECKPOINT_NAME = "training_state.safetensors"
 _METADATA_KEY = "zoo_training_state"
@@ -79,7 +79,8 @@ def load_checkpoint(path: Path) -> TrainingState:
     try:
         data = read_file(path, MAX_CHECKPOINT_BYTES)
         tensors = safetensors.torch.load(data)
-        header = json.loads(_safetensors_metadata(data)[_METADATA_KEY])
+        header = json.loads(_safetensors_metadata(data)[_METADATA_KEY], parse_constant=_refuse)
+        _check_header(header)
         return TrainingState(
             epoch=header["epoch"],
             recipe_toml=header["recipe_toml"],
@@ -99,6 +100,33 @@ def load_checkpoint(path: Path) -> TrainingState:
     except Exception as error:  # OSError, safetensors' own errors, bad JSON, a missing field
         message = f"{path} is not a readable training checkpoint ({error!r})"
         raise TrainingStateError(message) from None
+
+
+_HEADER_TYPES: dict[str, type | tuple[type, ...]] = {
+    "epoch": int,
+    "recipe_toml": str,
+    "optimizer": dict,
+    "scheduler": dict,
+    "log": list,
+    "best_nll": (int, float, type(None)),
+    "epochs_since_best": int,
+}
+
+
+def _check_header(header: object) -> None:
+    """Refuse a header whose fields are not of the types `save_checkpoint` writes."""
+    if not isinstance(header, dict):
+        raise ValueError("its header is not a JSON object")
+    for key, kind in _HEADER_TYPES.items():
+        value = header.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise ValueError(f"'{key}' is {type(value).__name__}")
+    if not 0 <= header["epoch"] <= MAX_EPOCHS or header["epochs_since_best"] < 0:
+        raise ValueError("'epoch' or 'epochs_since_best' is out of range")
+
+
+def _refuse(constant: str) -> None:
+    raise ValueError(f"{constant} is not a number a checkpoint holds")
 
 
 def checkpoint_epoch(path: Path) -> int | None:

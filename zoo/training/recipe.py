@@ -202,7 +202,7 @@ def parse_recipe(text: str, source: str = "recipe") -> Recipe:
     """Parse and check recipe TOML; ``source`` names it in errors."""
     try:
         raw = tomllib.loads(text)
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as error:
         raise RecipeError(f"{source} is not valid TOML: {error}") from None
     return recipe_from_dict(raw, source)
 

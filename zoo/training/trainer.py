@@ -55,6 +55,7 @@ from zoo.pretrained import (
     folder_to_write,
 )
 from zoo.registry import create_model
+from zoo.text import shown
 from zoo.training.augment import random_affine, random_shift
 from zoo.training.checkpoint import (
     CHECKPOINT_NAME,
@@ -258,14 +259,19 @@ class _Run:
         """Continue from ``state``, exactly where the interrupted run stood; with ``changes``
         (recipe keys), under this run's optimiser settings and schedule from there on."""
         try:
+            _check_state_like(state.optimizer, self.optimizer.state_dict(), "the optimiser's")
+            _check_log(state.log, state.epoch)
             self.model.load_state_dict(state.weights, strict=True)
             if changes:
                 self._restore_under_new_settings(state)
             else:
+                _check_state_like(state.scheduler, self.schedule.state_dict(), "the schedule's")
                 self.optimizer.load_state_dict(state.optimizer)
                 self.schedule.load_state_dict(state.scheduler)
+            if self.schedule.last_epoch != state.epoch * self.steps_per_epoch:
+                raise ValueError(f"its schedule is not at the end of epoch {state.epoch}")
             restore_rng_states(state.rng, self.batch_order)
-        except (RuntimeError, ValueError, KeyError, TypeError) as error:
+        except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as error:
             raise TrainingStateError(
                 f"the checkpoint in {self.folder} does not fit this run ({error}); start a new "
                 "--out folder"
@@ -494,6 +500,42 @@ class _Run:
         if self.best_weights is not None:
             self.model.load_state_dict(self.best_weights, strict=True)
         return self.model.cpu().eval()
+
+
+def _check_state_like(loaded: dict[str, Any], fresh: dict[str, Any], what: str) -> None:
+    """Refuse a checkpoint's optimiser or schedule state whose settings are not of the kinds
+    this run's own has (a hostile or damaged checkpoint: a string for a learning rate, say)."""
+    groups = loaded.get("param_groups", [loaded])
+    fresh_groups = fresh.get("param_groups", [fresh])
+    if not isinstance(groups, list) or len(groups) != len(fresh_groups):
+        raise ValueError(f"{what} state has another shape")
+    for group, fresh_group in zip(groups, fresh_groups, strict=True):
+        if not isinstance(group, dict):
+            raise ValueError(f"{what} state has another shape")
+        for key, value in group.items():
+            if key in fresh_group and key != "params" and not _same_kind(value, fresh_group[key]):
+                raise ValueError(f"{what} {key!r} is {shown(value)}")
+
+
+def _same_kind(value: object, like: object) -> bool:
+    """Whether ``value`` is a finite number where ``like`` is a number, and otherwise of the
+    same type as ``like`` (a list, a bool, None, ...)."""
+    if isinstance(like, (int, float)) and not isinstance(like, bool):
+        return (
+            isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        )
+    if isinstance(like, (list, tuple)):
+        return isinstance(value, (list, tuple)) and all(map(_same_kind, value, like))
+    return type(value) is type(like)
+
+
+def _check_log(log: list[Any], epoch: int) -> None:
+    if len(log) != epoch:
+        raise ValueError(f"its log has {len(log)} epochs, not {epoch}")
+    for number, record in enumerate(log, start=1):
+        problem = _record_problem(record)
+        if problem:
+            raise ValueError(f"line {number} of its log: {problem}")
 
 
 def _amp_dtype(recipe: Recipe, device: torch.device) -> torch.dtype | None:
