@@ -683,4 +683,4 @@ def test_tensor_names_and_paths_from_files_stay_on_one_escaped_line(tmp_path: Pa
         zoo.from_pretrained(folder)
     message = str(caught.value)
     assert "\n" not in message and "\x1b" not in message
-    assert "a\\nError: forged" in message and "and 12 more" in message
+    assert "a\\nError: forged" in message and "and 15 more" in message

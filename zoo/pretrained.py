@@ -73,7 +73,7 @@ _INTERRUPTED_SAVE = re.compile(
     rf"\.[0-9a-f]{{8}}\.tmp"
 )
 _WEIGHT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
-_PROBLEMS_SHOWN = 8  # of a state dict's mismatches, in one message
+_PROBLEMS_SHOWN = 5  # of each kind of a state dict's mismatches, in one message
 _PICKLE_MAGIC = (b"\x80", b"PK\x03\x04")  # pickle protocol >= 2, torch.save's zip archive
 _RESAVE = "save the model again with save_pretrained"
 
@@ -457,29 +457,43 @@ def _check_state(skeleton: ZooModel, state: dict[str, Tensor], path: Path) -> No
     """Refuse ``state`` unless it has exactly the names and shapes of ``skeleton``'s, in
     floating point, and finite values."""
     expected = skeleton.state_dict()
-    problems = [f"missing tensor {name}" for name in sorted(expected.keys() - state.keys())]
-    problems += [
-        f"unexpected tensor {shown(name)[1:-1]}" for name in sorted(state.keys() - expected.keys())
-    ]
-    problems += [
-        f"{name} holds {state[name].dtype}, not floating-point numbers of 16, 32 or 64 bits"
-        for name in sorted(state.keys() & expected.keys())
-        if state[name].dtype not in _WEIGHT_DTYPES
-    ]
-    problems += [
-        f"{name} has shape {tuple(state[name].shape)}, the model needs {tuple(shape)}"
-        for name, shape in sorted((name, expected[name].shape) for name in state.keys() & expected)
-        if state[name].shape != shape
-    ]
+    shared = sorted(state.keys() & expected.keys())
+    problems = _first_few(
+        [f"missing tensor {name}" for name in sorted(expected.keys() - state.keys())]
+    )
+    problems += _first_few(
+        [f"unexpected tensor {shown(name)[1:-1]}" for name in sorted(state.keys() - expected)]
+    )
+    problems += _first_few(
+        [
+            f"{name} holds {state[name].dtype}, not floating-point numbers of 16, 32 or 64 bits"
+            for name in shared
+            if state[name].dtype not in _WEIGHT_DTYPES
+        ]
+    )
+    problems += _first_few(
+        [
+            f"{name} has shape {tuple(state[name].shape)}, the model needs "
+            f"{tuple(expected[name].shape)}"
+            for name in shared
+            if state[name].shape != expected[name].shape
+        ]
+    )
     if problems:
-        if len(problems) > _PROBLEMS_SHOWN:
-            problems[_PROBLEMS_SHOWN:] = [f"and {len(problems) - _PROBLEMS_SHOWN:,} more"]
         raise StateDictMismatchError(
             path,
             f"does not fit the {skeleton.architecture} that {CONFIG_NAME} describes: "
             f"{'; '.join(problems)}; save both files together with save_pretrained",
         )
     _check_tensors(state, path, "is refused")
+
+
+def _first_few(problems: list[str]) -> list[str]:
+    """At most `_PROBLEMS_SHOWN` of one kind of problem, then how many more there are, so
+    that a file with thousands of tensors cannot make a message of thousands of lines."""
+    if len(problems) <= _PROBLEMS_SHOWN:
+        return problems
+    return [*problems[:_PROBLEMS_SHOWN], f"and {len(problems) - _PROBLEMS_SHOWN:,} more"]
 
 
 def _check_tensors(state: dict[str, Tensor], path: Path, verdict: str) -> None:

@@ -20,7 +20,7 @@ from zoo.models.base import (
 )
 from zoo.registry import register_model
 
-_MAX_RHO = 50.0
+_MAX_RHO = 1000.0  # |rho|: float32 holds it, and softplus(1000) = 1000 is sigma enough
 
 
 class BayesianLeNet(ZooModel):
@@ -66,7 +66,7 @@ class BayesianLeNet(ZooModel):
             check_number("prior_sigma2", prior_sigma2),
         )
         self.posterior_rho_init = check_number("posterior_rho_init", posterior_rho_init)
-        if abs(self.posterior_rho_init) > _MAX_RHO:  # softplus(50) = 50, softplus(-50) ~ 2e-22
+        if abs(self.posterior_rho_init) > _MAX_RHO:  # beyond it, sigma is 0 or absurd
             raise ModelConfigError(
                 f"posterior_rho_init must be within +-{_MAX_RHO:g}, got {posterior_rho_init!r}"
             )
