@@ -212,3 +212,10 @@ def test_a_model_without_values_is_refused_before_any_work(tmp_path: Path) -> No
     with pytest.raises(InvalidInputError, match="meta device"):
         zoo.evaluate(zoo.create_model("lenet").to("meta"), data_dir=tmp_path / "none")
     assert not (tmp_path / "none").exists()
+
+
+@pytest.mark.parametrize("path", ["a\0b.json", 3])
+def test_a_report_written_to_no_path_is_an_output_error(path: object, tiny_data_root: Path) -> None:
+    report = zoo.evaluate(zoo.create_model("lenet"), data_dir=tiny_data_root, ood=None)
+    with pytest.raises(zoo.OutputFileError, match="not the path of a file"):
+        report.save_json(path)  # type: ignore[arg-type]

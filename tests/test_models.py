@@ -290,3 +290,10 @@ def test_nested_tensors_are_refused(images: torch.Tensor) -> None:
     nested = torch.nested.nested_tensor(parts, layout=torch.jagged)
     with pytest.raises(zoo.InvalidInputError, match="must be a dense tensor, not nested"):
         build("lenet").predict(nested)
+
+
+def test_finite_logits_too_far_apart_for_probabilities_are_refused() -> None:
+    logits = torch.zeros(1, 1, 10)
+    logits[0, 0, 0], logits[0, 0, 1] = 3e38, -3e38  # finite, but 6e38 apart
+    with pytest.raises(zoo.InvalidInputError, match="too large to turn into probabilities"):
+        zoo.Prediction.from_logits(logits)

@@ -22,6 +22,8 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     Raises:
         OutputFileError: the file cannot be written (no such folder, no permission, ...).
     """
+    if not isinstance(path, (str, os.PathLike)) or "\0" in str(os.fspath(path)):
+        raise OutputFileError(f"cannot write {path!r}: not the path of a file")
     path = Path(path)
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:

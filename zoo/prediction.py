@@ -75,13 +75,14 @@ class Prediction:
         """
         if logits.dim() != 3:
             raise InvalidInputError(f"logits must have shape (B, S, C), got {tuple(logits.shape)}")
-        if not torch.isfinite(logits).all():
-            raise InvalidInputError(
-                "the model gives NaN or infinite outputs on these images; check that its "
-                "weights and normalisation are sane and that float images are normalised"
-            )
         logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
         sample_log_probs = logits.log_softmax(dim=-1)
+        if not torch.isfinite(sample_log_probs).all():  # NaN or infinite logits, or ones so
+            raise InvalidInputError(  # far apart that a log-probability overflows
+                "the model gives NaN or infinite outputs on these images, or outputs too large "
+                "to turn into probabilities; check that its weights and normalisation are sane "
+                "and that float images are normalised"
+            )
         sample_probs = sample_log_probs.exp()
         log_probs = sample_log_probs.logsumexp(dim=1) - math.log(logits.shape[1])
         probs = log_probs.exp()
