@@ -151,13 +151,13 @@ def kills(folder: Path) -> dict[str, object]:
 
 
 def races(folder: Path) -> dict[str, object]:
-    """Two processes save different models into one folder at once, 25 times; the folder must
-    load as one of them after each. Then one process saves over and over while this one
+    """Two processes save different models into one folder at once, 15 times; the folder must
+    load as one of them after each. Then one process saves 20 times while this one
     loads: every load must succeed."""
     failures: list[str] = []
     first, second = model(1), model(2)
     both = {identity_of(first), identity_of(second)}
-    rounds, overlapping = 25, 0
+    rounds, overlapping = 15, 0
     times = folder.with_name(folder.name + "-times")
     for round_number in range(rounds):
         start = time.monotonic() + 0.05  # both children begin saving at this moment
@@ -180,9 +180,7 @@ def races(folder: Path) -> dict[str, object]:
             failures.append(f"race {round_number}: the folder does not load as either model")
     writer = os.fork()
     if writer == 0:
-        run_and_exit(
-            lambda: [(second, first)[index % 2].save_pretrained(folder) for index in range(40)]
-        )
+        run_and_exit(save_in_turn, (second, first), folder, 20)
     loads = 0
     while os.waitpid(writer, os.WNOHANG) == (0, 0):
         loads += 1

@@ -226,3 +226,8 @@ def test_frozen_model_still_rejects_a_bad_sample_count(images: torch.Tensor) -> 
 
 def test_kl_of_a_module_without_parameters_is_zero() -> None:
     assert zoo.kl_divergence(torch.nn.ReLU()).item() == 0.0
+
+
+def test_kl_divergence_of_something_other_than_a_model_says_what_it_takes() -> None:
+    with pytest.raises(zoo.InvalidInputError, match="kl_divergence takes a model, not int"):
+        zoo.kl_divergence(5)  # type: ignore[arg-type]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -184,3 +185,19 @@ def test_a_report_with_a_metric_the_zoo_does_not_know_is_refused(
     (folder / "eval.json").write_text(json.dumps(report))
     with pytest.raises(zoo.CheckpointError, match=r"unknown metric 'classification\.\\x1b"):
         zoo.EvaluationReport.read_json(folder / "eval.json", pinned)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "symlink", "symlink loop"])
+def test_an_output_path_holding_anything_but_a_file_is_never_replaced(
+    kind: str, model_folder: Path, tmp_path: Path
+) -> None:
+    target, victim = tmp_path / "report.json", tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    if kind == "fifo":
+        os.mkfifo(target)
+    else:
+        target.symlink_to(target if kind == "symlink loop" else victim)
+    code, out, err = run("eval", model_folder, "--json", target)
+    assert code == 2 and f"cannot write {target}: it is " in err and out == ""
+    assert not target.is_file() or target.is_symlink()
+    assert victim.read_text() == "keep me"

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import huggingface_hub
 import pytest
 import torch
 
@@ -190,3 +191,55 @@ def test_a_revision_that_climbs_out_is_a_one_line_error(command: str, hub: HubSe
     assert code == 2 and err.startswith("Error: revision '../../../../tmp/x' is not a git ref")
     assert len(err.strip().splitlines()) == 1
     assert hub.requests == []
+
+
+def write_report(folder: Path, change: object) -> None:
+    """Give ``folder`` an eval.json of its weights, with ``change(report)`` applied."""
+    pinned = json.loads((folder / "config.json").read_text())["weights_sha256"]
+    report = {
+        "metrics": {"classification": {"acc": 0.5}},
+        "provenance": {
+            "weights_sha256": pinned, "dataset": {"name": "mnist", "size": 50},
+            "ood_dataset": None, "ood_score": None, "samples": 2, "seed": 0,
+            "versions": {"zoo": "0.1.0", "torch": "2.14.1"},
+        },
+    }  # fmt: skip
+    change(report)  # type: ignore[operator]
+    (folder / "eval.json").write_text(json.dumps(report).replace('"NAN"', "NaN"))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda report: report["provenance"].pop("dataset"), "provenance field 'dataset'"),
+        (lambda report: report["provenance"]["dataset"].update(name="evil"), "'dataset'"),
+        (lambda report: report["metrics"]["classification"].update(acc="NAN"), "metric acc is"),
+        (lambda report: report["metrics"]["classification"].update(nll=True), "metric nll is"),
+        (lambda report: report["metrics"].update(ood={"auroc": 0.9}), "'ood_dataset'"),
+        (lambda report: report["provenance"]["versions"].update(zoo="1\n2"), "'versions'"),
+    ],
+)
+def test_a_folder_whose_report_the_zoo_did_not_write_is_not_pushed(
+    change: object, message: str, hub: HubServer, tmp_path: Path
+) -> None:
+    folder = zoo.create_model("lenet").save_pretrained(tmp_path / "run")
+    write_report(folder, change)
+    code, _, err = run("push", folder, "--repo-id", REPO, "--token", HUB_TOKEN)
+    assert code == 2 and "is not a zoo eval report" in err and message in err
+    assert hub.requests == []
+
+
+def test_a_socks_proxy_the_client_cannot_use_is_a_clear_error(
+    hub: HubServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    zoo.create_model("lenet").push_to_hub(REPO, token=HUB_TOKEN)
+    close_session = getattr(huggingface_hub.utils, "close_session", None)  # >= 1.0
+    if close_session is None:
+        pytest.skip("this huggingface_hub keeps no session to rebuild with the proxy")
+    with monkeypatch.context() as patch:
+        patch.setenv("ALL_PROXY", "socks5://127.0.0.1:9")
+        patch.setenv("NO_PROXY", "")
+        close_session()  # the next request builds a client that reads the proxy settings
+        code, _, err = run("info", REPO)
+    close_session()
+    assert code == 2 and err.startswith(f"Error: {REPO}: cannot reach the Hub")

@@ -220,3 +220,13 @@ def test_file_names_are_printed_escaped(model_folder: Path, tmp_path: Path) -> N
     result = CliRunner().invoke(main, ["predict", str(model_folder), str(path)])
     assert result.exit_code == 0, result.output
     assert "\x1b" not in result.output and "a\\x1b[2Jb\\nc.png: " in result.output
+
+
+def test_an_image_format_that_runs_other_programs_is_never_opened(
+    model_folder: Path, tmp_path: Path
+) -> None:
+    eps = tmp_path / "digit.eps"
+    eps.write_text("%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 28 28\nshowpage\n")
+    result = CliRunner().invoke(main, ["predict", str(model_folder), str(eps)])
+    assert result.exit_code == 1
+    assert "not an image in a format read here (PNG, JPEG" in result.stderr

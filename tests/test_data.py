@@ -127,3 +127,25 @@ def test_a_folder_in_place_of_a_data_file_is_named(name: str, tmp_path: Path) ->
     (raw / name).mkdir()
     with pytest.raises(CorruptDatasetError, match=f"{name} is not a regular file"):
         load_dataset("mnist", "test", tmp_path)
+
+
+def test_a_data_file_larger_than_any_official_one_is_not_read(tmp_path: Path) -> None:
+    from zoo.limits import MAX_DATA_FILE_BYTES
+
+    raw = write_random_data_root(tmp_path, 5, 5, seed=0) / "MNIST" / "raw"
+    with open(raw / "t10k-images-idx3-ubyte", "r+b") as handle:
+        handle.truncate(MAX_DATA_FILE_BYTES + 1)  # sparse: no disk space used
+    with pytest.raises(CorruptDatasetError, match="more than any official file"):
+        load_dataset("mnist", "test", tmp_path)
+
+
+def test_a_data_folder_name_holding_a_nul_is_refused() -> None:
+    with pytest.raises(InvalidInputError, match="data_dir must be a folder's path"):
+        load_dataset("mnist", "test", "a\0b")
+
+
+def test_the_datasets_are_the_ones_the_options_name() -> None:
+    from zoo.data import DATASETS
+    from zoo.options import DATASET_NAMES
+
+    assert tuple(DATASETS) == DATASET_NAMES

@@ -402,7 +402,7 @@ def test_concurrent_saves_and_loads_never_see_a_mix(
     scenario: str, save_races: dict[str, dict[str, object]]
 ) -> None:
     assert save_races[scenario]["failures"] == []
-    assert save_races[scenario]["overlapping"] >= 20  # of 25 rounds: the saves did race
+    assert save_races[scenario]["overlapping"] >= 12  # of 15 rounds: the saves did race
 
 
 def test_a_failure_after_the_config_is_in_place_leaves_the_new_model(
@@ -684,3 +684,28 @@ def test_tensor_names_and_paths_from_files_stay_on_one_escaped_line(tmp_path: Pa
     message = str(caught.value)
     assert "\n" not in message and "\x1b" not in message
     assert "a\\nError: forged" in message and "and 15 more" in message
+
+
+def test_float64_weights_beyond_float32_are_refused(tmp_path: Path) -> None:
+    saved("lenet", tmp_path)
+    edit_tensors(
+        tmp_path,
+        lambda tensors: tensors.update(
+            {"layers.fc3.bias": torch.full((10,), 1e300, dtype=torch.float64)}
+        ),
+    )
+    with pytest.raises(zoo.WeightsFileError, match=r"fc3\.bias holds NaN or infinite"):
+        zoo.from_pretrained(tmp_path)
+
+
+def test_a_format_version_of_true_is_not_one(tmp_path: Path) -> None:
+    saved("lenet", tmp_path)
+    edit_config(tmp_path, format_version=True)
+    with pytest.raises(zoo.ConfigFileError, match="'format_version' must be 1, found True"):
+        zoo.from_pretrained(tmp_path)
+
+
+@pytest.mark.parametrize("mark", ["\u200f", "\u200e", "\u061c"])
+def test_direction_marks_in_labels_are_refused(mark: str) -> None:
+    with pytest.raises(zoo.ModelConfigError, match="class label 0"):
+        zoo.create_model("lenet", class_labels=[f"{mark}1", *"123456789"])

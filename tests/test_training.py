@@ -632,3 +632,11 @@ def test_a_damaged_or_hostile_checkpoint_is_refused_on_resume(
 def test_a_recipe_nested_too_deep_for_the_parser_is_a_recipe_error() -> None:
     with pytest.raises(RecipeError, match="is not valid TOML"):
         parse_recipe("x = " + "[" * 100_000)
+
+
+def test_a_one_cycle_warm_up_of_exactly_one_step_is_a_recipe_error(
+    tiny_data_root: Path, tmp_path: Path
+) -> None:
+    recipe = parse_recipe(tiny_recipe("lenet", epochs=1, batch_size=10))  # 40 images: 4 steps
+    with pytest.raises(RecipeError, match=r"0\.25 of the run's 4 steps is exactly one step"):
+        train(recipe, tmp_path / "run", data_dir=tiny_data_root)

@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import os
 import secrets
+import stat
 import tempfile
 from pathlib import Path
 
@@ -25,6 +26,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     if not isinstance(path, (str, os.PathLike)) or "\0" in str(os.fspath(path)):
         raise OutputFileError(f"cannot write {path!r}: not the path of a file")
     path = Path(path)
+    _check_replaceable(path)
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
         with open(temporary, "xb") as handle:
@@ -52,13 +54,28 @@ def check_writable(path: str | Path) -> None:
     path = Path(path)
     if not is_folder(path.parent):
         raise OutputFileError(f"cannot write {path}: folder {path.parent} does not exist")
-    if is_folder(path):
-        raise OutputFileError(f"cannot write {path}: it is a folder")
+    _check_replaceable(path)
     try:
         with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"):
             pass
     except OSError as error:
         raise OutputFileError(f"cannot write {path}: {error.strerror or error}") from None
+
+
+def _check_replaceable(path: Path) -> None:
+    """Refuse to replace anything but a regular file: a rename would put a file where a
+    folder, a symbolic link, a FIFO or a device node such as /dev/null stands."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as error:
+        raise OutputFileError(f"cannot write {path}: {error.strerror or error}") from None
+    if stat.S_ISREG(mode):
+        return
+    kinds = {stat.S_ISDIR: "a folder", stat.S_ISLNK: "a symbolic link"}
+    kind = next((name for test, name in kinds.items() if test(mode)), "not a regular file")
+    raise OutputFileError(f"cannot write {path}: it is {kind}, which is never replaced")
 
 
 def sha256_hex(data: bytes) -> str:

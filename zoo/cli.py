@@ -206,10 +206,10 @@ def predict_command(
 ) -> None:
     """Classify digit IMAGES with MODEL and show how uncertain each prediction is.
 
-    Each IMAGE is a PNG or JPEG of any size or colour. It is converted to grayscale (transparent
-    parts shown on white), inverted if --invert is given, padded with black to a square and
-    resized to 28x28; a 28x28 image is used pixel for pixel. MNIST digits are light on a dark
-    background: pass --invert for dark ink on light paper.
+    Each IMAGE is a PNG, JPEG, GIF, BMP, TIFF, WebP or PPM/PGM of any size or colour. It is
+    converted to grayscale (transparent parts shown on white), inverted if --invert is given,
+    padded with black to a square and resized to 28x28; a 28x28 image is used pixel for pixel.
+    MNIST digits are light on a dark background: pass --invert for dark ink on light paper.
     """
     from zoo.images import classify_files
     from zoo.loading import load
@@ -356,10 +356,10 @@ def _interrupted(folder: Path) -> str:
 def _check_destinations(*paths: Path | None) -> None:
     """Fail before a long evaluation if an output file could not be written."""
     given = [path for path in paths if path is not None]
+    for path in given:
+        check_writable(path)  # a symlink is refused here, so resolving cannot loop
     if len({path.resolve() for path in given}) < len(given):
         raise CommandError("--json and --plot must name different files")
-    for path in given:
-        check_writable(path)
 
 
 if __name__ == "__main__":

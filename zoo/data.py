@@ -23,11 +23,16 @@ import torchvision
 from torch import Tensor
 
 from zoo.errors import CorruptDatasetError, DatasetNotFoundError, InvalidInputError
+from zoo.files import read_head
+from zoo.limits import MAX_DATA_FILE_BYTES
+from zoo.options import DATASET_NAMES
 from zoo.text import shown
 
 DATA_DIR_VARIABLE = "ZOO_DATA_DIR"
 DEFAULT_DATA_DIR = Path("~/.cache/zoo/data")
-DATASETS = {"mnist": torchvision.datasets.MNIST, "fashion_mnist": torchvision.datasets.FashionMNIST}
+DATASETS = dict(
+    zip(DATASET_NAMES, (torchvision.datasets.MNIST, torchvision.datasets.FashionMNIST), strict=True)
+)
 SPLITS = ("train", "test")
 
 
@@ -57,11 +62,10 @@ class ImageSet:
 
 def data_root(data_dir: str | os.PathLike[str] | None = None) -> Path:
     """The data root: ``data_dir``, else ``$ZOO_DATA_DIR``, else ``~/.cache/zoo/data``."""
-    if data_dir is not None and not isinstance(data_dir, (str, os.PathLike)):
-        raise InvalidInputError(
-            f"data_dir must be a folder's path (a string or pathlib.Path), not "
-            f"{type(data_dir).__name__}"
-        )
+    if data_dir is not None and (
+        not isinstance(data_dir, (str, os.PathLike)) or "\0" in str(os.fspath(data_dir))
+    ):
+        raise InvalidInputError(f"data_dir must be a folder's path, not {shown(data_dir)}")
     chosen = data_dir or os.environ.get(DATA_DIR_VARIABLE) or DEFAULT_DATA_DIR
     return Path(chosen).expanduser()
 
@@ -148,14 +152,20 @@ def _explain_failure(
 
 
 def _check_regular_files(folder: Path, split: str, dataset_class: type) -> None:
-    """Refuse a data file that a folder, a FIFO or a device stands in for, before torchvision
-    opens it (a FIFO would block it forever)."""
+    """Refuse a data file that a folder, a FIFO or a device stands in for, or one larger than
+    any official file, before torchvision opens it: it reads a file whole, and a FIFO would
+    block it forever."""
     archives = [folder / name for name, _ in dataset_class.resources]
     for path in [*_extracted_files(folder, split), *archives]:
         if path.exists() and not path.is_file():
             raise CorruptDatasetError(
                 f"{path} is not a regular file; remove it and run again, so that the official "
                 "file is downloaded or extracted in its place"
+            )
+        if path.exists() and path.stat().st_size > MAX_DATA_FILE_BYTES:
+            raise CorruptDatasetError(
+                f"{path} is {path.stat().st_size:,} bytes, more than any official file "
+                f"(at most {MAX_DATA_FILE_BYTES:,}); delete it and run again"
             )
 
 
@@ -170,13 +180,14 @@ def _extracted_files(folder: Path, split: str) -> list[Path]:
 
 
 def _is_complete_idx(path: Path) -> bool:
-    """Whether ``path`` is a uint8 IDX file whose size matches the sizes in its header."""
-    data = path.read_bytes()
-    if len(data) < 4 or data[:3] != b"\x00\x00\x08" or not 1 <= data[3] <= 3:
+    """Whether ``path`` is a uint8 IDX file whose size matches the sizes in its header (read
+    from the header alone)."""
+    head = read_head(path, 16)
+    if len(head) < 4 or head[:3] != b"\x00\x00\x08" or not 1 <= head[3] <= 3:
         return False
-    header_bytes = 4 + 4 * data[3]
-    sizes = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(data[3])]
-    return len(data) == header_bytes + math.prod(sizes)
+    header_bytes = 4 + 4 * head[3]
+    sizes = [int.from_bytes(head[4 + 4 * i : 8 + 4 * i], "big") for i in range(head[3])]
+    return path.stat().st_size == header_bytes + math.prod(sizes)
 
 
 def _check_contents(images: Tensor, targets: Tensor, num_classes: int, folder: Path) -> None:

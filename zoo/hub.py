@@ -389,6 +389,9 @@ def _translate_errors(context: _Context, filename: str | None) -> Iterator[None]
         raise _unreachable(context, filename, error.__context__ or error) from None
     except _transport_errors() as error:  # HfApi calls let the HTTP library's errors through
         raise _unreachable(context, filename, error) from None
+    except ImportError as error:  # a SOCKS proxy without its package, say
+        message = f"cannot reach the Hub at {_endpoint()}: {_one_line(error)}"
+        raise _error(HubConnectionError, reference, message) from None
     except OSError as error:  # the cache: a folder that cannot be created, a full disk
         message = f"cannot use the Hugging Face cache at {_cache_dir(context)} ({error}); "
         message += "check HF_HOME and HF_HUB_CACHE"

@@ -31,6 +31,10 @@ from zoo.options import DEFAULT_SAMPLES
 from zoo.preprocessing import IMAGE_SIZE
 from zoo.text import escaped
 
+# The formats an image file may be in. Others, EPS among them (which PIL hands to Ghostscript),
+# are never opened.
+IMAGE_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM")
+
 
 def read_digit_image(path: str | os.PathLike[str], invert: bool = False) -> Tensor:
     """Read ``path`` as a (28, 28) uint8 digit, light on dark (see the module docstring).
@@ -48,7 +52,7 @@ def read_digit_image(path: str | os.PathLike[str], invert: bool = False) -> Tens
         data = read_file(path, MAX_IMAGE_FILE_BYTES)
         with warnings.catch_warnings():  # PIL's own, looser bomb check: ours comes first
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as image:
+            with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as image:
                 _check_size(image.size, shown_path)
                 image.load()
                 grayscale = _grayscale(ImageOps.exif_transpose(image))
@@ -56,7 +60,12 @@ def read_digit_image(path: str | os.PathLike[str], invert: bool = False) -> Tens
         raise
     except FileTooLargeError as error:
         raise ImageFileError(f"{shown_path}: the file is {error}") from None
-    except (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError) as error:
+    except UnidentifiedImageError:
+        formats = ", ".join(IMAGE_FORMATS)
+        raise ImageFileError(
+            f"{shown_path}: not an image in a format read here ({formats})"
+        ) from None
+    except (OSError, Image.DecompressionBombError, ValueError) as error:
         raise ImageFileError(
             f"{shown_path}: cannot read it as an image ({escaped(str(error))})"
         ) from None

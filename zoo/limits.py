@@ -24,6 +24,9 @@ MAX_IMAGE_PIXELS = 40_000_000
 MAX_IMAGE_SIDE = 8192
 MAX_IMAGE_FILE_BYTES = 128 << 20
 
+# A dataset file: MNIST's and FashionMNIST's largest, the training images, is 47,040,016 bytes.
+MAX_DATA_FILE_BYTES = 64 << 20
+
 # Model folders.
 MAX_CONFIG_BYTES = 1 << 20  # config.json
 MAX_WEIGHTS_BYTES = 256 << 20  # model.safetensors

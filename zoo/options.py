@@ -5,6 +5,7 @@ The command line builds its help from these, and ``zoo --help`` must stay fast.
 
 from __future__ import annotations
 
+DATASET_NAMES = ("mnist", "fashion_mnist")  # what zoo.data loads
 OOD_DATASETS = ("fashion_mnist",)
 DEVICE_NAMES = ("auto", "cpu", "cuda", "mps")
 OOD_SCORES = ("entropy", "msp", "mi")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,8 +14,9 @@ from torch import Tensor
 from zoo.atomic import atomic_write_bytes
 from zoo.errors import CheckpointError
 from zoo.files import read_file
-from zoo.limits import MAX_REPORT_BYTES
+from zoo.limits import MAX_REPORT_BYTES, MAX_SAMPLES
 from zoo.metrics.suite import GROUP_TITLES, SPECS
+from zoo.options import DATASET_NAMES, OOD_SCORES, SEED_RANGE
 from zoo.text import escaped, shown
 
 
@@ -86,27 +88,19 @@ class EvaluationReport:
                 ``weights_sha256`` is given, evaluates other weights.
         """
         try:
-            raw = json.loads(read_file(path, MAX_REPORT_BYTES).decode("utf-8"))
-            metrics = {
-                group: {
-                    key: math.nan if value is None else float(value)
-                    for key, value in values.items()
-                }
-                for group, values in raw["metrics"].items()
-            }
-            provenance = dict(raw["provenance"])
-        except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as error:
+            raw = json.loads(read_file(path, MAX_REPORT_BYTES).decode("utf-8"), parse_constant=str)
+        except (OSError, ValueError, RecursionError) as error:
             raise CheckpointError(path, f"is not a zoo eval report ({error})") from None
-        unknown = [
-            f"{group}.{key}"
-            for group, values in metrics.items()
-            for key in values
-            if key not in SPECS or SPECS[key].group != group
-        ]
-        if unknown:
-            raise CheckpointError(
-                path, f"is not a zoo eval report: unknown metric {shown(unknown[0])}"
-            )
+        problem = _report_problem(raw)
+        if problem:
+            raise CheckpointError(path, f"is not a zoo eval report: {problem}")
+        metrics = {
+            group: {
+                key: math.nan if value is None else float(value) for key, value in values.items()
+            }
+            for group, values in raw["metrics"].items()
+        }
+        provenance = dict(raw["provenance"])
         evaluated = provenance.get("weights_sha256")
         if weights_sha256 is not None and evaluated != weights_sha256:
             raise CheckpointError(
@@ -144,6 +138,63 @@ class EvaluationReport:
                 f"scored by {p['ood_score']}"
             )
         return "\n".join(lines)
+
+
+_VERSION = re.compile(r"[0-9A-Za-z.+!-]{1,64}")
+
+
+def _report_problem(raw: object) -> str | None:
+    """What keeps ``raw`` from being a report `to_dict` writes, if anything: every metric one
+    the zoo measures, with a finite value or null (n/a), and the provenance that cards and
+    tables read, of the kinds evaluation writes."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("metrics"), dict):
+        return "no 'metrics' table"
+    for group, values in raw["metrics"].items():
+        if not isinstance(values, dict):
+            return f"metrics group {shown(group)} is not a table"
+        for key, value in values.items():
+            if key not in SPECS or SPECS[key].group != group:
+                return f"unknown metric {shown(f'{group}.{key}')}"
+            if value is not None and not _is_finite_number(value):
+                return f"metric {key} is {shown(value)}, not a finite number or null"
+    provenance = raw.get("provenance")
+    if not isinstance(provenance, dict):
+        return "no 'provenance' table"
+    checks = {
+        "dataset": _is_dataset(provenance.get("dataset")),
+        "ood_dataset": provenance.get("ood_dataset") is None
+        or _is_dataset(provenance["ood_dataset"]),
+        "ood_score": provenance.get("ood_score") in (None, *OOD_SCORES),
+        "samples": _is_integer(provenance.get("samples"), 1, MAX_SAMPLES),
+        "seed": _is_integer(provenance.get("seed"), *SEED_RANGE),
+        "versions": isinstance(provenance.get("versions"), dict)
+        and all(
+            isinstance(provenance["versions"].get(name), str)
+            and _VERSION.fullmatch(provenance["versions"][name])
+            for name in ("zoo", "torch")
+        ),
+    }
+    if "ood" in raw["metrics"]:
+        checks["ood_dataset"] &= provenance.get("ood_dataset") is not None
+        checks["ood_score"] &= provenance.get("ood_score") is not None
+    wrong = [key for key, fine in checks.items() if not fine]
+    return f"provenance field {wrong[0]!r} is missing or wrong" if wrong else None
+
+
+def _is_finite_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_integer(value: object, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _is_dataset(value: object) -> bool:
+    return (
+        isinstance(value, dict)
+        and value.get("name") in DATASET_NAMES
+        and _is_integer(value.get("size"), 0, 10**9)
+    )
 
 
 def flat_metrics(grouped: dict[str, dict[str, float]]) -> dict[str, float]:

@@ -10,11 +10,13 @@ from __future__ import annotations
 import unicodedata
 
 # Control characters (Cc: escape sequences, newlines, DEL), surrogates (Cs), line and
-# paragraph separators (Zl, Zp), and the bidirectional embeddings, overrides and isolates,
-# which reorder the text around them. Other format characters, such as the zero-width joiner
-# of emoji sequences or a soft hyphen, show as they should and are allowed.
+# paragraph separators (Zl, Zp), and Unicode's Bidi_Control characters (marks, embeddings,
+# overrides, isolates), which reorder the text around them. Other format characters, such as
+# the zero-width joiner of emoji sequences or a soft hyphen, show as they should.
 _UNPRINTABLE_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
-_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+_BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
 
 
 def is_unprintable(character: str) -> bool:

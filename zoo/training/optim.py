@@ -5,6 +5,7 @@ from __future__ import annotations
 from torch import nn, optim
 from torch.optim import lr_scheduler
 
+from zoo.errors import RecipeError
 from zoo.training.recipe import OptimizerSection, ScheduleSection
 
 
@@ -25,7 +26,8 @@ def build_schedule(
     optimizer: optim.Optimizer, section: ScheduleSection, total_steps: int, steps_per_epoch: int
 ) -> lr_scheduler.LRScheduler:
     """The schedule, stepped once per batch over ``total_steps`` batches; onecycle and cosine
-    give the last batch the final rate.
+    give the last batch the final rate. Raises `RecipeError` for a one-cycle warm-up of
+    exactly one step, which torch's schedule cannot compute.
 
     - onecycle: warm up from lr / 25 to lr over ``warmup_fraction`` of the run, then anneal
       (cosine) to lr x ``final_lr_fraction``; momentum is left as the optimiser has it.
@@ -35,6 +37,12 @@ def build_schedule(
     """
     base_lr = optimizer.param_groups[0]["lr"]
     if section.name == "onecycle":
+        if section.warmup_fraction * total_steps == 1:  # torch divides by zero on it
+            raise RecipeError(
+                f"'schedule.warmup_fraction' {section.warmup_fraction!r} of the run's "
+                f"{total_steps} steps is exactly one step, which the one-cycle schedule cannot "
+                "warm up over: make it longer or 0"
+            )
         initial_division = 25.0
         return lr_scheduler.OneCycleLR(
             optimizer,

@@ -586,6 +586,7 @@ def read_log(path: Path) -> list[dict[str, Any]]:
     return records
 
 
+_LONGEST_RUN_S = 366 * 24 * 3600
 _RECORD_FIELDS = {"device": str, "hardware": str, "torch": str, "compiled": bool}
 
 
@@ -595,8 +596,8 @@ def _record_problem(record: object) -> str | None:
     seconds = record.get("elapsed_seconds")
     if not isinstance(seconds, (int, float)) or isinstance(seconds, bool):
         return "'elapsed_seconds' must be a number"
-    if not 0 <= seconds < math.inf:
-        return "'elapsed_seconds' must be finite and not negative"
+    if not 0 <= seconds <= _LONGEST_RUN_S:
+        return "'elapsed_seconds' must be from 0 to a year"
     for key, kind in _RECORD_FIELDS.items():
         if not isinstance(record.get(key), kind):
             return f"'{key}' must be a JSON {kind.__name__}"
