@@ -21,7 +21,9 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     anything fails, so an interrupted write leaves ``path`` as it was.
 
     Raises:
-        OutputFileError: the file cannot be written (no such folder, no permission, ...).
+        OutputFileError: the file cannot be written (no such folder, no permission, ...), or
+            something other than a regular file stands at ``path`` (a symbolic link, a FIFO,
+            a device node), which a rename would replace.
     """
     if not isinstance(path, (str, os.PathLike)) or "\0" in str(os.fspath(path)):
         raise OutputFileError(f"cannot write {path!r}: not the path of a file")
@@ -46,7 +48,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 def check_writable(path: str | Path) -> None:
     """Fail now, not after an hour's work, if a file could not be written at ``path`` later:
     its folder must exist and take a new file (a file is made there and removed), and
-    ``path`` must not be a folder.
+    whatever stands at ``path`` must be a regular file (see `_check_replaceable`).
 
     Raises:
         OutputFileError: naming the path and why.

@@ -15,6 +15,7 @@ import hashlib
 import io
 import math
 import os
+import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,14 +158,18 @@ def _check_regular_files(folder: Path, split: str, dataset_class: type) -> None:
     block it forever."""
     archives = [folder / name for name, _ in dataset_class.resources]
     for path in [*_extracted_files(folder, split), *archives]:
-        if path.exists() and not path.is_file():
+        try:
+            info = path.stat()
+        except OSError:  # not there: torchvision downloads or extracts it
+            continue
+        if not stat.S_ISREG(info.st_mode):
             raise CorruptDatasetError(
                 f"{path} is not a regular file; remove it and run again, so that the official "
                 "file is downloaded or extracted in its place"
             )
-        if path.exists() and path.stat().st_size > MAX_DATA_FILE_BYTES:
+        if info.st_size > MAX_DATA_FILE_BYTES:
             raise CorruptDatasetError(
-                f"{path} is {path.stat().st_size:,} bytes, more than any official file "
+                f"{path} is {info.st_size:,} bytes, more than any official file "
                 f"(at most {MAX_DATA_FILE_BYTES:,}); delete it and run again"
             )
 

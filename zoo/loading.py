@@ -185,7 +185,7 @@ def _warn_if_shadowed(name: str) -> None:
 def _check_model_folder(folder: Path, reference: HubReference | None) -> None:
     """A folder named like a Hub id is loaded instead of the Hub repository only if it holds
     a model; otherwise say why the Hub was not asked."""
-    if reference is not None and not (folder / CONFIG_NAME).is_file():
+    if reference is not None and not (folder / CONFIG_NAME).exists():
         raise CheckpointError(
             folder,
             f"this folder holds no {CONFIG_NAME}, so it is not a model, but it hides the Hub "
