@@ -54,7 +54,7 @@ from zoo.limits import MAX_CONFIG_BYTES, MAX_WEIGHTS_BYTES, MAX_WEIGHTS_HEADER_B
 from zoo.locks import folder_lock
 from zoo.models.base import ZooModel, build_skeleton
 from zoo.registry import create_model
-from zoo.text import shown
+from zoo.text import is_version, shown
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -65,7 +65,6 @@ EVAL_NAME = "eval.json"
 FORMAT_VERSION = 1
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-_VERSION = re.compile(r"[0-9A-Za-z.+!-]{1,64}")
 # What saves write before renaming into place (here, and in zoo.atomic): nothing else is removed.
 _PENDING = rf"\.{re.escape(WEIGHTS_NAME)}\.[0-9a-f]{{64}}\.pending"
 _INTERRUPTED_SAVE = re.compile(
@@ -242,8 +241,8 @@ def copy_model_files(folder: Path, destination: Path) -> None:
     """Copy ``folder``'s config.json and the weights it pins into ``destination``, as
     config.json and model.safetensors, while no save can change them."""
     with folder_lock(folder, exclusive=False):
-        config = read_config(folder / CONFIG_NAME)  # checked, and so readable: copy its bytes
-        config_bytes = read_file(folder / CONFIG_NAME, MAX_CONFIG_BYTES)
+        config_bytes = _config_data(folder / CONFIG_NAME)
+        config = _parse_config(config_bytes, folder / CONFIG_NAME)
         weights = _weights_data(committed_weights(folder, config.weights_sha256))
     atomic_write_bytes(destination / CONFIG_NAME, config_bytes)
     atomic_write_bytes(destination / WEIGHTS_NAME, weights)
@@ -303,15 +302,28 @@ def read_config(path: Path) -> ModelConfig:
     The file may hold at most `MAX_CONFIG_BYTES`; the values are checked for type and form
     here, and against the architecture when the model is built.
     """
+    return _parse_config(_config_data(path), path)
+
+
+def _config_data(path: Path) -> bytes:
+    """The bytes of config.json at ``path``, bounded, or a `ConfigFileError`."""
     try:
-        raw = json.loads(read_file(path, MAX_CONFIG_BYTES).decode("utf-8"))
+        return read_file(path, MAX_CONFIG_BYTES)
     except FileNotFoundError:
         raise ConfigFileError(path, f"missing; {_RESAVE}") from None
     except FileTooLargeError as error:
         raise ConfigFileError(path, f"is {error}; it cannot be a zoo config") from None
     except NotARegularFileError:
         raise ConfigFileError(path, f"is not a regular file; {_RESAVE}") from None
-    except (OSError, ValueError, RecursionError) as error:  # ValueError covers bad JSON/UTF-8
+    except OSError as error:
+        raise ConfigFileError(path, f"is not valid JSON ({error}); {_RESAVE}") from None
+
+
+def _parse_config(data: bytes, path: Path) -> ModelConfig:
+    """``data``, read from ``path``, as a checked `ModelConfig`, or a `ConfigFileError`."""
+    try:
+        raw = json.loads(data.decode("utf-8"))
+    except (ValueError, RecursionError) as error:  # ValueError covers bad JSON and UTF-8
         raise ConfigFileError(path, f"is not valid JSON ({error}); {_RESAVE}") from None
     if not isinstance(raw, dict):
         raise ConfigFileError(path, f"must hold a JSON object, not {type(raw).__name__}")
@@ -335,7 +347,7 @@ def read_config(path: Path) -> ModelConfig:
         raise ConfigFileError(path, "'preprocessing' must hold exactly 'mean' and 'std'")
     if not _SHA256.fullmatch(raw["weights_sha256"]):
         raise ConfigFileError(path, "'weights_sha256' must be 64 lower-case hex digits")
-    if not _VERSION.fullmatch(raw["zoo_version"]):
+    if not is_version(raw["zoo_version"]):
         raise ConfigFileError(
             path,
             f"'zoo_version' must be a version such as '0.1.0', not {shown(raw['zoo_version'])}",

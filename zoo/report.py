@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +16,7 @@ from zoo.files import read_file
 from zoo.limits import MAX_REPORT_BYTES, MAX_SAMPLES
 from zoo.metrics.suite import GROUP_TITLES, SPECS
 from zoo.options import DATASET_NAMES, OOD_SCORES, SEED_RANGE
-from zoo.text import escaped, shown
+from zoo.text import escaped, is_version, shown
 
 
 @dataclass(frozen=True)
@@ -140,9 +139,6 @@ class EvaluationReport:
         return "\n".join(lines)
 
 
-_VERSION = re.compile(r"[0-9A-Za-z.+!-]{1,64}")
-
-
 def _report_problem(raw: object) -> str | None:
     """What keeps ``raw`` from being a report `to_dict` writes, if anything: every metric one
     the zoo measures, with a finite value or null (n/a), and the provenance that cards and
@@ -168,11 +164,7 @@ def _report_problem(raw: object) -> str | None:
         "samples": _is_integer(provenance.get("samples"), 1, MAX_SAMPLES),
         "seed": _is_integer(provenance.get("seed"), *SEED_RANGE),
         "versions": isinstance(provenance.get("versions"), dict)
-        and all(
-            isinstance(provenance["versions"].get(name), str)
-            and _VERSION.fullmatch(provenance["versions"][name])
-            for name in ("zoo", "torch")
-        ),
+        and all(is_version(provenance["versions"].get(name)) for name in ("zoo", "torch")),
     }
     if "ood" in raw["metrics"]:
         checks["ood_dataset"] &= provenance.get("ood_dataset") is not None

@@ -7,6 +7,7 @@ forge a line of output. `escaped` writes every such character as a visible escap
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 # Control characters (Cc: escape sequences, newlines, DEL), surrogates (Cs), line and
@@ -17,6 +18,15 @@ _UNPRINTABLE_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
 _BIDI_CONTROLS = frozenset(
     "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 )
+
+
+# A version as the zoo, torch and friends write theirs: "0.1.0", "2.14.1+cu130".
+_VERSION = re.compile(r"[0-9A-Za-z.+!-]{1,64}")
+
+
+def is_version(text: object) -> bool:
+    """Whether ``text`` is a short version string, safe to print as it is."""
+    return isinstance(text, str) and _VERSION.fullmatch(text) is not None
 
 
 def is_unprintable(character: str) -> bool:

@@ -532,10 +532,9 @@ def _same_kind(value: object, like: object) -> bool:
 def _check_log(log: list[Any], epoch: int) -> None:
     if len(log) != epoch:
         raise ValueError(f"its log has {len(log)} epochs, not {epoch}")
-    for number, record in enumerate(log, start=1):
-        problem = _record_problem(record)
-        if problem:
-            raise ValueError(f"line {number} of its log: {problem}")
+    problem = _log_problem(log)
+    if problem:
+        raise ValueError(f"its log: {problem}")
 
 
 def _amp_dtype(recipe: Recipe, device: torch.device) -> torch.dtype | None:
@@ -579,15 +578,23 @@ def read_log(path: Path) -> list[dict[str, Any]]:
         records = [json.loads(line) for line in text.splitlines()]
     except (OSError, ValueError, RecursionError) as error:
         raise CheckpointError(path, f"is not a training log of zoo train ({error})") from None
-    for number, record in enumerate(records, start=1):
-        problem = _record_problem(record)
-        if problem:
-            raise CheckpointError(path, f"line {number} is not a zoo train record: {problem}")
+    problem = _log_problem(records)
+    if problem:
+        raise CheckpointError(path, problem)
     return records
 
 
 _LONGEST_RUN_S = 366 * 24 * 3600
 _RECORD_FIELDS = {"device": str, "hardware": str, "torch": str, "compiled": bool}
+
+
+def _log_problem(records: list[Any]) -> str | None:
+    """What keeps ``records`` from being the log `zoo train` writes, if anything."""
+    for number, record in enumerate(records, start=1):
+        problem = _record_problem(record)
+        if problem:
+            return f"line {number} is not a zoo train record: {problem}"
+    return None
 
 
 def _record_problem(record: object) -> str | None:
