@@ -13,6 +13,11 @@ and how many times slower it is than the zoo's pass. Once scripts/test or script
 set up .venv:
 
     .venv/bin/python scripts/bench_forward.py [--batch-size N] [--device cpu|cuda]
+        [--chunk-rows N [N ...]]
+
+``--chunk-rows`` adds, for each N, the zoo's pass computed in chunks of N image-samples (the
+default per device is `zoo.models.base.ROWS_PER_CHUNK`), to choose a device's chunk size; use
+a batch size of several chunks (e.g. ``--batch-size 10000``) so that the chunk decides.
 """
 
 from __future__ import annotations
@@ -105,6 +110,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--chunk-rows", type=int, nargs="*", default=[])
     args = parser.parse_args()
 
     torch.manual_seed(0)
@@ -115,6 +121,9 @@ def main() -> None:
         "mc_dropout_lenet": mc_dropout_variants(mc_dropout, args.samples),
         "bayesian_lenet": bayesian_variants(bayesian, args.samples),
     }
+    for model, variants in zip((mc_dropout, bayesian), suites.values(), strict=True):
+        for rows in args.chunk_rows:
+            variants[f"zoo, chunks of {rows:,} rows"] = in_chunks_of(model, args.samples, rows)
     print(
         f"{args.images:,} images x {args.samples} samples, batch {args.batch_size}, "
         f"{args.device}, {torch.get_num_threads()} threads, torch {torch.__version__}; "
@@ -127,6 +136,21 @@ def main() -> None:
             zoo_seconds = next(iter(seconds.values()))
             for label, value in seconds.items():
                 print(f"{name:<17} {label:<36} {value:8.2f} {value / zoo_seconds:7.2f}x")
+
+
+def in_chunks_of(model: torch.nn.Module, samples: int, rows: int) -> Forward:
+    """The zoo's pass, computed in chunks of ``rows`` image-samples on the model's device."""
+    device_type = next(model.parameters()).device.type
+
+    def forward(images: Tensor) -> Tensor:
+        default = zoo.models.base.ROWS_PER_CHUNK[device_type]
+        zoo.models.base.ROWS_PER_CHUNK[device_type] = rows
+        try:
+            return model(images, samples)
+        finally:
+            zoo.models.base.ROWS_PER_CHUNK[device_type] = default
+
+    return forward
 
 
 def median_seconds(

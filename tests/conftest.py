@@ -30,6 +30,18 @@ def _seed_everything() -> None:
 
 
 @pytest.fixture(autouse=True)
+def _cpu_unless_marked_cuda(
+    monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    """Make ``--device auto`` the CPU, here and in subprocesses, so that the suite checks the
+    same numbers on a GPU machine; tests marked ``cuda`` name their device themselves."""
+    if request.node.get_closest_marker("cuda"):
+        monkeypatch.delenv("ZOO_DEVICE", raising=False)
+    else:
+        monkeypatch.setenv("ZOO_DEVICE", "cpu")
+
+
+@pytest.fixture(autouse=True)
 def _no_network(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
     """Refuse name lookups of any host but this one, so that no test can download (but the
     opt-in tests marked live_hub, which talk to the real Hub)."""

@@ -38,6 +38,7 @@ from zoo.errors import (
     UnknownModelError,
     WeightsFileError,
     ZooError,
+    ZooWarning,
 )
 
 __version__ = "0.1.0"
@@ -104,6 +105,7 @@ __all__ = [
     "WeightsFileError",
     "ZooError",
     "ZooModel",
+    "ZooWarning",
     "__version__",
     "create_model",
     "evaluate",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import click
 
 from zoo import __version__
 from zoo.atomic import check_writable
-from zoo.errors import ZooError
+from zoo.errors import ZooError, ZooWarning
 from zoo.limits import MAX_SAMPLES
 from zoo.options import (
     DEFAULT_BATCH_SIZE,
@@ -53,7 +54,7 @@ device_option = click.option(
     type=click.Choice(DEVICE_NAMES),
     default="auto",
     show_default=True,
-    help="auto picks cuda, then mps, then cpu.",
+    help="auto picks $ZOO_DEVICE when it is set, else cuda, then mps, then cpu.",
 )
 MODEL_HELP = (
     "MODEL is a registered name (see `zoo list`), a folder written by save_pretrained or zoo "
@@ -80,6 +81,15 @@ def zoo_errors() -> Iterator[None]:
 @click.version_option(__version__, prog_name="uncertainty-zoo")
 def main() -> None:
     """uncertainty-zoo: pretrained, uncertainty-aware PyTorch classifiers."""
+    show_other_warnings = warnings.showwarning
+
+    def show_warning(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+        if issubclass(category, ZooWarning):  # one line, as errors are
+            click.echo(f"Warning: {escaped(str(message))}", err=True)
+        else:
+            show_other_warnings(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show_warning
 
 
 @main.command("list")

@@ -1,5 +1,6 @@
-"""Choosing the device to run on (``auto`` picks CUDA, then Apple's MPS, then the CPU), and
-seeding the random generators of every device."""
+"""Choosing the device to run on (``auto`` picks CUDA, then Apple's MPS, then the CPU, unless
+``$ZOO_DEVICE`` names one), seeding the generators of the device in use, and moving results to
+the host."""
 
 from __future__ import annotations
 
@@ -9,22 +10,33 @@ import platform
 from collections.abc import Iterator
 
 import torch
+from torch import Tensor
 
 from zoo.errors import DeviceError, InvalidInputError
 from zoo.options import DEVICE_NAMES, SEED_RANGE
+
+DEVICE_VARIABLE = "ZOO_DEVICE"
 
 
 def select_device(name: str | torch.device = "auto") -> torch.device:
     """Return the device ``name`` asks for, checking that this machine has it.
 
     Args:
-        name: "auto" (CUDA if available, else MPS, else CPU), "cpu", "cuda", "cuda:N" or "mps".
+        name: "auto", "cpu", "cuda", "cuda:N" or "mps". "auto" is the device the environment
+            variable ``ZOO_DEVICE`` names when it is set (``ZOO_DEVICE=cpu`` keeps a GPU
+            machine's runs on the CPU), else CUDA if available, else MPS, else the CPU.
 
     Raises:
         DeviceError: an unknown device name, or a device this machine does not have.
     """
     if str(name) == "auto":
-        return torch.device(_best_available())
+        chosen = os.environ.get(DEVICE_VARIABLE, "auto").strip() or "auto"
+        if chosen == "auto":
+            return torch.device(_best_available())
+        try:
+            return select_device(chosen)
+        except DeviceError as error:
+            raise DeviceError(f"${DEVICE_VARIABLE}: {error}") from None
     try:
         device = torch.device(name)
     except (RuntimeError, TypeError):
@@ -34,6 +46,8 @@ def select_device(name: str | torch.device = "auto") -> torch.device:
         raise DeviceError(f"unsupported device {name!r}; choose one of {', '.join(DEVICE_NAMES)}")
     if not _available(device):
         raise DeviceError(f"device {name!r} is not available on this machine; use --device auto")
+    if device.type == "cuda" and device.index is None:  # name the GPU: logs say which one ran
+        device = torch.device("cuda", torch.cuda.current_device())
     return device
 
 
@@ -46,12 +60,14 @@ def describe_device(device: torch.device) -> str:
     return str(device)
 
 
-def describe_hardware() -> str:
-    """The processor (and GPU, if any) this process runs on, for the training log."""
+def describe_hardware(device: torch.device) -> str:
+    """The processor this process runs on, and the GPU that ``device`` is, for the training log."""
     cpu = _cpu_model() or platform.processor() or platform.machine()
     description = f"{cpu}, {os.cpu_count()} logical cores, {torch.get_num_threads()} threads"
-    if torch.cuda.is_available():
-        description += f"; GPU {torch.cuda.get_device_name()}"
+    if device.type == "cuda":
+        description += f"; GPU {torch.cuda.get_device_name(device)}"
+    elif device.type == "mps":
+        description += "; Apple GPU (MPS)"
     return description
 
 
@@ -92,18 +108,99 @@ def check_seed(seed: int) -> int:
 
 
 @contextlib.contextmanager
-def seeded(seed: int) -> Iterator[None]:
-    """Seed torch's generators on every device for the block, then restore the caller's.
+def seeded(seed: int, device: str | torch.device = "cpu") -> Iterator[None]:
+    """Seed the CPU's generator, and ``device``'s when it is a GPU, for the block; then put
+    back the states they had, so that code around the block draws as if it never ran.
 
-    ``torch.manual_seed`` reseeds the CPU, every CUDA device and MPS; each of their states is
-    saved before and put back after, so that code around the block draws as if it never ran.
+    The CPU's state after seeding is ``torch.manual_seed(seed)``'s. Only the generators of
+    ``device`` are touched: a CPU run never initialises CUDA, and a run on one GPU leaves the
+    others' generators alone.
     """
-    cuda_devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
-    with torch.random.fork_rng(devices=cuda_devices):
-        mps_state = torch.mps.get_rng_state() if torch.backends.mps.is_available() else None
-        torch.manual_seed(check_seed(seed))
-        try:
-            yield
-        finally:
-            if mps_state is not None:
-                torch.mps.set_rng_state(mps_state)
+    device = torch.device(device)
+    check_seed(seed)
+    cpu_state = torch.get_rng_state()
+    device_state = _device_rng_state(device)
+    torch.random.default_generator.manual_seed(seed)
+    _seed_device(device, seed)
+    try:
+        yield
+    finally:
+        torch.set_rng_state(cpu_state)
+        if device_state is not None:
+            _set_device_rng_state(device, device_state)
+
+
+def _device_rng_state(device: torch.device) -> Tensor | None:
+    if device.type == "cuda":
+        return torch.cuda.get_rng_state(device)
+    if device.type == "mps":
+        return torch.mps.get_rng_state()
+    return None
+
+
+def _seed_device(device: torch.device, seed: int) -> None:
+    if device.type == "cuda":
+        with torch.cuda.device(device):
+            torch.cuda.manual_seed(seed)
+    elif device.type == "mps":
+        torch.mps.manual_seed(seed)
+
+
+def _set_device_rng_state(device: torch.device, state: Tensor) -> None:
+    if device.type == "cuda":
+        torch.cuda.set_rng_state(state, device)
+    elif device.type == "mps":
+        torch.mps.set_rng_state(state)
+
+
+def to_host(tensor: Tensor, dtype: torch.dtype | None = None) -> Tensor:
+    """``tensor`` on the CPU, converted to ``dtype`` there.
+
+    The move comes first: Apple's MPS has no float64, so converting on the device and then
+    moving (``tensor.to("cpu", torch.float64)``) fails there, or returns zeros on some torch
+    versions.
+    """
+    host = tensor.to("cpu")
+    return host if dtype is None else host.to(dtype)
+
+
+# cuBLAS repeats its results only with a fixed workspace (CUDA's documentation on cuBLAS
+# reproducibility); torch's deterministic mode asks for this setting.
+_CUBLAS_WORKSPACE = ("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
+
+@contextlib.contextmanager
+def deterministic_algorithms(enabled: bool) -> Iterator[None]:
+    """With ``enabled``, ask torch for deterministic kernels for the block, then put the
+    caller's settings back; without, change nothing.
+
+    On CUDA, a few kernels (scatter-adds in some backward passes, cuDNN's fastest convolution
+    algorithms) add in an order that changes from run to run. This turns on
+    ``torch.use_deterministic_algorithms`` (an op that has no deterministic kernel warns
+    rather than stops the run), cuDNN's deterministic mode without its benchmarking, and
+    cuBLAS's fixed workspace when the environment sets none. The CPU's kernels are
+    deterministic already. The settings are the process's own, so every thread shares them.
+    """
+    if not enabled:
+        yield
+        return
+    cudnn = torch.backends.cudnn
+    saved = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        cudnn.deterministic,
+        cudnn.benchmark,
+    )
+    variable, value = _CUBLAS_WORKSPACE
+    set_workspace = variable not in os.environ
+    if set_workspace:
+        os.environ[variable] = value
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    cudnn.deterministic, cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
+        cudnn.deterministic, cudnn.benchmark = saved[2], saved[3]
+        if set_workspace:
+            os.environ.pop(variable, None)

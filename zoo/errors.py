@@ -16,6 +16,11 @@ class ZooError(Exception):
     """Base class of every error that uncertainty-zoo raises on purpose."""
 
 
+class ZooWarning(UserWarning):
+    """Something the user should know that does not stop the work: a training run resumed on
+    another device, say. ``zoo`` commands print it as one "Warning:" line."""
+
+
 class UnknownModelError(ZooError, LookupError):
     """A model name that is not in the registry."""
 

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from zoo import __version__, metrics
 from zoo.atomic import sha256_hex
 from zoo.data import ImageSet, check_dataset_name, load_dataset
-from zoo.devices import check_seed, describe_device, seeded, select_device
+from zoo.devices import check_seed, describe_device, seeded, select_device, to_host
 from zoo.errors import InvalidInputError
 from zoo.limits import MAX_EVALUATION_ROWS
 from zoo.loading import load
@@ -53,8 +53,10 @@ def evaluate(
     """Measure ``model`` on the test split of ``dataset``, and on ``ood`` as unseen data.
 
     The same arguments give the same numbers: the sampling is seeded with ``seed``, and on the
-    CPU the result is reproducible bit for bit. The caller's random state is left untouched,
-    and so are the model's device and train/eval mode.
+    CPU the result is reproducible bit for bit. On a GPU, float32 runs at full precision:
+    TensorFloat-32 is off for the evaluation (and restored after), so that its figures match
+    the CPU's to float rounding, and the report's provenance records it. The caller's random
+    state is left untouched, and so are the model's device and train/eval mode.
 
     Args:
         model: a model, a folder written by ``save_pretrained``, or a registered name (see
@@ -83,7 +85,7 @@ def evaluate(
     out_of_distribution = load_dataset(ood, "test", data_dir) if ood else None
 
     started = time.perf_counter()
-    with _evaluating(model, target), seeded(seed):
+    with _evaluating(model, target), seeded(seed, target), full_float32_precision() as precision:
         run = _Run(model, samples, batch_size, ood_score, progress)
         run.in_distribution(in_distribution)
         if out_of_distribution is not None:
@@ -101,6 +103,7 @@ def evaluate(
         "ood_dataset": _describe_data(out_of_distribution) if out_of_distribution else None,
         "ood_score": ood_score if out_of_distribution else None,
         "device": describe_device(target),
+        "float32_precision": precision,
         "versions": _versions(),
         "wall_time_s": round(wall_time, 3),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -149,8 +152,8 @@ class _Run:
             prediction = self.model.predict(images[start:stop], self.samples)  # finite
             self.samples_used = prediction.sample_probs.shape[1]
             yield (
-                prediction.sample_probs.to("cpu", torch.float64),
-                prediction.log_probs.to("cpu", torch.float64),
+                to_host(prediction.sample_probs, torch.float64),
+                to_host(prediction.log_probs, torch.float64),
                 data.targets[start:stop],
             )
 
@@ -221,6 +224,26 @@ def _evaluating(model: ZooModel, device: torch.device) -> Iterator[None]:
         model.to(original_device)
         for module, training in modes.items():
             module.training = training
+
+
+@contextlib.contextmanager
+def full_float32_precision() -> Iterator[dict[str, str]]:
+    """float32 matrix products and convolutions at full (IEEE) precision on CUDA for the
+    block, TensorFloat-32 off, then the caller's settings back; yields the settings used.
+
+    cuDNN convolutions use TF32 by default on Ampere and later GPUs, about 3 significant
+    digits, enough to move an evaluation's figures in their last printed digit. The settings
+    are the process's own, so an evaluation changes them for every thread while it runs.
+    """
+    settings = (torch.backends.cuda.matmul, torch.backends.cudnn.conv)
+    saved = [setting.fp32_precision for setting in settings]
+    for setting in settings:
+        setting.fp32_precision = "ieee"
+    try:
+        yield {"cuda_matmul": "ieee", "cudnn_conv": "ieee"}
+    finally:
+        for setting, value in zip(settings, saved, strict=True):
+            setting.fp32_precision = value
 
 
 def _describe_data(data: ImageSet) -> dict[str, Any]:

@@ -51,18 +51,23 @@ class Prediction:
         """
         labels = class_labels or [str(index) for index in range(self.probs.shape[1])]
         confidence, predicted = self.probs.max(dim=-1)
-        votes = self.sample_probs.argmax(dim=-1)
+        columns = (predicted, confidence, self.entropy, self.aleatoric, self.mutual_information)
+        # One copy to the host per field, not one wait on the device per image and field.
+        classes, confidences, entropies, aleatorics, informations = (
+            column.tolist() for column in columns
+        )
+        votes = self.sample_probs.argmax(dim=-1).tolist()
         return [
             {
-                "class": int(predicted[i]),
-                "label": labels[predicted[i]],
-                "confidence": float(confidence[i]),
-                "entropy": float(self.entropy[i]),
-                "aleatoric": float(self.aleatoric[i]),
-                "mutual_information": float(self.mutual_information[i]),
+                "class": classes[i],
+                "label": labels[classes[i]],
+                "confidence": confidences[i],
+                "entropy": entropies[i],
+                "aleatoric": aleatorics[i],
+                "mutual_information": informations[i],
                 "votes": [labels[vote] for vote in votes[i]],
             }
-            for i in range(len(predicted))
+            for i in range(len(classes))
         ]
 
     @classmethod

@@ -18,12 +18,20 @@ _ACCEPTED = "(B, 28, 28), (B, 1, 28, 28) or a single (28, 28) image"
 
 
 def prepare_images(
-    images: Tensor, *, mean: float, std: float, device: torch.device, dtype: torch.dtype
+    images: Tensor,
+    *,
+    mean: float,
+    std: float,
+    device: torch.device,
+    dtype: torch.dtype,
+    check_finite: bool = True,
 ) -> Tensor:
     """Check ``images`` and return them as normalised (B, 1, 28, 28) floats on ``device``.
 
     ``uint8`` images are moved to ``device`` first and normalised there, as
-    ``(images / 255 - mean) / std``; float images are taken as already normalised.
+    ``(images / 255 - mean) / std``; float images are taken as already normalised. Float
+    images are checked to be finite unless ``check_finite`` is False, for callers that made
+    them finite themselves: the check waits for the device to finish, once per call.
 
     Raises:
         InvalidInputError: not a dense tensor with values, a shape other than the accepted
@@ -48,7 +56,7 @@ def prepare_images(
             f"images must be uint8 pixels (0-255) or normalised floats, got dtype {batch.dtype}"
         )
     floats = batch.to(device=device, dtype=dtype)
-    if not torch.isfinite(floats).all():
+    if check_finite and not torch.isfinite(floats).all():
         raise InvalidInputError(
             f"float images must be finite in the model's {dtype}, but these hold NaN or infinity"
         )

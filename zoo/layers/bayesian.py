@@ -151,13 +151,21 @@ class BayesLinear(BayesianLayer):
         self.in_features = in_features
         self.out_features = out_features
 
-    def forward(self, inputs: Tensor) -> Tensor:
+    def forward(self, inputs: Tensor, noise: Tensor | None = None) -> Tensor:
+        """Sampled pre-activations (N, out); ``noise``, standard normal (N, out), is drawn
+        here when not given (see `draw_noise`)."""
         mean = F.linear(inputs, self.weight_mu, self.bias_mu)
         if self.frozen:
             return mean
         variance = F.linear(inputs.square(), self.weight_sigma.square(), self.bias_sigma.square())
+        noise = torch.randn_like(mean) if noise is None else noise.to(mean.dtype)
         # The floor keeps the gradient of the square root finite where sigma underflows.
-        return mean + variance.clamp_min(_MIN_VARIANCE).sqrt() * torch.randn_like(mean)
+        return mean + variance.clamp_min(_MIN_VARIANCE).sqrt() * noise
+
+    def draw_noise(self, rows: int) -> Tensor:
+        """The standard normal noise of ``rows`` input rows, as `forward` would draw it."""
+        mu = self.weight_mu
+        return torch.randn(rows, self.out_features, dtype=mu.dtype, device=mu.device)
 
     def extra_repr(self) -> str:
         return f"{self.in_features}, {self.out_features}, frozen={self.frozen}"
@@ -191,8 +199,12 @@ class BayesConv2d(BayesianLayer):
         self.stride = stride
         self.padding = padding
 
-    def forward(self, inputs: Tensor, samples: int = 1) -> Tensor:
-        weight, bias = self._draw(samples)
+    def forward(
+        self, inputs: Tensor, samples: int = 1, noise: tuple[Tensor, Tensor] | None = None
+    ) -> Tensor:
+        """The S samples' outputs; ``noise``, the standard normal noise of the S weight and
+        bias draws, is drawn here when not given (see `draw_noise`)."""
+        weight, bias = self._draw(samples, noise)
         channels = inputs.shape[1] if inputs.dim() == 4 else None
         if channels == self.in_channels and samples > 1:
             return self._shared_input_conv(inputs, weight, bias)
@@ -203,13 +215,19 @@ class BayesConv2d(BayesianLayer):
             f"(B, {samples} * {self.in_channels}, H, W) input, got {tuple(inputs.shape)}"
         )
 
-    def _draw(self, samples: int) -> tuple[Tensor, Tensor]:
+    def draw_noise(self, samples: int) -> tuple[Tensor, Tensor]:
+        """Standard normal noise for S weight and bias draws, (S, *weight) and (S, out)."""
+        weight_noise = torch.randn_like(self.weight_mu.expand(samples, *self.weight_mu.shape))
+        return weight_noise, torch.randn_like(self.bias_mu.expand(samples, self.out_channels))
+
+    def _draw(self, samples: int, noise: tuple[Tensor, Tensor] | None) -> tuple[Tensor, Tensor]:
         """S weight and bias draws, stacked along the output channels."""
         weight = self.weight_mu.expand(samples, *self.weight_mu.shape)
         bias = self.bias_mu.expand(samples, *self.bias_mu.shape)
         if not self.frozen:
-            weight = weight + self.weight_sigma * torch.randn_like(weight)
-            bias = bias + self.bias_sigma * torch.randn_like(bias)
+            weight_noise, bias_noise = self.draw_noise(samples) if noise is None else noise
+            weight = weight + self.weight_sigma * weight_noise
+            bias = bias + self.bias_sigma * bias_noise
         return weight.reshape(-1, *self.weight_mu.shape[1:]), bias.reshape(-1)
 
     def _shared_input_conv(self, inputs: Tensor, weight: Tensor, bias: Tensor) -> Tensor:

@@ -15,11 +15,12 @@ call                          deterministic (``lenet``)       stochastic (MC dro
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 import numbers
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -39,11 +40,17 @@ if TYPE_CHECKING:
 
 MNIST_MEAN = 0.1307
 MNIST_STD = 0.3081
-# A stochastic forward pass works through large batches in chunks of at most this many
-# image-sample rows, so that its S-fold activations stay in the CPU's cache: unchunked, batches
-# of 1,000 images x 16 samples ran 1.8 (MC dropout) and 2.8 (Bayesian) times slower than
-# batches of 128 (scripts/bench_forward.py).
-ROWS_PER_CHUNK = 2048
+# The samples' random draws (dropout masks, weight draws) are made for groups of at most this
+# many image-samples, group after group in batch order, whatever the device: so a model gives
+# the same numbers (up to float rounding) however a batch is split into chunks to compute.
+ROWS_PER_DRAW = 2048
+# A forward pass computes a large batch in chunks of at most this many image-samples (rounded
+# to whole draw groups), per device type. On the CPU, chunks that stay in cache run fastest:
+# unchunked, batches of 1,000 images x 16 samples ran 1.8 (MC dropout) and 2.8 (Bayesian) times
+# slower than batches of 128 (scripts/bench_forward.py). A GPU wants large kernels; its chunk
+# bounds the activations of one chunk to about 0.5 GB (CUDA) or 0.1 GB (MPS), which is a
+# bound chosen by arithmetic, not a measured optimum (bench_forward.py --chunk-rows measures).
+ROWS_PER_CHUNK = {"cpu": 2048, "cuda": 65536, "mps": 16384}
 
 Model = TypeVar("Model", bound="ZooModel")
 
@@ -78,6 +85,7 @@ class ZooModel(nn.Module):
         self.num_classes = _check_num_classes(num_classes)
         self.class_labels = _check_class_labels(class_labels, num_classes)
         self.mean, self.std = _check_normalisation(mean, std)
+        self._inputs_known_finite = False
 
     def architecture_kwargs(self) -> dict[str, Any]:
         """The architecture's own constructor arguments, as JSON-ready values."""
@@ -87,8 +95,28 @@ class ZooModel(nn.Module):
         """Check ``images`` and return them normalised, (B, 1, 28, 28), on this model's device."""
         parameter = next(self.parameters())
         return prepare_images(
-            images, mean=self.mean, std=self.std, device=parameter.device, dtype=parameter.dtype
+            images,
+            mean=self.mean,
+            std=self.std,
+            device=parameter.device,
+            dtype=parameter.dtype,
+            check_finite=not self._inputs_known_finite,
         )
+
+    @contextlib.contextmanager
+    def inputs_known_finite(self) -> Iterator[None]:
+        """Within the block, float inputs are not checked for NaN and infinity.
+
+        For callers that make the inputs themselves, as the trainer does its augmented
+        batches: on a GPU the check is a wait for the device on every batch, and a graph
+        break under ``torch.compile``. Inputs from anywhere else must stay checked.
+        """
+        known = self._inputs_known_finite
+        self._inputs_known_finite = True
+        try:
+            yield
+        finally:
+            self._inputs_known_finite = known
 
     @torch.no_grad()
     def predict(self, images: Tensor, samples: int = DEFAULT_SAMPLES) -> Prediction:
@@ -211,15 +239,45 @@ def build_skeleton(build: Callable[[], Model]) -> Model:
         return build()
 
 
-def forward_in_chunks(
-    forward_chunk: Callable[[Tensor, int], Tensor], features: Tensor, samples: int
-) -> Tensor:
-    """Run ``forward_chunk(features, samples)`` on slices of at most ROWS_PER_CHUNK rows.
+def rows_per_chunk(device: torch.device) -> int:
+    """The image-samples a forward pass computes at once on ``device``; see `ROWS_PER_CHUNK`."""
+    return ROWS_PER_CHUNK.get(device.type, ROWS_PER_CHUNK["cpu"])
 
-    Returns the (B, S, C) chunk outputs concatenated along the batch.
+
+def images_per_draw(samples: int) -> int:
+    """How many images share one draw group of S samples; see `ROWS_PER_DRAW`."""
+    return max(1, ROWS_PER_DRAW // samples)
+
+
+Draws = TypeVar("Draws")
+
+
+def forward_in_chunks(
+    draw: Callable[[int, int], Draws],
+    forward_chunk: Callable[[Tensor, int, list[Draws]], Tensor],
+    features: Tensor,
+    samples: int,
+) -> Tensor:
+    """S samples of (B, ...) ``features``: (B, S, C) logits, computed chunk by chunk.
+
+    The batch is cut into draw groups of `images_per_draw` images. ``draw(images, samples)``
+    makes one group's random draws; it is called for every group in batch order, before the
+    chunk that holds the group is computed, so the draws never depend on the chunk size.
+    ``forward_chunk(chunk, samples, draws)`` computes a chunk of whole groups, given each
+    group's draws in order.
     """
-    images_per_chunk = max(1, ROWS_PER_CHUNK // samples)
-    return torch.cat([forward_chunk(chunk, samples) for chunk in features.split(images_per_chunk)])
+    group = images_per_draw(samples)
+    groups_per_chunk = max(1, rows_per_chunk(features.device) // (group * samples))
+    outputs = []
+    for chunk in features.split(group * groups_per_chunk):
+        draws = [draw(len(images), samples) for images in chunk.split(group)]
+        outputs.append(forward_chunk(chunk, samples, draws))
+    return concatenated(outputs)
+
+
+def concatenated(tensors: Sequence[Tensor]) -> Tensor:
+    """``torch.cat(tensors)``, without the copy when there is one tensor."""
+    return tensors[0] if len(tensors) == 1 else torch.cat(list(tensors))
 
 
 def check_samples(samples: int) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import torch.nn.functional as F
@@ -16,7 +17,9 @@ from zoo.models.base import (
     build_model,
     check_number,
     check_samples,
+    concatenated,
     forward_in_chunks,
+    images_per_draw,
 )
 from zoo.registry import register_model
 
@@ -107,20 +110,55 @@ class BayesianLeNet(ZooModel):
         samples = check_samples(samples)
         if self.frozen:
             samples = 1
-        return forward_in_chunks(self._sample_chunk, self.prepare_input(images), samples)
+        features = self.prepare_input(images)
+        return forward_in_chunks(self._draw_noise, self._sample_chunk, features, samples)
 
-    def _sample_chunk(self, features: Tensor, samples: int) -> Tensor:
-        # Max-pooling before the ReLU gives the same result on a quarter of the values.
-        hidden = F.max_pool2d(self.conv1(features, samples), 2).relu()  # (B, S*6, 12, 12)
-        hidden = F.max_pool2d(self.conv2(hidden, samples), 2).relu()  # (B, S*16, 4, 4)
+    def _draw_noise(self, images: int, samples: int) -> _Noise | None:
+        """One draw group's noise, layer by layer: S conv weight draws, shared by the group's
+        images, and the linear layers' per-row noise. None when frozen."""
+        if self.frozen:
+            return None
+        rows = images * samples
+        return _Noise(
+            conv1=self.conv1.draw_noise(samples),
+            conv2=self.conv2.draw_noise(samples),
+            fc=[layer.draw_noise(rows) for layer in (self.fc1, self.fc2, self.fc3)],
+        )
+
+    def _sample_chunk(self, features: Tensor, samples: int, draws: list[_Noise | None]) -> Tensor:
+        groups = features.split(images_per_draw(samples))
+        blocks = zip(groups, draws, strict=True)
+        hidden = concatenated([self._conv_blocks(group, samples, noise) for group, noise in blocks])
         batch = features.shape[0]
         hidden = hidden.reshape(batch * samples, self.fc1.in_features)  # (B*S, 256)
-        hidden = self.fc1(hidden).relu()
-        hidden = self.fc2(hidden).relu()
-        return self.fc3(hidden).view(batch, samples, self.num_classes)
+        noise = [None] * 3 if draws[0] is None else _joined([group.fc for group in draws])
+        hidden = self.fc1(hidden, noise[0]).relu()
+        hidden = self.fc2(hidden, noise[1]).relu()
+        return self.fc3(hidden, noise[2]).view(batch, samples, self.num_classes)
+
+    def _conv_blocks(self, features: Tensor, samples: int, noise: _Noise | None) -> Tensor:
+        """Both conv blocks of one draw group, whose images share its S conv weight draws."""
+        conv1, conv2 = (None, None) if noise is None else (noise.conv1, noise.conv2)
+        # Max-pooling before the ReLU gives the same result on a quarter of the values.
+        hidden = F.max_pool2d(self.conv1(features, samples, conv1), 2).relu()  # (B, S*6, 12, 12)
+        return F.max_pool2d(self.conv2(hidden, samples, conv2), 2).relu()  # (B, S*16, 4, 4)
 
     def _bayesian_layers(self) -> list[BayesianLayer]:
         return [module for module in self.modules() if isinstance(module, BayesianLayer)]
+
+
+@dataclass(frozen=True)
+class _Noise:
+    """The standard normal noise of one draw group (see `BayesianLeNet._draw_noise`)."""
+
+    conv1: tuple[Tensor, Tensor]
+    conv2: tuple[Tensor, Tensor]
+    fc: list[Tensor]
+
+
+def _joined(groups: list[list[Tensor]]) -> list[Tensor]:
+    """Each linear layer's noise for a chunk: its draw groups' noise, in batch order."""
+    return [concatenated(layer) for layer in zip(*groups, strict=True)]
 
 
 @register_model

@@ -16,12 +16,13 @@ from torch import Tensor, nn
 from zoo.errors import ModelConfigError
 from zoo.models.base import (
     DEFAULT_SAMPLES,
-    ROWS_PER_CHUNK,
     ZooModel,
     build_model,
     check_rate,
     check_samples,
+    concatenated,
     forward_in_chunks,
+    rows_per_chunk,
 )
 from zoo.registry import register_model
 
@@ -101,10 +102,11 @@ class LeNet(_LeNetStack):
     stochastic = False
 
     def forward(self, images: Tensor) -> Tensor:
-        """Logits (B, C), computed in chunks of at most ROWS_PER_CHUNK images, so that a large
-        batch's activations never all live at once."""
+        """Logits (B, C), computed in chunks (`zoo.models.base.ROWS_PER_CHUNK`), so that a
+        large batch's activations never all live at once."""
         features = self.prepare_input(images)
-        return torch.cat([self.layers(chunk) for chunk in features.split(ROWS_PER_CHUNK)])
+        chunks = features.split(rows_per_chunk(features.device))
+        return torch.cat([self.layers(chunk) for chunk in chunks])
 
 
 class MCDropoutLeNet(_LeNetStack):
@@ -158,21 +160,52 @@ class MCDropoutLeNet(_LeNetStack):
     def forward(self, images: Tensor, samples: int = DEFAULT_SAMPLES) -> Tensor:
         """Logits (B, S, C) from S dropout samples in one batched pass."""
         samples = check_samples(samples)
-        return forward_in_chunks(self._sample_chunk, self.prepare_input(images), samples)
+        features = self.prepare_input(images)
+        return forward_in_chunks(self._draw_masks, self._sample_chunk, features, samples)
 
-    def _sample_chunk(self, features: Tensor, samples: int) -> Tensor:
+    def _draw_masks(self, images: int, samples: int) -> list[Tensor]:
+        """One draw group's dropout masks, for each active dropout layer in order: (N, C, 1, 1)
+        channel masks for `nn.Dropout2d` and (N, F) unit masks for `nn.Dropout`, N = images x
+        S, each 0 or 1 / (1 - p), drawn as the layers themselves would draw them."""
+        rows = images * samples
+        parameter = self.layers.conv1.weight
+        masks, width = [], 0
+        for layer in self.layers:
+            if isinstance(layer, (nn.Conv2d, nn.Linear)):
+                width = layer.weight.shape[0]
+            elif _is_active(layer):
+                shape = (rows, width, 1, 1) if isinstance(layer, nn.Dropout2d) else (rows, width)
+                keep = 1.0 - layer.p
+                mask = torch.empty(shape, dtype=parameter.dtype, device=parameter.device)
+                masks.append(mask.bernoulli_(keep).div_(keep))
+        return masks
+
+    def _sample_chunk(self, features: Tensor, samples: int, draws: list[list[Tensor]]) -> Tensor:
+        """The layers before the first active dropout once per image, the rest on S copies,
+        each dropout layer applying the draw groups' masks."""
+        masks = iter([concatenated(layer) for layer in zip(*draws, strict=True)])
         first_stochastic = self._first_active_dropout()
-        shared = self.layers[:first_stochastic](features)
-        logits = self.layers[first_stochastic:](repeat_for_samples(shared, samples))
-        return logits.view(features.shape[0], samples, self.num_classes)
+        hidden = repeat_for_samples(self.layers[:first_stochastic](features), samples)
+        for layer in self.layers[first_stochastic:]:
+            if _is_active(layer):
+                mask = next(masks)
+                hidden = hidden * (mask if mask.dtype == hidden.dtype else mask.to(hidden.dtype))
+            elif not isinstance(layer, _DROPOUT_LAYERS):
+                hidden = layer(hidden)
+        return hidden.view(features.shape[0], samples, self.num_classes)
 
     def _first_active_dropout(self) -> int:
-        """Index in `layers` of the first dropout layer with a rate above 0."""
+        """Index in `layers` of the first dropout layer that is on (all layers when none is)."""
         return next(
-            index
-            for index, layer in enumerate(self.layers)
-            if isinstance(layer, _DROPOUT_LAYERS) and layer.p > 0
+            (index for index, layer in enumerate(self.layers) if _is_active(layer)),
+            len(self.layers),
         )
+
+
+def _is_active(layer: nn.Module) -> bool:
+    """Whether ``layer`` is a dropout layer that drops: a rate above 0, and in train mode (a
+    user may switch one layer off with ``layer.eval()``)."""
+    return isinstance(layer, _DROPOUT_LAYERS) and layer.p > 0 and layer.training
 
 
 @register_model

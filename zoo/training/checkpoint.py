@@ -182,23 +182,31 @@ def _join_optimizer_state(tensors: dict[str, Tensor], rest: dict[str, Any]) -> d
     return {"state": per_parameter, "param_groups": groups}
 
 
-def rng_states(batch_order: torch.Generator) -> dict[str, Tensor]:
-    """The state of every generator a run draws from: the CPU's, each CUDA device's, MPS's,
-    and the one that orders the batches."""
+def rng_states(batch_order: torch.Generator, device: torch.device) -> dict[str, Tensor]:
+    """The state of every generator a run on ``device`` draws from: the CPU's, the one that
+    orders the batches, and the GPU's it trains on (under "cuda<N>" or "mps")."""
     states = {"cpu": torch.get_rng_state(), "batch_order": batch_order.get_state()}
-    if torch.cuda.is_available():
-        states |= {f"cuda{index}": s for index, s in enumerate(torch.cuda.get_rng_state_all())}
-    if torch.backends.mps.is_available():
+    if device.type == "cuda":
+        states[f"cuda{device.index or 0}"] = torch.cuda.get_rng_state(device)
+    elif device.type == "mps":
         states["mps"] = torch.mps.get_rng_state()
     return states
 
 
-def restore_rng_states(states: dict[str, Tensor], batch_order: torch.Generator) -> None:
-    """Put back what `rng_states` saved; devices this machine lacks are skipped."""
+def restore_rng_states(
+    states: dict[str, Tensor], batch_order: torch.Generator, device: torch.device
+) -> bool:
+    """Put back what `rng_states` saved; return whether it held a state for ``device`` (a CPU
+    run needs none), which a run resumed on another GPU or kind of device lacks."""
     torch.set_rng_state(states["cpu"])
     batch_order.set_state(states["batch_order"])
-    for name, value in states.items():
-        if name.startswith("cuda") and int(name[4:]) < torch.cuda.device_count():
-            torch.cuda.set_rng_state(value, int(name[4:]))
-    if "mps" in states and torch.backends.mps.is_available():
-        torch.mps.set_rng_state(states["mps"])
+    if device.type == "cpu":
+        return True
+    name = f"cuda{device.index or 0}" if device.type == "cuda" else device.type
+    if name not in states:
+        return False
+    if device.type == "cuda":
+        torch.cuda.set_rng_state(states[name], device)
+    else:
+        torch.mps.set_rng_state(states[name])
+    return True

@@ -100,7 +100,14 @@ class ScheduleSection:
 
 @dataclass(frozen=True)
 class TrainingSection:
-    """The loss, the batches, and how the weights to keep are chosen."""
+    """The loss, the batches, how the weights to keep are chosen, and how a GPU runs.
+
+    ``cuda_amp``: bfloat16 autocast on CUDA GPUs that compute in it natively (compute
+    capability 8.0 or more). ``cuda_compile``: ``torch.compile`` on CUDA, with static shapes,
+    so every epoch's last partial batch is dropped (on every device, so that the schedule
+    does not depend on where the run is). ``deterministic``: deterministic kernels on GPUs
+    (see `zoo.devices.deterministic_algorithms`), for runs that repeat bit for bit.
+    """
 
     epochs: int = 10
     batch_size: int = 128
@@ -112,6 +119,7 @@ class TrainingSection:
     patience: int = 0
     cuda_amp: bool = True
     cuda_compile: bool = False
+    deterministic: bool = False
 
 
 @dataclass(frozen=True)

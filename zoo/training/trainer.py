@@ -33,12 +33,19 @@ from tqdm.auto import tqdm
 
 from zoo.atomic import atomic_write_bytes
 from zoo.data import load_dataset
-from zoo.devices import describe_device, describe_hardware, seeded, select_device
+from zoo.devices import (
+    describe_device,
+    describe_hardware,
+    deterministic_algorithms,
+    seeded,
+    select_device,
+)
 from zoo.errors import (
     CheckpointError,
     RecipeError,
     TrainingDivergedError,
     TrainingStateError,
+    ZooWarning,
 )
 from zoo.evaluation import evaluate
 from zoo.files import is_folder, read_file
@@ -65,12 +72,14 @@ from zoo.training.checkpoint import (
     rng_states,
     save_checkpoint,
 )
-from zoo.training.optim import build_optimizer, build_schedule
+from zoo.training.optim import IMPLEMENTATION_SETTINGS, build_optimizer, build_schedule
 from zoo.training.recipe import Recipe, parse_recipe, read_recipe
 
 OUTPUT_NAMES = (WEIGHTS_NAME, CONFIG_NAME, LOG_NAME, RECIPE_NAME, EVAL_NAME, CHECKPOINT_NAME)
 LOCK_NAME = ".zoo-train.lock"  # held while a run trains into the folder (see zoo.locks)
-_DIVERGENCE_CHECK_STEPS = 16
+# Steps between reads of the loss on the host: the divergence check and the progress bar wait
+# for the device then, and only then.
+_READ_EVERY_STEPS = 16
 
 
 @dataclass(frozen=True)
@@ -134,7 +143,7 @@ def train(
                 "resume with the same recipe and options, pass --allow-recipe-changes to go "
                 "on with this one, or start a new --out folder"
             )
-        with seeded(recipe.seed):
+        with seeded(recipe.seed, target), deterministic_algorithms(recipe.training.deterministic):
             run = _Run(recipe, data, target, folder, progress)
             if state is not None:
                 run.restore(state, changes)
@@ -234,9 +243,13 @@ class _Run:
         self.model = create_model(recipe.model.architecture, **recipe.model.kwargs).to(device)
         self.bayesian = has_bayesian_layers(self.model)
         self.batch_order = torch.Generator().manual_seed(recipe.seed)
-        steps_per_epoch = math.ceil(len(data.train_targets) / recipe.training.batch_size)
+        # Compiled runs have static shapes: the last partial batch is dropped, on every device.
+        self.drop_last = recipe.training.cuda_compile
+        steps_per_epoch = _steps_per_epoch(
+            len(data.train_targets), recipe.training.batch_size, self.drop_last
+        )
         self.steps_per_epoch = steps_per_epoch
-        self.optimizer = build_optimizer(self.model, recipe.optimizer)
+        self.optimizer = build_optimizer(self.model, recipe.optimizer, device)
         self.schedule = build_schedule(
             self.optimizer,
             recipe.schedule,
@@ -247,7 +260,7 @@ class _Run:
         self.amp_dtype = _amp_dtype(recipe, device)
         self.forward = self.model
         if recipe.training.cuda_compile and device.type == "cuda":
-            self.forward = torch.compile(self.model)
+            self.forward = torch.compile(self.model, dynamic=False)
         self.setup = self._describe_setup()  # the same for every epoch: read the machine once
         self.epoch = 0
         self.log: list[dict[str, Any]] = []
@@ -260,6 +273,7 @@ class _Run:
         (recipe keys), under this run's optimiser settings and schedule from there on."""
         try:
             _check_state_like(state.optimizer, self.optimizer.state_dict(), "the optimiser's")
+            _take_implementation_settings(state.optimizer, self.optimizer)
             _check_log(state.log, state.epoch)
             self.model.load_state_dict(state.weights, strict=True)
             if changes:
@@ -270,7 +284,9 @@ class _Run:
                 self.schedule.load_state_dict(state.scheduler)
             if self.schedule.last_epoch != state.epoch * self.steps_per_epoch:
                 raise ValueError(f"its schedule is not at the end of epoch {state.epoch}")
-            restore_rng_states(state.rng, self.batch_order)
+            same_device = _resumed_on(state.log, self.setup["device"])
+            if not restore_rng_states(state.rng, self.batch_order, self.device):
+                same_device = False
         except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as error:
             raise TrainingStateError(
                 f"the checkpoint in {self.folder} does not fit this run ({error}); start a new "
@@ -280,6 +296,15 @@ class _Run:
         self.best_weights, self.best_nll = state.best_weights, state.best_nll
         self.epochs_since_best = state.epochs_since_best
         self.changes = changes
+        if not same_device:
+            last = state.log[-1]["device"] if state.log else "another device"
+            warnings.warn(
+                f"the run trained on {last} and goes on on {self.setup['device']}: its result "
+                "will not be the one an uninterrupted run gives (the devices draw other random "
+                "numbers and round differently)",
+                ZooWarning,
+                stacklevel=2,
+            )
 
     def _restore_under_new_settings(self, state: TrainingState) -> None:
         """The optimiser's state (its moments) from ``state``; its settings and learning rate
@@ -335,11 +360,14 @@ class _Run:
         self.model.train()
         order = torch.randperm(len(self.data.train_targets), generator=self.batch_order)
         batches = order.to(self.device).split(recipe.training.batch_size)
-        totals = torch.zeros(3, dtype=torch.float64, device=self.device)  # loss, correct, kl
-        # The first step whose loss is not finite, kept on the device and read every few steps,
-        # so that watching for divergence costs no wait on the device per step.
-        first_bad_step = torch.zeros((), dtype=torch.long, device=self.device)
-        first_bad_loss = torch.zeros((), device=self.device)
+        if self.drop_last and len(batches[-1]) < recipe.training.batch_size:
+            batches = batches[:-1]
+        trained = sum(len(indices) for indices in batches)
+        # The loss, correct count and KL summed so far, and the first step whose loss was not
+        # finite with that loss: float32 on the device (Apple's MPS has no float64; the count
+        # is exact below 2^24), read on the host every few steps only.
+        sums = torch.zeros(3, device=self.device)
+        first_bad = torch.zeros(2, device=self.device)
         bar = tqdm(
             batches,
             desc=f"epoch {self.epoch + 1}/{recipe.training.epochs}",
@@ -347,21 +375,29 @@ class _Run:
             leave=False,
             unit="batch",
         )
-        for step, indices in enumerate(bar, start=1):
-            images = self._augment(self.data.train_images[indices])
-            targets = self.data.train_targets[indices]
-            loss, correct, kl = self._step(images, targets)
-            newly_bad = (first_bad_step == 0) & ~torch.isfinite(loss)
-            first_bad_step = torch.where(newly_bad, step, first_bad_step)
-            first_bad_loss = torch.where(newly_bad, loss.float(), first_bad_loss)
-            if step % _DIVERGENCE_CHECK_STEPS == 0 or step == len(batches):
-                self._stop_if_diverged(int(first_bad_step), float(first_bad_loss), len(batches))
-            totals += torch.stack([loss * len(indices), correct, kl]).double()
-            if self.progress and (step % 20 == 0 or step == len(batches)):
-                seen = min(step * recipe.training.batch_size, len(order))
-                bar.set_postfix(loss=f"{totals[0] / seen:.4f}", acc=f"{totals[1] / seen:.2%}")
-        loss, correct, kl = totals.tolist()
-        return loss / len(order), correct / len(order), kl / len(batches)
+        with self.model.inputs_known_finite():  # augmented here, so finite
+            for step, indices in enumerate(bar, start=1):
+                images = self._augment(self.data.train_images[indices])
+                loss, correct, kl = self._step(images, self.data.train_targets[indices])
+                newly_bad = (first_bad[0] == 0) & ~torch.isfinite(loss)
+                first_bad[0] = torch.where(newly_bad, step, first_bad[0])
+                first_bad[1] = torch.where(newly_bad, loss, first_bad[1])
+                sums += torch.stack([loss * len(indices), correct.float(), kl.float()])
+                if step % _READ_EVERY_STEPS == 0 or step == len(batches):
+                    self._read_progress(bar, sums, first_bad, step, len(batches), trained)
+        loss, correct, kl = sums.tolist()
+        return loss / trained, correct / trained, kl / len(batches)
+
+    def _read_progress(
+        self, bar: tqdm, sums: Tensor, first_bad: Tensor, step: int, steps: int, trained: int
+    ) -> None:
+        """Stop if a loss so far was not finite, and show the running loss and accuracy: one
+        wait for the device."""
+        loss_sum, correct_sum, _, first_bad_step, bad_loss = torch.cat([sums, first_bad]).tolist()
+        self._stop_if_diverged(int(first_bad_step), bad_loss, steps)
+        if self.progress:
+            seen = min(step * self.recipe.training.batch_size, trained)
+            bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct_sum / seen:.2%}")
 
     def _stop_if_diverged(self, first_bad_step: int, loss: float, steps: int) -> None:
         """Raise `TrainingDivergedError` if a step's loss was NaN or infinite: the weights are
@@ -373,7 +409,8 @@ class _Run:
     def _stop_if_weights_diverged(self) -> None:
         """Raise `TrainingDivergedError` if the epoch's last step, whose loss was finite, left
         weights that are not."""
-        if not all(bool(torch.isfinite(weight).all()) for weight in self.model.parameters()):
+        finite = torch.stack([torch.isfinite(weight).all() for weight in self.model.parameters()])
+        if not finite.all():  # one wait for the device, not one per weight
             raise self._diverged(
                 f"the weights became NaN or infinite in the last step of epoch {self.epoch + 1}"
             )
@@ -453,8 +490,8 @@ class _Run:
         # Validation draws from its own seeded generators, so how often it runs never changes
         # the training run itself.
         self.model.eval()
-        total_nll, correct = 0.0, 0
-        with seeded(self.recipe.seed):
+        sums = torch.zeros(2, device=self.device)  # NLL and correct count, read once at the end
+        with seeded(self.recipe.seed, self.device):
             for images, targets in zip(
                 self.data.validation_images.split(1000),
                 self.data.validation_targets.split(1000),
@@ -462,19 +499,21 @@ class _Run:
             ):
                 prediction = self.model.predict(images, self.recipe.training.validation_samples)
                 log_probs = prediction.log_probs.float()
-                total_nll += F.nll_loss(log_probs, targets, reduction="sum").item()
-                correct += (log_probs.argmax(-1) == targets).sum().item()
+                nll = F.nll_loss(log_probs, targets, reduction="sum")
+                sums += torch.stack([nll, (log_probs.argmax(-1) == targets).sum().float()])
         self.model.train()
         count = len(self.data.validation_targets)
+        total_nll, correct = sums.tolist()
         return total_nll / count, correct / count
 
     def _describe_setup(self) -> dict[str, Any]:
         """What every log line records about where and how the run trains."""
         return {
             "device": describe_device(self.device),
-            "hardware": describe_hardware(),
+            "hardware": describe_hardware(self.device),
             "amp": str(self.amp_dtype).removeprefix("torch.") if self.amp_dtype else None,
             "compiled": self.forward is not self.model,
+            "deterministic": self.recipe.training.deterministic,
             "torch": torch.__version__,
         }
 
@@ -486,7 +525,7 @@ class _Run:
                 weights=self.model.state_dict(),
                 optimizer=self.optimizer.state_dict(),
                 scheduler=self.schedule.state_dict(),
-                rng=rng_states(self.batch_order),
+                rng=rng_states(self.batch_order, self.device),
                 log=self.log,
                 best_weights=self.best_weights,
                 best_nll=self.best_nll,
@@ -502,6 +541,9 @@ class _Run:
         return self.model.cpu().eval()
 
 
+_NOT_COMPARED = ("params", *IMPLEMENTATION_SETTINGS)
+
+
 def _check_state_like(loaded: dict[str, Any], fresh: dict[str, Any], what: str) -> None:
     """Refuse a checkpoint's optimiser or schedule state whose settings are not of the kinds
     this run's own has (a hostile or damaged checkpoint: a string for a learning rate, say)."""
@@ -513,7 +555,9 @@ def _check_state_like(loaded: dict[str, Any], fresh: dict[str, Any], what: str) 
         if not isinstance(group, dict):
             raise ValueError(f"{what} state has another shape")
         for key, value in group.items():
-            if key in fresh_group and key != "params" and not _same_kind(value, fresh_group[key]):
+            if key in _NOT_COMPARED or key not in fresh_group:
+                continue
+            if not _same_kind(value, fresh_group[key]):
                 raise ValueError(f"{what} {key!r} is {shown(value)}")
 
 
@@ -538,11 +582,32 @@ def _check_log(log: list[Any], epoch: int) -> None:
 
 
 def _amp_dtype(recipe: Recipe, device: torch.device) -> torch.dtype | None:
-    """bfloat16 autocast on a CUDA device that supports it, when the recipe allows; never on
-    the CPU, so that CPU results stay exact."""
+    """bfloat16 autocast on a CUDA GPU that computes in it natively, when the recipe allows;
+    never on the CPU, so that CPU results stay exact.
+
+    Native means compute capability 8.0 (Ampere) or more, asked of the training GPU itself:
+    ``torch.cuda.is_bf16_supported()`` also says yes where bfloat16 is only emulated (V100,
+    T4), which is slower than float32 there, and it asks about the current GPU.
+    """
     if device.type != "cuda" or not recipe.training.cuda_amp:
         return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+    return torch.bfloat16 if torch.cuda.get_device_capability(device) >= (8, 0) else None
+
+
+def _steps_per_epoch(images: int, batch_size: int, drop_last: bool) -> int:
+    return images // batch_size if drop_last else math.ceil(images / batch_size)
+
+
+def _take_implementation_settings(loaded: dict[str, Any], optimizer: torch.optim.Optimizer) -> None:
+    """Give a checkpoint's optimiser state this run's implementation settings (fused or not),
+    which follow the device and not the run, before it is loaded."""
+    for group, own in zip(loaded["param_groups"], optimizer.param_groups, strict=True):
+        group.update({key: own[key] for key in IMPLEMENTATION_SETTINGS if key in own})
+
+
+def _resumed_on(log: list[dict[str, Any]], device: str) -> bool:
+    """Whether the run whose ``log`` this is trained on ``device`` last."""
+    return not log or log[-1]["device"] == device
 
 
 def _format_record(record: dict[str, Any], epochs: int) -> str:
@@ -610,6 +675,8 @@ def _record_problem(record: object) -> str | None:
             return f"'{key}' must be a JSON {kind.__name__}"
     if not isinstance(record.get("amp"), (str, type(None))):
         return "'amp' must be a string or null"
+    if not isinstance(record.get("deterministic", False), bool):
+        return "'deterministic' must be a JSON bool"
     return None
 
 
@@ -627,6 +694,7 @@ def summarize_log(log: list[dict[str, Any]]) -> dict[str, Any]:
         "torch": last["torch"],
         "amp": last["amp"],
         "compiled": last["compiled"],
+        "deterministic": last.get("deterministic", False),
     }
 
 
