@@ -178,8 +178,10 @@ def deterministic_algorithms(enabled: bool) -> Iterator[None]:
     algorithms) add in an order that changes from run to run. This turns on
     ``torch.use_deterministic_algorithms`` (an op that has no deterministic kernel warns
     rather than stops the run), cuDNN's deterministic mode without its benchmarking, and
-    cuBLAS's fixed workspace when the environment sets none. The CPU's kernels are
-    deterministic already. The settings are the process's own, so every thread shares them.
+    cuBLAS's fixed workspace when the environment sets none (torch reads that setting when
+    the process first uses cuBLAS, so a process that did before must set it in its
+    environment). The CPU's kernels are deterministic already. The settings are the
+    process's own, so every thread shares them.
     """
     if not enabled:
         yield

@@ -121,7 +121,7 @@ def classify_files(
         except ImageFileError as error:
             entries.append({"image": str(path), "error": str(error)})
     if digits:
-        with seeded(seed):
+        with seeded(seed, next(model.parameters()).device):
             prediction = model.predict(torch.stack(digits), samples)
         readable = (entry for entry in entries if "error" not in entry)
         for entry, result in zip(readable, prediction.per_image(model.class_labels), strict=True):

@@ -30,10 +30,11 @@ class BayesianLeNet(ZooModel):
     """LeNet-5 whose weights are Gaussian posteriors, trained by Bayes by Backprop.
 
     ``model(x, samples=S)`` returns logits (B, S, C) from one batched pass in which each of
-    the S samples has its own weight draw (see `zoo.layers.bayesian` for how); a large batch
-    runs in chunks, each with its own S conv-weight draws. After
-    ``model.freeze()`` it uses the posterior means only and returns (B, 1, C); ``unfreeze()``
-    makes it stochastic again. Train it on the ELBO with `zoo.kl_divergence` as the
+    the S samples has its own weight draw (see `zoo.layers.bayesian` for how). The images of
+    a large batch share conv-weight draws in groups of `zoo.models.base.ROWS_PER_DRAW`
+    image-samples, each group with its own S draws, whatever chunks the batch is computed
+    in. After ``model.freeze()`` it uses the posterior means only and returns (B, 1, C);
+    ``unfreeze()`` makes it stochastic again. Train it on the ELBO with `zoo.kl_divergence` as the
     complexity term.
 
     Args:

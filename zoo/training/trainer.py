@@ -606,8 +606,12 @@ def _take_implementation_settings(loaded: dict[str, Any], optimizer: torch.optim
 
 
 def _resumed_on(log: list[dict[str, Any]], device: str) -> bool:
-    """Whether the run whose ``log`` this is trained on ``device`` last."""
-    return not log or log[-1]["device"] == device
+    """Whether the run whose ``log`` this is trained last on ``device`` (as `describe_device`
+    names it: a GPU by its index and model, the CPU whatever its thread count)."""
+    if not log:
+        return True
+    last = log[-1]["device"]
+    return last == device or (last.startswith("cpu ") and device.startswith("cpu "))
 
 
 def _format_record(record: dict[str, Any], epochs: int) -> str:
