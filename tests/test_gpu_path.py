@@ -311,6 +311,23 @@ def test_the_deterministic_setting_holds_for_the_run_only_and_is_logged(
         assert not torch.are_deterministic_algorithms_enabled()
 
 
+def test_deterministic_gpu_runs_take_the_nll_by_a_gather_that_equals_torchs_loss() -> None:
+    """torch has no deterministic NLL kernel on CUDA; the gather the trainer uses there gives
+    the loss F.cross_entropy gives, label smoothing included."""
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(64, 10, generator=generator) * 3
+    targets = torch.randint(0, 10, (64,), generator=generator)
+    for smoothing in (0.0, 0.1):
+        gathered = trainer_module._gathered_nll(logits.log_softmax(-1), targets, smoothing)
+        expected = torch.nn.functional.cross_entropy(logits, targets, label_smoothing=smoothing)
+        torch.testing.assert_close(gathered.mean(), expected)
+    on_a_gpu = torch.empty(2, 10, device="meta")  # any device but the CPU
+    with deterministic_algorithms(True):
+        assert trainer_module._gathers_nll(on_a_gpu)
+        assert not trainer_module._gathers_nll(logits)  # the CPU keeps torch's own loss
+    assert not trainer_module._gathers_nll(on_a_gpu)
+
+
 def test_a_compiled_recipe_drops_the_last_partial_batch_on_every_device(
     tiny_data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -448,11 +448,15 @@ class _Run:
         with autocast:
             logits = self._logits(images)  # (B, K, C)
             samples = logits.shape[1]
-            loss = F.cross_entropy(
-                logits.flatten(0, 1).float(),
-                targets.repeat_interleave(samples),
-                label_smoothing=training.label_smoothing,
-            )
+            flat_logits = logits.flatten(0, 1).float()
+            flat_targets = targets.repeat_interleave(samples)
+            if _gathers_nll(flat_logits):
+                log_probs = flat_logits.log_softmax(-1)
+                loss = _gathered_nll(log_probs, flat_targets, training.label_smoothing).mean()
+            else:
+                loss = F.cross_entropy(
+                    flat_logits, flat_targets, label_smoothing=training.label_smoothing
+                )
             kl = kl_divergence(self.model) if self.bayesian else torch.zeros((), device=self.device)
             objective = loss + (training.kl_weight or 0.0) * kl
         self.optimizer.zero_grad(set_to_none=True)
@@ -499,7 +503,10 @@ class _Run:
             ):
                 prediction = self.model.predict(images, self.recipe.training.validation_samples)
                 log_probs = prediction.log_probs.float()
-                nll = F.nll_loss(log_probs, targets, reduction="sum")
+                if _gathers_nll(log_probs):
+                    nll = _gathered_nll(log_probs, targets).sum()
+                else:
+                    nll = F.nll_loss(log_probs, targets, reduction="sum")
                 sums += torch.stack([nll, (log_probs.argmax(-1) == targets).sum().float()])
         self.model.train()
         count = len(self.data.validation_targets)
@@ -592,6 +599,23 @@ def _amp_dtype(recipe: Recipe, device: torch.device) -> torch.dtype | None:
     if device.type != "cuda" or not recipe.training.cuda_amp:
         return None
     return torch.bfloat16 if torch.cuda.get_device_capability(device) >= (8, 0) else None
+
+
+def _gathers_nll(tensor: Tensor) -> bool:
+    """Whether the NLL of ``tensor`` must be taken by `_gathered_nll`: on a GPU under
+    deterministic algorithms, where torch has no deterministic kernel for its NLL loss
+    (``torch.use_deterministic_algorithms`` names it). Elsewhere torch's own losses stay, so
+    that CPU runs repeat the official checkpoints bit for bit."""
+    return tensor.device.type != "cpu" and torch.are_deterministic_algorithms_enabled()
+
+
+def _gathered_nll(log_probs: Tensor, targets: Tensor, label_smoothing: float = 0.0) -> Tensor:
+    """Each row's cross-entropy from (N, C) log-probabilities, by a gather, which is
+    deterministic on GPUs; with label smoothing as ``F.cross_entropy`` defines it."""
+    losses = -log_probs.gather(1, targets[:, None]).squeeze(1)
+    if label_smoothing:
+        losses = (1 - label_smoothing) * losses - label_smoothing * log_probs.mean(-1)
+    return losses
 
 
 def _steps_per_epoch(images: int, batch_size: int, drop_last: bool) -> int:
