@@ -185,27 +185,61 @@ def test_a_dropout_layer_switched_off_by_hand_stays_off() -> None:
     assert logits.shape == (3, 4, 10) and torch.equal(logits[:, 0], logits[:, 3])
 
 
+def tf32_settings() -> list[object]:
+    """What torch says of TF32, through both of its views ("refused" where it will not read
+    a mix of the two)."""
+    backends = torch.backends
+    readers = (
+        lambda: backends.cuda.matmul.allow_tf32,
+        lambda: backends.cudnn.allow_tf32,
+        torch.get_float32_matmul_precision,
+        lambda: backends.cuda.matmul.fp32_precision,
+        lambda: backends.cudnn.conv.fp32_precision,
+        lambda: backends.cudnn.rnn.fp32_precision,
+    )
+    values: list[object] = []
+    for read in readers:
+        try:
+            values.append(read())
+        except RuntimeError:
+            values.append("refused")
+    return values
+
+
+def _tf32_through_the_older_view() -> None:
+    torch.set_float32_matmul_precision("high")
+    torch.backends.cudnn.allow_tf32 = True
+
+
+def _tf32_through_the_newer_view() -> None:
+    torch.backends.cuda.matmul.fp32_precision = "tf32"
+    torch.backends.cudnn.conv.fp32_precision = "tf32"
+
+
 @pytest.fixture
-def tf32_on() -> Any:
-    """TensorFloat-32 on for CUDA's matrix products and convolutions, as a user may set it."""
-    settings = (torch.backends.cuda.matmul, torch.backends.cudnn.conv)
-    saved = [setting.fp32_precision for setting in settings]
-    for setting in settings:
-        setting.fp32_precision = "tf32"
-    yield settings
-    for setting, value in zip(settings, saved, strict=True):
-        setting.fp32_precision = value
+def torch_defaults_after() -> Any:
+    yield
+    torch.set_float32_matmul_precision("highest")
+    torch.backends.cuda.matmul.fp32_precision = "none"
+    torch.backends.cudnn.allow_tf32 = True
 
 
+@pytest.mark.parametrize(
+    "set_up", [lambda: None, _tf32_through_the_older_view, _tf32_through_the_newer_view]
+)
 def test_evaluation_turns_tf32_off_records_it_and_restores_it(
-    tiny_data_root: Path, tf32_on: tuple[Any, ...]
+    set_up: Any, tiny_data_root: Path, torch_defaults_after: None
 ) -> None:
-    seen: list[list[str]] = []
+    """Whichever way the caller set TF32, the evaluation runs without it, and afterwards torch
+    reads back what it read before, in both views."""
+    set_up()
+    before = tf32_settings()
+    seen: list[list[object]] = []
     model = zoo.create_model("lenet")
-    model.register_forward_hook(lambda *_: seen.append([s.fp32_precision for s in tf32_on]))
+    model.register_forward_hook(lambda *_: seen.append(tf32_settings()))
     report = zoo.evaluate(model, data_dir=tiny_data_root, ood=None)
-    assert seen and all(values == ["ieee", "ieee"] for values in seen)
-    assert [setting.fp32_precision for setting in tf32_on] == ["tf32", "tf32"]
+    assert seen and all(values[:3] == [False, False, "highest"] for values in seen)
+    assert tf32_settings() == before
     expected = {"cuda_matmul": "ieee", "cudnn_conv": "ieee"}
     assert report.provenance["float32_precision"] == expected
 
@@ -246,6 +280,17 @@ def test_zoo_device_decides_what_auto_means(monkeypatch: pytest.MonkeyPatch) -> 
         monkeypatch.setenv("ZOO_DEVICE", unset)
         assert select_device("auto") == torch.device("cpu")
     assert select_device("cpu") == torch.device("cpu")  # a named device needs no variable
+
+
+def test_auto_names_the_gpu_it_picks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """So that a run started with --device auto and resumed with --device cuda:0 is on the
+    same device by its log."""
+    monkeypatch.setenv("ZOO_DEVICE", "auto")
+    monkeypatch.setattr("zoo.devices._best_available", lambda: "cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 1)
+    assert select_device("auto") == select_device("cuda") == torch.device("cuda", 1)
 
 
 @pytest.mark.filterwarnings("default::zoo.errors.ZooWarning")  # shown, as outside the tests

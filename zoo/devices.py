@@ -32,7 +32,7 @@ def select_device(name: str | torch.device = "auto") -> torch.device:
     if str(name) == "auto":
         chosen = os.environ.get(DEVICE_VARIABLE, "auto").strip() or "auto"
         if chosen == "auto":
-            return torch.device(_best_available())
+            return select_device(_best_available())
         try:
             return select_device(chosen)
         except DeviceError as error:
@@ -165,7 +165,7 @@ def to_host(tensor: Tensor, dtype: torch.dtype | None = None) -> Tensor:
 
 
 # cuBLAS repeats its results only with a fixed workspace (CUDA's documentation on cuBLAS
-# reproducibility); torch's deterministic mode asks for this setting.
+# reproducibility, and torch's on reproducibility, ask for this setting).
 _CUBLAS_WORKSPACE = ("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 

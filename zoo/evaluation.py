@@ -11,7 +11,7 @@ import contextlib
 import os
 import platform
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from typing import Any
 
@@ -235,15 +235,56 @@ def full_float32_precision() -> Iterator[dict[str, str]]:
     digits, enough to move an evaluation's figures in their last printed digit. The settings
     are the process's own, so an evaluation changes them for every thread while it runs.
     """
-    settings = (torch.backends.cuda.matmul, torch.backends.cudnn.conv)
-    saved = [setting.fp32_precision for setting in settings]
-    for setting in settings:
-        setting.fp32_precision = "ieee"
-    try:
+    with _matmul_precision("highest"), _cudnn_tf32(False):
         yield {"cuda_matmul": "ieee", "cudnn_conv": "ieee"}
+
+
+# torch keeps its TF32 settings in two views, older (allow_tf32, float32_matmul_precision)
+# and newer (fp32_precision), and refuses to read the older one after some mixes of the two.
+# Each setting is changed through the older view, which keeps both in agreement, and put back
+# through the older view where the caller's state could be read in it, then through the
+# newer one where that differs still.
+
+
+@contextlib.contextmanager
+def _matmul_precision(precision: str) -> Iterator[None]:
+    older = _readable(torch.get_float32_matmul_precision)
+    newer = {torch.backends.cuda.matmul: torch.backends.cuda.matmul.fp32_precision}
+    torch.set_float32_matmul_precision(precision)
+    try:
+        yield
     finally:
-        for setting, value in zip(settings, saved, strict=True):
-            setting.fp32_precision = value
+        if older is not None:
+            torch.set_float32_matmul_precision(older)
+        _put_back(newer)
+
+
+@contextlib.contextmanager
+def _cudnn_tf32(allowed: bool) -> Iterator[None]:
+    cudnn = torch.backends.cudnn
+    older = _readable(lambda: cudnn.allow_tf32)
+    newer = {setting: setting.fp32_precision for setting in (cudnn.conv, cudnn.rnn)}
+    cudnn.allow_tf32 = allowed
+    try:
+        yield
+    finally:
+        if older is not None:
+            cudnn.allow_tf32 = older
+        _put_back(newer)
+
+
+def _readable(read: Callable[[], Any]) -> Any:
+    """``read()``, or None where torch refuses to read a mix of its two views."""
+    try:
+        return read()
+    except RuntimeError:
+        return None
+
+
+def _put_back(precisions: dict[Any, str]) -> None:
+    for setting, precision in precisions.items():
+        if setting.fp32_precision != precision:
+            setting.fp32_precision = precision
 
 
 def _describe_data(data: ImageSet) -> dict[str, Any]:

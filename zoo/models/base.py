@@ -50,6 +50,8 @@ ROWS_PER_DRAW = 2048
 # slower than batches of 128 (scripts/bench_forward.py). A GPU wants large kernels; its chunk
 # bounds the activations of one chunk to about 0.5 GB (CUDA) or 0.1 GB (MPS), which is a
 # bound chosen by arithmetic, not a measured optimum (bench_forward.py --chunk-rows measures).
+# The Bayesian LeNet's conv layers still run one draw group at a time, as each group has its
+# own weights; only its linear layers take the whole chunk.
 ROWS_PER_CHUNK = {"cpu": 2048, "cuda": 65536, "mps": 16384}
 
 Model = TypeVar("Model", bound="ZooModel")

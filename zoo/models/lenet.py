@@ -166,7 +166,7 @@ class MCDropoutLeNet(_LeNetStack):
     def _draw_masks(self, images: int, samples: int) -> list[Tensor]:
         """One draw group's dropout masks, for each active dropout layer in order: (N, C, 1, 1)
         channel masks for `nn.Dropout2d` and (N, F) unit masks for `nn.Dropout`, N = images x
-        S, each 0 or 1 / (1 - p), drawn as the layers themselves would draw them."""
+        S, each 0 or 1 / (1 - p), drawn as the layers themselves draw them on the CPU."""
         rows = images * samples
         parameter = self.layers.conv1.weight
         masks, width = [], 0
