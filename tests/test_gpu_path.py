@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import sys
 from collections import Counter
 from pathlib import Path
@@ -335,7 +336,7 @@ def test_the_deterministic_setting_holds_for_the_run_only_and_is_logged(
                 torch.are_deterministic_algorithms_enabled(),
                 torch.backends.cudnn.deterministic,
                 torch.backends.cudnn.benchmark,
-                __import__("os").environ.get("CUBLAS_WORKSPACE_CONFIG"),
+                os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
             )
         )
         return original(run, *args)
@@ -345,7 +346,7 @@ def test_the_deterministic_setting_holds_for_the_run_only_and_is_logged(
     train(recipe, tmp_path / "on", data_dir=tiny_data_root)
     assert set(during) == {(True, True, False, ":4096:8")}
     assert not torch.are_deterministic_algorithms_enabled()
-    assert "CUBLAS_WORKSPACE_CONFIG" not in __import__("os").environ
+    assert "CUBLAS_WORKSPACE_CONFIG" not in os.environ
     during.clear()
     train(parse_recipe(tiny_recipe("lenet", epochs=1)), tmp_path / "off", data_dir=tiny_data_root)
     assert {flags[0] for flags in during} == {False}
