@@ -19,7 +19,6 @@ from pathlib import Path
 
 import zoo
 from zoo.atomic import atomic_write_bytes
-from zoo.cards import write_model_card
 from zoo.data import load_dataset
 from zoo.evaluation import evaluate
 from zoo.pretrained import (
@@ -30,9 +29,10 @@ from zoo.pretrained import (
     load_folder,
     read_config,
 )
+from zoo.publishing import write_model_card
 from zoo.registry import architecture_summary
+from zoo.training.log import read_log, summarize_log
 from zoo.training.recipe import read_recipe
-from zoo.training.trainer import read_log, summarize_log
 from zoo.weights import CHECKPOINTS_DIR, INDEX_NAME, NOT_PUBLISHED, PretrainedWeights
 
 REPOSITORY = Path(__file__).resolve().parent.parent

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from zoo.cards import write_model_card
+from zoo.publishing import write_model_card
 from zoo.weights import all_weights
 
 REPOSITORY = Path(__file__).resolve().parent.parent

@@ -22,9 +22,8 @@ import sys
 from pathlib import Path
 
 from zoo.atomic import atomic_write_bytes
-from zoo.cards import write_model_card
 from zoo.errors import ZooError
-from zoo.publishing import SOURCE_ROOT, push_to_hub
+from zoo.publishing import SOURCE_ROOT, push_to_hub, write_model_card
 from zoo.weights import CHECKPOINTS_DIR, INDEX_NAME, all_weights
 
 DEFAULT_ORG = "uncertainty-zoo"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from zoo._version import __version__
 from zoo.errors import (
     CheckpointError,
     ChecksumMismatchError,
@@ -41,22 +42,20 @@ from zoo.errors import (
     ZooWarning,
 )
 
-__version__ = "0.1.0"
-
 _LAZY_NAMES = {
     "EvaluationReport": "zoo.report",
     "ImageSet": "zoo.data",
     "Prediction": "zoo.prediction",
     "ZooModel": "zoo.models.base",
-    "create_model": "zoo.registry",
+    "create_model": "zoo.factory",
     "evaluate": "zoo.evaluation",
     "from_pretrained": "zoo.loading",
     "kl_divergence": "zoo.layers.bayesian",
-    "list_models": "zoo.registry",
+    "list_models": "zoo.factory",
     "load": "zoo.loading",
     "load_dataset": "zoo.data",
     "push_to_hub": "zoo.publishing",
-    "register_model": "zoo.registry",
+    "register_model": "zoo.factory",
 }
 _LAZY_MODULES = ("layers", "metrics", "models", "training", "weights")
 
@@ -64,12 +63,12 @@ if TYPE_CHECKING:
     from zoo import layers, metrics, models, training, weights
     from zoo.data import ImageSet, load_dataset
     from zoo.evaluation import evaluate
+    from zoo.factory import create_model, list_models, register_model
     from zoo.layers.bayesian import kl_divergence
     from zoo.loading import from_pretrained, load
     from zoo.models.base import ZooModel
     from zoo.prediction import Prediction
     from zoo.publishing import push_to_hub
-    from zoo.registry import create_model, list_models, register_model
     from zoo.report import EvaluationReport
 
 __all__ = [

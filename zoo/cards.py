@@ -13,16 +13,17 @@ from __future__ import annotations
 
 import math
 import textwrap
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from zoo.atomic import atomic_write_bytes
 from zoo.metrics.suite import GROUP_TITLES, SPECS
 from zoo.pretrained import RECIPE_NAME
 from zoo.report import flat_metrics, format_metric
-from zoo.training.recipe import Recipe, read_recipe
 from zoo.weights import PretrainedWeights
+
+if TYPE_CHECKING:
+    from zoo.training.recipe import Recipe
 
 HUB_DATASETS = {"mnist": "ylecun/mnist", "fashion_mnist": "zalando-datasets/fashion_mnist"}
 DATASET_TITLES = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
@@ -404,16 +405,6 @@ def _citations(entry: PretrainedWeights) -> str:
         return ""
     entries = [_CITATIONS[key] for key in keys]
     return "## Citations\n\n```bibtex\n" + "\n\n".join(entries) + "\n```"
-
-
-def write_model_card(entry: PretrainedWeights, repository: Path, cards: Path | None = None) -> Path:
-    """Write ``<name>.md`` into ``cards`` (default: ``model_cards/`` under ``repository``) from
-    ``entry`` and its recipe in ``repository``."""
-    recipe = read_recipe(repository / entry.recipe)
-    path = (cards or repository / "model_cards") / f"{entry.name}.md"
-    path.parent.mkdir(exist_ok=True)
-    atomic_write_bytes(path, str(model_card(entry, recipe)).encode("utf-8"))
-    return path
 
 
 def _count(number: int, noun: str) -> str:

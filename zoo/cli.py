@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from zoo import __version__
+from zoo._version import __version__
 from zoo.atomic import check_writable
 from zoo.errors import ZooError, ZooWarning
 from zoo.limits import MAX_SAMPLES

@@ -21,7 +21,8 @@ import torchvision
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from zoo import __version__, metrics
+from zoo import metrics
+from zoo._version import __version__
 from zoo.atomic import sha256_hex
 from zoo.data import ImageSet, check_dataset_name, load_dataset
 from zoo.devices import check_seed, describe_device, seeded, select_device, to_host

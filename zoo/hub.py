@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from zoo import __version__
+from zoo._version import __version__
 from zoo.errors import (
     HubAuthenticationError,
     HubConnectionError,

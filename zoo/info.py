@@ -7,9 +7,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+from zoo.factory import create_model
 from zoo.hub import HubReference, download
 from zoo.loading import resolve
-from zoo.models.base import ZooModel, build_skeleton
+from zoo.models.base import ZooModel
 from zoo.pretrained import (
     CONFIG_NAME,
     EVAL_NAME,
@@ -17,12 +18,13 @@ from zoo.pretrained import (
     RECIPE_NAME,
     WEIGHTS_NAME,
     build_from_config,
+    build_skeleton,
     read_config,
 )
-from zoo.registry import architecture_summary, create_model
+from zoo.registry import architecture_summary
 from zoo.report import EvaluationReport, flat_metrics, format_metric
 from zoo.text import escaped
-from zoo.training.trainer import read_log, summarize_log
+from zoo.training.log import read_log, summarize_log
 from zoo.weights import PretrainedWeights, find_weights, list_weights
 
 
@@ -56,7 +58,7 @@ def model_info(name_or_path: str | os.PathLike[str]) -> dict[str, Any]:
 def matching_names(pattern: str) -> list[str]:
     """What ``zoo list PATTERN`` shows: each shipped checkpoint whose name or architecture
     matches, then each matching architecture that has no weights."""
-    from zoo.registry import list_models
+    from zoo.factory import list_models
 
     architectures = list_models(pattern)
     weights = [

@@ -36,6 +36,7 @@ from zoo.errors import (
     PretrainedWeightsError,
     UnknownModelError,
 )
+from zoo.factory import list_models
 from zoo.files import expand_home, is_folder
 from zoo.hub import (
     HubReference,
@@ -47,7 +48,6 @@ from zoo.hub import (
 )
 from zoo.models.base import ZooModel
 from zoo.pretrained import CONFIG_NAME, WEIGHTS_NAME, load_folder
-from zoo.registry import list_models
 from zoo.text import shown
 from zoo.weights import (
     find_weights,

@@ -23,15 +23,16 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import safetensors.torch
 import torch
 from torch import Tensor
 
-from zoo import __version__
+from zoo._version import __version__
 from zoo.atomic import atomic_write_bytes, sha256_hex, sync_folder
 from zoo.errors import (
     CheckpointError,
@@ -52,9 +53,13 @@ from zoo.files import (
 )
 from zoo.limits import MAX_CONFIG_BYTES, MAX_WEIGHTS_BYTES, MAX_WEIGHTS_HEADER_BYTES
 from zoo.locks import folder_lock
-from zoo.models.base import ZooModel, build_skeleton
-from zoo.registry import create_model
+from zoo.registry import build_registered
 from zoo.text import is_version, shown
+
+if TYPE_CHECKING:
+    from zoo.models.base import ZooModel
+
+Model = TypeVar("Model", bound=torch.nn.Module)
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -106,8 +111,9 @@ class ModelConfig:
         return json.dumps(asdict(self), indent=2, allow_nan=False) + "\n"
 
     def build_model(self) -> ZooModel:
-        """An untrained model of the architecture and arguments this config describes."""
-        return create_model(
+        """An untrained model of the architecture and arguments this config describes, built
+        through the registry (`zoo.factory` registers the built-in architectures)."""
+        return build_registered(
             self.architecture,
             num_classes=self.num_classes,
             class_labels=self.class_labels,
@@ -448,10 +454,21 @@ def _check_format_version(version: object, path: Path) -> None:
     )
 
 
+def build_skeleton(build: Callable[[], Model]) -> Model:
+    """``build()`` on the meta device, where tensors have shapes but no memory, so that a
+    model can be checked and described before anything is allocated for it; on the CPU for
+    an architecture whose constructor reads tensor values, which the meta device lacks."""
+    try:
+        with torch.device("meta"):
+            return build()
+    except (RuntimeError, NotImplementedError):
+        return build()
+
+
 def build_from_config(config: ModelConfig, path: Path, *, skeleton: bool = False) -> ZooModel:
     """The model ``config`` (read from ``path``) describes, or a `ConfigFileError` naming
     ``path``; with ``skeleton``, built without memory where it can be (see
-    `zoo.models.base.build_skeleton`): enough to check the arguments, count the parameters
+    `build_skeleton`): enough to check the arguments, count the parameters
     and read the shapes of its tensors, whatever the config asks for."""
     reserved = {"num_classes", "class_labels", "mean", "std"} & set(config.kwargs)
     if reserved:

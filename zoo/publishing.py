@@ -1,4 +1,4 @@
-"""Publishing a model to the Hugging Face Hub: what its repository holds, pushed in one commit.
+"""Publishing to the Hugging Face Hub: what a repository holds, pushed in one commit.
 
 A published repository holds:
 
@@ -9,9 +9,9 @@ A published repository holds:
   ``zoo eval`` report) and ``train_log.jsonl`` (the training log).
 
 What gets pushed is a registry name (shipped weights, with the recipe from ``recipes/``), a
-folder written by ``save_pretrained`` or ``zoo train``, or a model in memory. Before anything
-is uploaded, the folder is loaded strictly, so a broken model is never published, and an
-evaluation report must be of these very weights.
+folder written by ``save_pretrained`` or ``zoo train``, or a model in memory (`zoo.sharing`,
+which this module builds on). Before anything is uploaded, a folder is loaded strictly, so a
+broken model is never published, and an evaluation report must be of these very weights.
 """
 
 from __future__ import annotations
@@ -19,17 +19,13 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
-from huggingface_hub import ModelCard
-
-from zoo import __version__
 from zoo.atomic import atomic_write_bytes
 from zoo.cards import model_card
 from zoo.errors import CheckpointError, ModelConfigError, PretrainedWeightsError
 from zoo.files import is_regular_file
-from zoo.hub import HubReference, PushResult, check_branch, parse_reference, upload_folder
+from zoo.hub import HubReference, PushResult
 from zoo.loading import resolve
 from zoo.models.base import ZooModel
 from zoo.pretrained import (
@@ -37,21 +33,17 @@ from zoo.pretrained import (
     EVAL_NAME,
     LOG_NAME,
     RECIPE_NAME,
-    WEIGHTS_NAME,
     build_from_config,
     copy_model_files,
     load_folder,
     read_config,
-    save_pretrained,
 )
-from zoo.registry import architecture_summary
 from zoo.report import EvaluationReport
-from zoo.text import shown
+from zoo.sharing import describe, push_model, push_staged, write_card, write_evaluation
+from zoo.training.log import read_log, summarize_log
 from zoo.training.recipe import Recipe, read_recipe
-from zoo.training.trainer import read_log, summarize_log
 from zoo.weights import PretrainedWeights, find_weights
 
-CARD_NAME = "README.md"
 SOURCE_ROOT = Path(__file__).resolve().parent.parent  # recipes/ lives here in a checkout
 
 
@@ -83,39 +75,38 @@ def push_to_hub(
             other weights.
         ModelConfigError: a bad ``repo_id`` or ``revision``, or an evaluation of other weights.
     """
-    target, branch = _repo_id(repo_id), check_branch(revision)
-    if evaluation is not None and not isinstance(evaluation, EvaluationReport):
-        raise ModelConfigError(
-            f"evaluation must be a zoo.evaluate report, not {type(evaluation).__name__}"
-        )
-    with tempfile.TemporaryDirectory(prefix="zoo-push-") as staging:
-        entry = _stage(model_or_path, target, Path(staging), evaluation)
-        message = commit_message or f"Upload {entry.name} with uncertainty-zoo {__version__}"
-        return upload_folder(
-            Path(staging), target, revision=branch, private=private, token=token, message=message
-        )
+    options = {
+        "revision": revision,
+        "private": private,
+        "token": token,
+        "commit_message": commit_message,
+        "evaluation": evaluation,
+    }
+    if isinstance(model_or_path, ZooModel):
+        return push_model(model_or_path, repo_id, **options)
+
+    def stage(staging: Path) -> PretrainedWeights:
+        return _stage(model_or_path, repo_id, staging, evaluation)
+
+    return push_staged(stage, repo_id, **options)
 
 
 def _stage(
-    model_or_path: ZooModel | str | os.PathLike[str],
+    model_or_path: str | os.PathLike[str],
     repo_id: str,
     staging: Path,
     evaluation: EvaluationReport | None,
 ) -> PretrainedWeights:
     """Write into ``staging`` every file the Hub repository ``repo_id`` gets; return what its
     card describes."""
-    if isinstance(model_or_path, ZooModel):
-        folder = save_pretrained(model_or_path, staging)
-    else:
-        source = _source_to_push(model_or_path)
-        if isinstance(source, str):
-            return _stage_shipped(source, repo_id, staging, evaluation)
-        folder = source
-        _copy_folder(folder, staging)
+    source = _source_to_push(model_or_path)
+    if isinstance(source, str):
+        return _stage_shipped(source, repo_id, staging, evaluation)
+    _copy_folder(source, staging)
     if evaluation is not None:
-        _write_evaluation(evaluation, staging)
-    entry, recipe = _describe_folder(folder, repo_id, evaluation)
-    _write_card(model_card(entry, recipe, shipped=False), staging)
+        write_evaluation(evaluation, staging)
+    entry, recipe = _describe_folder(source, repo_id, evaluation)
+    write_card(model_card(entry, recipe, shipped=False), staging)
     return entry
 
 
@@ -140,32 +131,15 @@ def _describe_folder(
     report = evaluation or _read_report(folder / EVAL_NAME, config.weights_sha256)
     recipe = read_recipe(folder / RECIPE_NAME) if (folder / RECIPE_NAME).exists() else None
     log_path = folder / LOG_NAME
-    entry = PretrainedWeights(
-        name=repo_id,
-        architecture=config.architecture,
-        default=False,
-        summary=architecture_summary(config.architecture),
-        file=WEIGHTS_NAME,
-        sha256=config.weights_sha256,
-        num_params=sum(parameter.numel() for parameter in model.parameters()),
-        metrics=report.metrics if report else {},
-        evaluation=report.provenance if report else {},
-        recipe=RECIPE_NAME if recipe else "",
+    entry = describe(
+        folder,
+        repo_id,
+        sum(parameter.numel() for parameter in model.parameters()),
+        report,
+        recipe=recipe,
         training=summarize_log(read_log(log_path)) if log_path.exists() else {},
-        license=None,
-        hub={"repo_id": repo_id, "revision": None},
     )
     return entry, recipe
-
-
-def _repo_id(repo_id: str) -> str:
-    reference = parse_reference(repo_id)
-    if reference is None or reference.revision is not None:
-        raise ModelConfigError(
-            f"--repo-id must be a Hub repository id, 'org/name', not {shown(repo_id)}; "
-            "give a branch with --revision"
-        )
-    return reference.repo_id
 
 
 def _stage_shipped(
@@ -186,7 +160,7 @@ def _stage_shipped(
     shutil.copyfile(recipe_path, staging / RECIPE_NAME)
     EvaluationReport(entry.metrics, entry.evaluation).save_json(staging / EVAL_NAME)
     entry = dataclasses.replace(entry, hub={"repo_id": repo_id, "revision": None})
-    _write_card(model_card(entry, read_recipe(recipe_path)), staging)
+    write_card(model_card(entry, read_recipe(recipe_path)), staging)
     return entry
 
 
@@ -203,21 +177,16 @@ def _copy_folder(folder: Path, staging: Path, expected_sha256: str | None = None
         raise type(error)(folder / error.path.name, error.detail) from None
 
 
-def _write_evaluation(evaluation: EvaluationReport, staging: Path) -> None:
-    evaluated = evaluation.provenance.get("weights_sha256")
-    published = read_config(staging / CONFIG_NAME).weights_sha256
-    if evaluated != published:
-        raise ModelConfigError(
-            f"the evaluation is of weights with sha256 {evaluated}, not of these "
-            f"({published}); evaluate the model being pushed"
-        )
-    evaluation.save_json(staging / EVAL_NAME)
-
-
 def _read_report(path: Path, weights_sha256: str) -> EvaluationReport | None:
     """The report in eval.json, if there is one, checked to be of these weights."""
     return EvaluationReport.read_json(path, weights_sha256) if path.exists() else None
 
 
-def _write_card(card: ModelCard, staging: Path) -> None:
-    atomic_write_bytes(staging / CARD_NAME, str(card).encode("utf-8"))
+def write_model_card(entry: PretrainedWeights, repository: Path, cards: Path | None = None) -> Path:
+    """Write ``<name>.md`` into ``cards`` (default: ``model_cards/`` under ``repository``) from
+    ``entry`` and its recipe in ``repository``."""
+    recipe = read_recipe(repository / entry.recipe)
+    path = (cards or repository / "model_cards") / f"{entry.name}.md"
+    path.parent.mkdir(exist_ok=True)
+    atomic_write_bytes(path, str(model_card(entry, recipe)).encode("utf-8"))
+    return path

@@ -1,4 +1,8 @@
-"""The model registry: every architecture the zoo can build, by name.
+"""The model registry: a table of the architectures the zoo can build, by name.
+
+It is a plain name table. Model modules add their builders to it with `register_model` when
+they are imported, and it never imports them: `zoo.factory` imports the built-in models, and
+is what the rest of the zoo builds models through.
 
 Names are ``architecture`` or ``architecture.tag``; the architecture comes first and the
 weights tag second, so ``list_models("mc_dropout*")`` finds every variant of one architecture.
@@ -7,7 +11,6 @@ weights tag second, so ``list_models("mc_dropout*")`` finds every variant of one
 from __future__ import annotations
 
 import fnmatch
-import importlib
 import inspect
 import re
 from collections.abc import Callable
@@ -35,14 +38,14 @@ def register_model(entrypoint: Entrypoint) -> Entrypoint:
 
     Use it as a decorator. The name must be a lower-case identifier (no ``.``, which separates
     the weights tag) and must not be taken yet: registering twice is an error, never an
-    overwrite.
+    overwrite. (`zoo.register_model`, the public one, first registers the built-in models, so
+    that a clash with one of their names is caught at once.)
 
     The model is first built on the meta device when a folder is loaded or described, so that
     a config cannot make the zoo allocate before its weights are checked. A constructor that
     bounds its own sizes and reads no tensor values builds there; one that reads values is
     built on the CPU instead.
     """
-    _import_builtin_models()  # so that a clash with a built-in name is caught here, not later
     name = entrypoint.__name__
     if not _ARCHITECTURE_NAME.fullmatch(name):
         raise ValueError(f"model name {name!r} must be a lower-case identifier like 'my_lenet'")
@@ -52,42 +55,24 @@ def register_model(entrypoint: Entrypoint) -> Entrypoint:
     return entrypoint
 
 
-def list_models(pattern: str = "*", *, pretrained: bool = False) -> list[str]:
-    """Return the sorted names that match an fnmatch ``pattern`` such as ``"*lenet"``.
-
-    By default these are architecture names; with ``pretrained=True`` they are the names of
-    the shipped weights instead, "architecture.tag" (see `zoo.weights`).
-    """
+def registered_names(pattern: str = "*") -> list[str]:
+    """The sorted registered architecture names that match an fnmatch ``pattern``."""
     if not isinstance(pattern, str):
         raise InvalidInputError(
             f"pattern must be a string such as '*lenet', not {type(pattern).__name__}"
         )
-    if pretrained:
-        from zoo.weights import list_weights
-
-        return list_weights(pattern)
-    _import_builtin_models()
     return sorted(name for name in _entrypoints if fnmatch.fnmatchcase(name, pattern))
 
 
-def create_model(name: str, **kwargs: Any) -> ZooModel:
-    """Build the model registered as ``name``, passing ``kwargs`` to its constructor.
-
-    ``name`` is an architecture, which gives an untrained model (pass ``weights="mnist"`` for
-    pretrained weights), or "architecture.tag", which gives those weights, like `zoo.load`.
-
-    Raises:
-        InvalidInputError: ``name`` is not a string.
-        UnknownModelError: no model has that name; the message lists the known ones.
-        PretrainedWeightsError: the architecture has no weights with that tag.
-        ModelConfigError: the arguments cannot build that model.
-    """
+def build_registered(name: str, **kwargs: Any) -> ZooModel:
+    """Build the model registered as ``name`` (an architecture, or "architecture.tag" for
+    its weights with that tag), passing ``kwargs`` to its builder; see `zoo.create_model`."""
     if not isinstance(name, str):
         raise InvalidInputError(
             f"a model is named by a string such as 'lenet', not {type(name).__name__}"
         )
     architecture, dot, tag = name.partition(".")
-    if dot and architecture in list_models():
+    if dot and architecture in _entrypoints:
         if "weights" in kwargs:
             raise ModelConfigError(f"{name!r} names its weights already; drop weights=")
         return model_entrypoint(architecture)(weights=tag, **kwargs)
@@ -96,10 +81,9 @@ def create_model(name: str, **kwargs: Any) -> ZooModel:
 
 def model_entrypoint(name: str) -> Callable[..., ZooModel]:
     """Return the function registered as ``name``, or raise `UnknownModelError`."""
-    _import_builtin_models()
     entrypoint = _entrypoints.get(name) if isinstance(name, str) else None
     if entrypoint is None:
-        known = ", ".join(list_models()) or "none"
+        known = ", ".join(registered_names()) or "none"
         raise UnknownModelError(f"unknown model {shown(name)}; known models: {known}")
     return entrypoint
 
@@ -107,8 +91,3 @@ def model_entrypoint(name: str) -> Callable[..., ZooModel]:
 def architecture_summary(name: str) -> str:
     """The first line of the architecture's docstring, without its full stop."""
     return (inspect.getdoc(model_entrypoint(name)) or "").partition("\n")[0].rstrip(".")
-
-
-def _import_builtin_models() -> None:
-    """Register the built-in architectures; the import runs their decorators once."""
-    importlib.import_module("zoo.models")

@@ -166,9 +166,9 @@ class ZooModel(nn.Module):
 
         ``zoo.from_pretrained(repo_id)`` then loads it back anywhere.
         """
-        from zoo.publishing import push_to_hub
+        from zoo.sharing import push_model  # the Hub client and cards, loaded when pushing
 
-        return push_to_hub(
+        return push_model(
             self,
             repo_id,
             revision=revision,
@@ -228,17 +228,6 @@ def _pretrained(model_class: type[Model], tag: object, kwargs: dict[str, Any]) -
             f"{', '.join(sorted(kwargs))}, or pass weights=None for an untrained model"
         )
     return typing.cast(Model, load_weights(weights_for_tag(model_class.architecture, tag)))
-
-
-def build_skeleton(build: Callable[[], Model]) -> Model:
-    """``build()`` on the meta device, where tensors have shapes but no memory, so that a
-    model can be checked and described before anything is allocated for it; on the CPU for
-    an architecture whose constructor reads tensor values, which the meta device lacks."""
-    try:
-        with torch.device("meta"):
-            return build()
-    except (RuntimeError, NotImplementedError):
-        return build()
 
 
 def rows_per_chunk(device: torch.device) -> int:

@@ -330,7 +330,7 @@ def _check_choices(recipe: Recipe, require: Require) -> None:
 
 
 def _check_model_section(section: ModelSection, require: Require) -> None:
-    from zoo.registry import list_models
+    from zoo.factory import list_models
 
     architectures = list_models()
     require(
@@ -433,7 +433,7 @@ def _check_fit(recipe: Recipe, model: ZooModel, require: Require) -> None:
 def _build_model(section: ModelSection) -> ZooModel:
     """The recipe's model, untrained, built without touching the caller's random state."""
     from zoo.devices import seeded
-    from zoo.registry import create_model
+    from zoo.factory import create_model
 
     with seeded(0):
         return create_model(section.architecture, **section.kwargs)

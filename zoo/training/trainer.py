@@ -15,7 +15,6 @@ that was never stopped. The checkpoint is removed once the model is written.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import sys
@@ -41,16 +40,15 @@ from zoo.devices import (
     select_device,
 )
 from zoo.errors import (
-    CheckpointError,
     RecipeError,
     TrainingDivergedError,
     TrainingStateError,
     ZooWarning,
 )
 from zoo.evaluation import evaluate
-from zoo.files import is_folder, read_file
+from zoo.factory import create_model
+from zoo.files import is_folder
 from zoo.layers.bayesian import has_bayesian_layers, kl_divergence
-from zoo.limits import MAX_LOG_BYTES
 from zoo.locks import FolderInUseError, RunLock
 from zoo.models.base import ZooModel
 from zoo.pretrained import (
@@ -61,7 +59,6 @@ from zoo.pretrained import (
     WEIGHTS_NAME,
     folder_to_write,
 )
-from zoo.registry import create_model
 from zoo.text import shown
 from zoo.training.augment import random_affine, random_shift
 from zoo.training.checkpoint import (
@@ -72,6 +69,7 @@ from zoo.training.checkpoint import (
     rng_states,
     save_checkpoint,
 )
+from zoo.training.log import log_problem, write_log
 from zoo.training.optim import IMPLEMENTATION_SETTINGS, build_optimizer, build_schedule
 from zoo.training.recipe import Recipe, parse_recipe, read_recipe
 
@@ -583,7 +581,7 @@ def _same_kind(value: object, like: object) -> bool:
 def _check_log(log: list[Any], epoch: int) -> None:
     if len(log) != epoch:
         raise ValueError(f"its log has {len(log)} epochs, not {epoch}")
-    problem = _log_problem(log)
+    problem = log_problem(log)
     if problem:
         raise ValueError(f"its log: {problem}")
 
@@ -650,80 +648,6 @@ def _format_record(record: dict[str, Any], epochs: int) -> str:
         parts += [f"val_nll {record['val_nll']:.4f}", f"val_acc {record['val_accuracy']:.2%}"]
     parts += [f"lr {record['lr']:.3g}", f"{record['seconds']:.1f} s"]
     return "  ".join(parts)
-
-
-def write_log(log: list[dict[str, Any]], folder: Path) -> None:
-    """Rewrite train_log.jsonl with one JSON line per finished epoch."""
-    lines = "".join(json.dumps(record, allow_nan=False) + "\n" for record in log)
-    atomic_write_bytes(folder / LOG_NAME, lines.encode("utf-8"))
-
-
-def read_log(path: Path) -> list[dict[str, Any]]:
-    """The records of a train_log.jsonl, one per finished epoch, each checked to hold what
-    `summarize_log` reads (a log may come from a Hub repository).
-
-    Raises:
-        CheckpointError: the file cannot be read, is larger than `MAX_LOG_BYTES`, or is not
-            such a log.
-    """
-    try:
-        text = read_file(path, MAX_LOG_BYTES).decode("utf-8")
-        records = [json.loads(line) for line in text.splitlines()]
-    except (OSError, ValueError, RecursionError) as error:
-        raise CheckpointError(path, f"is not a training log of zoo train ({error})") from None
-    problem = _log_problem(records)
-    if problem:
-        raise CheckpointError(path, problem)
-    return records
-
-
-_LONGEST_RUN_S = 366 * 24 * 3600
-_RECORD_FIELDS = {"device": str, "hardware": str, "torch": str, "compiled": bool}
-
-
-def _log_problem(records: list[Any]) -> str | None:
-    """What keeps ``records`` from being the log `zoo train` writes, if anything."""
-    for number, record in enumerate(records, start=1):
-        problem = _record_problem(record)
-        if problem:
-            return f"line {number} is not a zoo train record: {problem}"
-    return None
-
-
-def _record_problem(record: object) -> str | None:
-    if not isinstance(record, dict):
-        return "not a JSON object"
-    seconds = record.get("elapsed_seconds")
-    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool):
-        return "'elapsed_seconds' must be a number"
-    if not 0 <= seconds <= _LONGEST_RUN_S:
-        return "'elapsed_seconds' must be from 0 to a year"
-    for key, kind in _RECORD_FIELDS.items():
-        if not isinstance(record.get(key), kind):
-            return f"'{key}' must be a JSON {kind.__name__}"
-    if not isinstance(record.get("amp"), (str, type(None))):
-        return "'amp' must be a string or null"
-    if not isinstance(record.get("deterministic", False), bool):
-        return "'deterministic' must be a JSON bool"
-    return None
-
-
-def summarize_log(log: list[dict[str, Any]]) -> dict[str, Any]:
-    """Epochs, time, device and software of a training run, from its log (as `read_log`
-    checks it); {} when empty."""
-    if not log:
-        return {}
-    last = log[-1]
-    return {
-        "epochs": len(log),
-        "seconds": round(last["elapsed_seconds"], 1),
-        "device": last["device"],
-        "hardware": last["hardware"],
-        "torch": last["torch"],
-        "amp": last["amp"],
-        "compiled": last["compiled"],
-        "deterministic": last.get("deterministic", False),
-    }
 
 
 def _write_results(
