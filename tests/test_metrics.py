@@ -466,3 +466,10 @@ def test_more_bad_inputs_are_rejected() -> None:
         metrics.CoverageAtRisk(1.5)
     with pytest.raises(InvalidInputError, match=r"coverage must be in \(0, 1\]"):
         metrics.RiskAtCoverage(0.0)
+
+
+def test_every_ood_score_the_command_line_offers_is_computed() -> None:
+    from zoo.metrics import ood as ood_module
+    from zoo.options import OOD_SCORES
+
+    assert tuple(ood_module._SCORES) == OOD_SCORES

@@ -18,60 +18,23 @@ from typing import TYPE_CHECKING
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from zoo.metrics.suite import GROUP_TITLES, SPECS
+from zoo.options import DATASET_HUB_IDS, DATASET_TITLES
 from zoo.pretrained import RECIPE_NAME
+from zoo.registry import registered_class
 from zoo.report import flat_metrics, format_metric
 from zoo.weights import PretrainedWeights
 
 if TYPE_CHECKING:
     from zoo.training.recipe import Recipe
 
-HUB_DATASETS = {"mnist": "ylecun/mnist", "fashion_mnist": "zalando-datasets/fashion_mnist"}
-DATASET_TITLES = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
 
 _HUB_METRIC_TYPES = {"acc": "accuracy"}
 
-_ABOUT = {
-    "lenet": (
-        "a deterministic LeNet-5, the baseline: its uncertainty is the entropy of one softmax, "
-        "and it has no model (epistemic) uncertainty",
-        ["lecun1998"],
-    ),
-    "mc_dropout_lenet": (
-        "a LeNet-5 with Monte-Carlo dropout: dropout stays on at inference, and the spread of "
-        "16 dropout samples approximates the posterior predictive",
-        ["lecun1998", "gal2016"],
-    ),
-    "bayesian_lenet": (
-        "a LeNet-5 trained by Bayes by Backprop: every weight has a Gaussian posterior, and "
-        "each of 16 samples draws its own weights",
-        ["lecun1998", "blundell2015"],
-    ),
-}
-
-_CITATIONS = {
-    "lecun1998": """@article{lecun1998,
-  title   = {Gradient-based learning applied to document recognition},
-  author  = {LeCun, Yann and Bottou, L{\\'e}on and Bengio, Yoshua and Haffner, Patrick},
-  journal = {Proceedings of the IEEE},
-  volume  = {86}, number = {11}, pages = {2278--2324}, year = {1998}
-}""",
-    "gal2016": """@inproceedings{gal2016,
-  title     = {Dropout as a {B}ayesian Approximation:
-               Representing Model Uncertainty in Deep Learning},
-  author    = {Gal, Yarin and Ghahramani, Zoubin},
-  booktitle = {International Conference on Machine Learning (ICML)}, year = {2016}
-}""",
-    "blundell2015": """@inproceedings{blundell2015,
-  title     = {Weight Uncertainty in Neural Networks},
-  author    = {Blundell, Charles and Cornebise, Julien and Kavukcuoglu, Koray and Wierstra, Daan},
-  booktitle = {International Conference on Machine Learning (ICML)}, year = {2015}
-}""",
-    "xiao2017": """@article{xiao2017,
+_FASHION_MNIST_CITATION = """@article{xiao2017,
   title   = {Fashion-{MNIST}: a Novel Image Dataset for Benchmarking Machine Learning Algorithms},
   author  = {Xiao, Han and Rasul, Kashif and Vollgraf, Roland},
   journal = {arXiv:1708.07747}, year = {2017}
-}""",
-}
+}"""
 
 
 def model_card(
@@ -110,8 +73,8 @@ def model_card(
 
 def _datasets(entry: PretrainedWeights, recipe: Recipe | None) -> list[str] | None:
     if entry.evaluation:
-        return [HUB_DATASETS[entry.evaluation["dataset"]["name"]]]
-    return [HUB_DATASETS[recipe.data.dataset]] if recipe else None
+        return [DATASET_HUB_IDS[entry.evaluation["dataset"]["name"]]]
+    return [DATASET_HUB_IDS[recipe.data.dataset]] if recipe else None
 
 
 def _eval_results(entry: PretrainedWeights) -> list[EvalResult]:
@@ -125,7 +88,7 @@ def _eval_results(entry: PretrainedWeights) -> list[EvalResult]:
             results.append(
                 EvalResult(
                     task_type="image-classification",
-                    dataset_type=HUB_DATASETS[dataset["name"]],
+                    dataset_type=DATASET_HUB_IDS[dataset["name"]],
                     dataset_name=DATASET_TITLES[dataset["name"]],
                     dataset_split="test",
                     metric_type=_HUB_METRIC_TYPES.get(key, key),
@@ -144,8 +107,17 @@ def _metric_title(group: str, key: str, evaluation: dict) -> str:
 
 
 def _about(entry: PretrainedWeights) -> tuple[str, list[str]]:
-    """What the architecture is, and the keys of its citations."""
-    return _ABOUT.get(entry.architecture, (entry.summary, []))
+    """What the architecture is, and its citations (BibTeX), as its model class says; its
+    summary alone for an architecture whose builder does not name its class."""
+    model_class = registered_class(entry.architecture)
+    if model_class is None or not model_class.about:
+        return entry.summary, []
+    return model_class.about, list(model_class.references)
+
+
+def _is_stochastic(entry: PretrainedWeights) -> bool:
+    model_class = registered_class(entry.architecture)
+    return model_class is None or model_class.stochastic
 
 
 def _hub_repo(entry: PretrainedWeights) -> str | None:
@@ -376,7 +348,7 @@ def _reading_uncertainty(entry: PretrainedWeights) -> str:
         "has not seen inputs like this one). Reject inputs with high entropy to trade coverage "
         "for accuracy; look at mutual information to tell unfamiliar inputs from ambiguous ones."
     )
-    if entry.architecture == "lenet":
+    if not _is_stochastic(entry):
         text += (
             " This deterministic baseline has one sample, so its mutual information is always "
             "0 and all its uncertainty shows as entropy."
@@ -392,18 +364,17 @@ def _limitations(entry: PretrainedWeights) -> str:
         "may get confident predictions. The uncertainty estimates are approximate, and they "
         "are calibrated on MNIST's test distribution, not under distribution shift."
     )
-    if entry.architecture != "lenet":
+    if _is_stochastic(entry):
         text += " Predictions are stochastic: fix a seed (`torch.manual_seed`) to repeat them."
     return "## Limitations\n\n" + _paragraph(text)
 
 
 def _citations(entry: PretrainedWeights) -> str:
-    _, keys = _about(entry)
+    _, entries = _about(entry)
     if entry.evaluation.get("ood_dataset"):
-        keys = [*keys, "xiao2017"]
-    if not keys:
+        entries = [*entries, _FASHION_MNIST_CITATION]
+    if not entries:
         return ""
-    entries = [_CITATIONS[key] for key in keys]
     return "## Citations\n\n```bibtex\n" + "\n\n".join(entries) + "\n```"
 
 

@@ -13,18 +13,17 @@ from zoo.loading import resolve
 from zoo.models.base import ZooModel
 from zoo.pretrained import (
     CONFIG_NAME,
-    EVAL_NAME,
-    LOG_NAME,
     RECIPE_NAME,
+    RECORD_NAMES,
     WEIGHTS_NAME,
     build_from_config,
     build_skeleton,
     read_config,
 )
 from zoo.registry import architecture_summary
-from zoo.report import EvaluationReport, flat_metrics, format_metric
+from zoo.report import flat_metrics, format_metric, read_folder_report
 from zoo.text import escaped
-from zoo.training.log import read_log, summarize_log
+from zoo.training.log import read_folder_training
 from zoo.weights import PretrainedWeights, find_weights, list_weights
 
 
@@ -97,7 +96,7 @@ def _folder_info(folder: Path) -> dict[str, Any]:
 def _hub_info(reference: HubReference) -> dict[str, Any]:
     """From config.json and, where the repository has them, eval.json, the recipe and the
     training log: never the weights."""
-    optional = [EVAL_NAME, RECIPE_NAME, LOG_NAME]
+    optional = list(RECORD_NAMES)
     snapshot = download(reference, [CONFIG_NAME], optional=optional)
     folder, where = snapshot.folder, f"{reference.repo_id}@{snapshot.commit}"
     config = read_config(folder / CONFIG_NAME)
@@ -105,14 +104,11 @@ def _hub_info(reference: HubReference) -> dict[str, Any]:
     weights = {"file": f"{WEIGHTS_NAME} in {where}", "sha256": config.weights_sha256}
     summary = f"{architecture_summary(config.architecture)}; on the Hugging Face Hub"
     info = _describe(str(reference), summary, model, weights)
-    report = None
-    if (folder / EVAL_NAME).exists():
-        report = EvaluationReport.read_json(folder / EVAL_NAME, config.weights_sha256)
-    has_log = (folder / LOG_NAME).exists()
+    report = read_folder_report(folder, config.weights_sha256)
     return info | {
         "metrics": report.metrics if report else None,
         "recipe": f"{RECIPE_NAME} in {where}" if (folder / RECIPE_NAME).exists() else None,
-        "training": summarize_log(read_log(folder / LOG_NAME)) if has_log else None,
+        "training": read_folder_training(folder),
         "hub": {"repo_id": reference.repo_id, "revision": snapshot.commit},
     }
 

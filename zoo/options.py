@@ -6,6 +6,9 @@ The command line builds its help from these, and ``zoo --help`` must stay fast.
 from __future__ import annotations
 
 DATASET_NAMES = ("mnist", "fashion_mnist")  # what zoo.data loads
+DATASET_TITLES = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
+DATASET_HUB_IDS = {"mnist": "ylecun/mnist", "fashion_mnist": "zalando-datasets/fashion_mnist"}
+TRAINING_DATASETS = ("mnist",)  # what recipes train on; zoo.evaluate tests on its test split
 OOD_DATASETS = ("fashion_mnist",)
 DEVICE_NAMES = ("auto", "cpu", "cuda", "mps")
 OOD_SCORES = ("entropy", "msp", "mi")

@@ -49,8 +49,7 @@ def prepare_images(
         )
     batch = _as_batch(images)
     if batch.dtype == torch.uint8:
-        pixels = batch.to(device=device).to(dtype)
-        return pixels.div_(255.0).sub_(mean).div_(std)
+        return normalise(batch.to(device=device).to(dtype), mean, std)
     if not batch.is_floating_point():
         raise InvalidInputError(
             f"images must be uint8 pixels (0-255) or normalised floats, got dtype {batch.dtype}"
@@ -61,6 +60,11 @@ def prepare_images(
             f"float images must be finite in the model's {dtype}, but these hold NaN or infinity"
         )
     return floats
+
+
+def normalise(pixels: Tensor, mean: float, std: float) -> Tensor:
+    """Float ``pixels`` on the 0-255 scale, normalised as ``(pixels / 255 - mean) / std``."""
+    return (pixels / 255.0 - mean) / std
 
 
 def _as_batch(images: Tensor) -> Tensor:

@@ -67,6 +67,8 @@ CONFIG_NAME = "config.json"
 LOG_NAME = "train_log.jsonl"
 RECIPE_NAME = "recipe.toml"
 EVAL_NAME = "eval.json"
+# What a folder may hold beside the model: how it was trained, and its evaluation.
+RECORD_NAMES = (RECIPE_NAME, EVAL_NAME, LOG_NAME)
 FORMAT_VERSION = 1
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -420,17 +422,38 @@ def _is_pickle(data: bytes) -> bool:
     return data.startswith(_PICKLE_MAGIC) and data[8:9] != b"{"
 
 
+def safetensors_header_length(data: bytes) -> int:
+    """The length of the JSON header of safetensors ``data``, from its first 8 bytes
+    (little-endian); `ValueError` when there are fewer than 8."""
+    if len(data) < 8:
+        raise ValueError(f"{len(data)} bytes cannot hold a safetensors header")
+    return int.from_bytes(data[:8], "little")
+
+
+def safetensors_header(data: bytes) -> dict[str, Any]:
+    """The JSON header of safetensors ``data``: each tensor's dtype, shape and byte range, and
+    the file's ``__metadata__``; `ValueError` when the data ends inside it or it is not JSON."""
+    length = safetensors_header_length(data)
+    if len(data) < 8 + length:
+        raise ValueError(f"the data ends inside its {length:,}-byte header")
+    header = json.loads(data[8 : 8 + length])
+    if not isinstance(header, dict):
+        raise ValueError("its header is not a JSON object")
+    return header
+
+
 def _size_problem(data: bytes) -> str | None:
     """How ``data``'s size disagrees with what its safetensors header declares, if it does."""
-    if len(data) < 8:
-        return f"{len(data)} bytes cannot hold a safetensors header"
-    header_length = int.from_bytes(data[:8], "little")
+    try:
+        header_length = safetensors_header_length(data)
+    except ValueError as error:
+        return str(error)
     if header_length > MAX_WEIGHTS_HEADER_BYTES:
         return f"its header length, {header_length:,} bytes, is more than any zoo model needs"
     if len(data) < 8 + header_length:
         return f"the file ends inside its {header_length:,}-byte header"
     try:
-        header = json.loads(data[8 : 8 + header_length])
+        header = safetensors_header(data)
         ends = [entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"]
         declared = 8 + header_length + max(ends, default=0)
     except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError):

@@ -31,16 +31,16 @@ from zoo.models.base import ZooModel
 from zoo.pretrained import (
     CONFIG_NAME,
     EVAL_NAME,
-    LOG_NAME,
     RECIPE_NAME,
+    RECORD_NAMES,
     build_from_config,
     copy_model_files,
     load_folder,
     read_config,
 )
-from zoo.report import EvaluationReport
+from zoo.report import EvaluationReport, read_folder_report
 from zoo.sharing import describe, push_model, push_staged, write_card, write_evaluation
-from zoo.training.log import read_log, summarize_log
+from zoo.training.log import read_folder_training
 from zoo.training.recipe import Recipe, read_recipe
 from zoo.weights import PretrainedWeights, find_weights
 
@@ -128,16 +128,15 @@ def _describe_folder(
     ``evaluation``, which replaces its eval.json)."""
     config = read_config(folder / CONFIG_NAME)
     model = build_from_config(config, folder / CONFIG_NAME, skeleton=True)  # to count
-    report = evaluation or _read_report(folder / EVAL_NAME, config.weights_sha256)
+    report = evaluation or read_folder_report(folder, config.weights_sha256)
     recipe = read_recipe(folder / RECIPE_NAME) if (folder / RECIPE_NAME).exists() else None
-    log_path = folder / LOG_NAME
     entry = describe(
         folder,
         repo_id,
         sum(parameter.numel() for parameter in model.parameters()),
         report,
         recipe=recipe,
-        training=summarize_log(read_log(log_path)) if log_path.exists() else {},
+        training=read_folder_training(folder) or {},
     )
     return entry, recipe
 
@@ -169,17 +168,12 @@ def _copy_folder(folder: Path, staging: Path, expected_sha256: str | None = None
     (against ``expected_sha256`` too, the registry's pin for shipped weights)."""
     try:
         copy_model_files(folder, staging)
-        for name in (RECIPE_NAME, EVAL_NAME, LOG_NAME):
+        for name in RECORD_NAMES:
             if is_regular_file(folder / name):
                 shutil.copyfile(folder / name, staging / name)
         load_folder(staging, expected_sha256)
     except CheckpointError as error:
         raise type(error)(folder / error.path.name, error.detail) from None
-
-
-def _read_report(path: Path, weights_sha256: str) -> EvaluationReport | None:
-    """The report in eval.json, if there is one, checked to be of these weights."""
-    return EvaluationReport.read_json(path, weights_sha256) if path.exists() else None
 
 
 def write_model_card(entry: PretrainedWeights, repository: Path, cards: Path | None = None) -> Path:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import fnmatch
 import inspect
 import re
+import typing
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -86,6 +87,17 @@ def model_entrypoint(name: str) -> Callable[..., ZooModel]:
         known = ", ".join(registered_names()) or "none"
         raise UnknownModelError(f"unknown model {shown(name)}; known models: {known}")
     return entrypoint
+
+
+def registered_class(name: str) -> type[ZooModel] | None:
+    """The model class the builder registered as ``name`` returns, as its return annotation
+    names it (the built-in builders all do); None when it does not. The class holds what
+    the architecture is (``about``, ``references``, ``stochastic``) for its model card."""
+    try:
+        returned = typing.get_type_hints(model_entrypoint(name)).get("return")
+    except (NameError, TypeError, AttributeError, SyntaxError):  # an unresolvable annotation
+        return None
+    return returned if isinstance(returned, type) else None
 
 
 def architecture_summary(name: str) -> str:

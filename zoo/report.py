@@ -6,6 +6,7 @@ import json
 import math
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from torch import Tensor
@@ -16,6 +17,7 @@ from zoo.files import read_file
 from zoo.limits import MAX_REPORT_BYTES, MAX_SAMPLES
 from zoo.metrics.suite import GROUP_TITLES, SPECS
 from zoo.options import DATASET_NAMES, OOD_SCORES, SEED_RANGE
+from zoo.pretrained import EVAL_NAME
 from zoo.text import escaped, is_version, shown
 
 
@@ -209,3 +211,10 @@ def _table(title: str, rows: list[tuple[str, str]]) -> str:
     lines = [title, "─" * width]
     lines += [f"{label:<{width - value_width}}{value:>{value_width}}" for label, value in rows]
     return "\n".join(lines)
+
+
+def read_folder_report(folder: Path, weights_sha256: str) -> EvaluationReport | None:
+    """The report in ``folder``'s eval.json, checked to be of the weights with
+    ``weights_sha256``; None when the folder has none."""
+    path = folder / EVAL_NAME
+    return EvaluationReport.read_json(path, weights_sha256) if path.exists() else None

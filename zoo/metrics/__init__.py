@@ -33,13 +33,13 @@ from zoo.metrics.classification import (
     PredictiveEntropy,
 )
 from zoo.metrics.ood import (
-    OOD_SCORES,
     OODAUROC,
     OODAveragePrecision,
     OODFalsePositiveRate,
     ood_score,
 )
 from zoo.metrics.selective import AUGRC, AURC, CoverageAtRisk, RiskAtCoverage, risk_coverage_curve
+from zoo.options import OOD_SCORES
 
 __all__ = [
     "AUGRC",

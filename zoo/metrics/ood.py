@@ -29,8 +29,7 @@ _SCORES: dict[str, Callable[[Tensor], Tensor]] = {
     "entropy": lambda sample_probs: entropy(predictive_mean(sample_probs)),
     "msp": lambda sample_probs: 1.0 - predictive_mean(sample_probs).amax(dim=-1),
     "mi": mutual_information,
-}
-OOD_SCORES = tuple(_SCORES)
+}  # one per name in OOD_SCORES (zoo.options), which the command line offers without torch
 TPR_TARGET = 0.95
 
 

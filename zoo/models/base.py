@@ -74,6 +74,10 @@ class ZooModel(nn.Module):
 
     architecture: ClassVar[str]
     stochastic: ClassVar[bool]
+    # For the model card: what the architecture is, as a clause ("a LeNet-5 with ..."), and
+    # the papers it follows, as BibTeX.
+    about: ClassVar[str] = ""
+    references: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self,

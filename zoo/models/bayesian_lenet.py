@@ -21,6 +21,7 @@ from zoo.models.base import (
     forward_in_chunks,
     images_per_draw,
 )
+from zoo.models.citations import BLUNDELL_2015, LECUN_1998
 from zoo.registry import register_model
 
 _MAX_RHO = 1000.0  # |rho|: float32 holds it, and softplus(1000) = 1000 is sigma enough
@@ -52,6 +53,11 @@ class BayesianLeNet(ZooModel):
 
     architecture = "bayesian_lenet"
     stochastic = True
+    about = (
+        "a LeNet-5 trained by Bayes by Backprop: every weight has a Gaussian posterior, and "
+        "each of 16 samples draws its own weights"
+    )
+    references = (LECUN_1998, BLUNDELL_2015)
 
     def __init__(
         self,

@@ -24,6 +24,7 @@ from zoo.models.base import (
     forward_in_chunks,
     rows_per_chunk,
 )
+from zoo.models.citations import GAL_2016, LECUN_1998
 from zoo.registry import register_model
 
 _DROPOUT_LAYERS = (nn.Dropout, nn.Dropout2d)
@@ -100,6 +101,11 @@ class LeNet(_LeNetStack):
 
     architecture = "lenet"
     stochastic = False
+    about = (
+        "a deterministic LeNet-5, the baseline: its uncertainty is the entropy of one softmax, "
+        "and it has no model (epistemic) uncertainty"
+    )
+    references = (LECUN_1998,)
 
     def forward(self, images: Tensor) -> Tensor:
         """Logits (B, C), computed in chunks (`zoo.models.base.ROWS_PER_CHUNK`), so that a
@@ -133,6 +139,11 @@ class MCDropoutLeNet(_LeNetStack):
 
     architecture = "mc_dropout_lenet"
     stochastic = True
+    about = (
+        "a LeNet-5 with Monte-Carlo dropout: dropout stays on at inference, and the spread of "
+        "16 dropout samples approximates the posterior predictive"
+    )
+    references = (LECUN_1998, GAL_2016)
 
     def __init__(
         self,

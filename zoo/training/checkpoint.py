@@ -21,6 +21,7 @@ from zoo.atomic import atomic_write_bytes
 from zoo.errors import TrainingStateError
 from zoo.files import read_file, read_head
 from zoo.limits import MAX_CHECKPOINT_BYTES, MAX_EPOCHS
+from zoo.pretrained import safetensors_header, safetensors_header_length
 
 CHECKPOINT_NAME = "training_state.safetensors"
 _METADATA_KEY = "zoo_training_state"
@@ -133,7 +134,7 @@ def checkpoint_epoch(path: Path) -> int | None:
     """How many epochs the checkpoint at ``path`` holds, read from its header alone; None when
     there is no readable checkpoint there."""
     try:
-        header_length = int.from_bytes(read_head(path, 8), "little")
+        header_length = safetensors_header_length(read_head(path, 8))
         if header_length > MAX_CHECKPOINT_BYTES:
             return None
         metadata = _safetensors_metadata(read_head(path, 8 + header_length))
@@ -143,8 +144,7 @@ def checkpoint_epoch(path: Path) -> int | None:
 
 
 def _safetensors_metadata(data: bytes) -> dict[str, str]:
-    header_length = int.from_bytes(data[:8], "little")
-    return json.loads(data[8 : 8 + header_length])["__metadata__"]
+    return safetensors_header(data)["__metadata__"]
 
 
 def _with_prefix(tensors: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:

@@ -86,3 +86,9 @@ def summarize_log(log: list[dict[str, Any]]) -> dict[str, Any]:
         "compiled": last["compiled"],
         "deterministic": last.get("deterministic", False),
     }
+
+
+def read_folder_training(folder: Path) -> dict[str, Any] | None:
+    """The summary of ``folder``'s training log (see `summarize_log`); None when it has none."""
+    path = folder / LOG_NAME
+    return summarize_log(read_log(path)) if path.exists() else None

@@ -8,7 +8,6 @@ a typo never trains for fifteen minutes with a default in its place.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import re
@@ -31,8 +30,9 @@ from zoo.limits import (
     MAX_TRAINING_ROWS,
     MAX_WEIGHT_DECAY,
 )
-from zoo.options import OOD_DATASETS, SEED_RANGE
+from zoo.options import OOD_DATASETS, SEED_RANGE, TRAINING_DATASETS
 from zoo.text import shown
+from zoo.training.toml_writer import dump_toml
 
 if TYPE_CHECKING:
     from zoo.models.base import ZooModel
@@ -43,8 +43,6 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 OPTIMIZERS = ("adamw", "sgd")
-# zoo.evaluate measures on MNIST's test set, with FashionMNIST as the unseen data.
-TRAINING_DATASETS = ("mnist",)
 SCHEDULES = ("onecycle", "cosine", "step", "constant")
 SELECTIONS = ("last", "best_nll")
 # The run's default folder is runs/<name>, so a name never climbs out of it.
@@ -444,34 +442,3 @@ def _get(recipe: Recipe, dotted: str) -> Any:
     for part in dotted.split("."):
         value = getattr(value, part)
     return value
-
-
-def dump_toml(table: dict[str, Any]) -> str:
-    """Write nested dicts of strings, numbers, booleans and lists as TOML.
-
-    Floats are written with ``repr``, which reads back to the same float.
-    """
-    lines = _dump_table(table, [])
-    return "\n".join(lines).strip() + "\n"
-
-
-def _dump_table(table: dict[str, Any], path: list[str]) -> list[str]:
-    scalars = [(key, value) for key, value in table.items() if not isinstance(value, dict)]
-    tables = [(key, value) for key, value in table.items() if isinstance(value, dict)]
-    lines = [f"[{'.'.join(path)}]"] if path else []
-    lines += [f"{key} = {_toml_value(value)}" for key, value in scalars]
-    for key, value in tables:
-        lines += ["", *_dump_table(value, [*path, key])]
-    return lines
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value) if math.isfinite(value) else str(value)
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)  # JSON's escapes are TOML's
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
-    raise TypeError(f"cannot write {type(value).__name__} as TOML")

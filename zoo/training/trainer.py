@@ -51,11 +51,12 @@ from zoo.files import is_folder
 from zoo.layers.bayesian import has_bayesian_layers, kl_divergence
 from zoo.locks import FolderInUseError, RunLock
 from zoo.models.base import ZooModel
+from zoo.preprocessing import normalise
 from zoo.pretrained import (
     CONFIG_NAME,
     EVAL_NAME,
-    LOG_NAME,
     RECIPE_NAME,
+    RECORD_NAMES,
     WEIGHTS_NAME,
     folder_to_write,
 )
@@ -73,7 +74,7 @@ from zoo.training.log import log_problem, write_log
 from zoo.training.optim import IMPLEMENTATION_SETTINGS, build_optimizer, build_schedule
 from zoo.training.recipe import Recipe, parse_recipe, read_recipe
 
-OUTPUT_NAMES = (WEIGHTS_NAME, CONFIG_NAME, LOG_NAME, RECIPE_NAME, EVAL_NAME, CHECKPOINT_NAME)
+OUTPUT_NAMES = (WEIGHTS_NAME, CONFIG_NAME, *RECORD_NAMES, CHECKPOINT_NAME)
 LOCK_NAME = ".zoo-train.lock"  # held while a run trains into the folder (see zoo.locks)
 # Steps between reads of the loss on the host: the divergence check and the progress bar wait
 # for the device then, and only then.
@@ -433,7 +434,7 @@ class _Run:
         if data.max_rotation == 0 and data.max_scale == 0:
             return random_shift(images, data.max_shift)
         pixels = random_affine(images, data.max_shift, data.max_rotation, data.max_scale)
-        return (pixels / 255 - self.model.mean) / self.model.std
+        return normalise(pixels, self.model.mean, self.model.std)
 
     def _step(self, images: Tensor, targets: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """One optimiser step; returns the batch's mean loss, its correct count and its KL."""

@@ -1,0 +1,21 @@
+"""The papers the built-in models follow, as BibTeX, for their model cards."""
+
+LECUN_1998 = """@article{lecun1998,
+  title   = {Gradient-based learning applied to document recognition},
+  author  = {LeCun, Yann and Bottou, L{\\'e}on and Bengio, Yoshua and Haffner, Patrick},
+  journal = {Proceedings of the IEEE},
+  volume  = {86}, number = {11}, pages = {2278--2324}, year = {1998}
+}"""
+
+GAL_2016 = """@inproceedings{gal2016,
+  title     = {Dropout as a {B}ayesian Approximation:
+               Representing Model Uncertainty in Deep Learning},
+  author    = {Gal, Yarin and Ghahramani, Zoubin},
+  booktitle = {International Conference on Machine Learning (ICML)}, year = {2016}
+}"""
+
+BLUNDELL_2015 = """@inproceedings{blundell2015,
+  title     = {Weight Uncertainty in Neural Networks},
+  author    = {Blundell, Charles and Cornebise, Julien and Kavukcuoglu, Koray and Wierstra, Daan},
+  booktitle = {International Conference on Machine Learning (ICML)}, year = {2015}
+}"""
