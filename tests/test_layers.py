@@ -11,6 +11,8 @@ from outside the package ``zoo.a`` runs ``zoo/a/__init__.py`` too, so it counts 
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -231,3 +233,21 @@ def test_importing_a_submodule_runs_its_packages_init(
     importer: str, target: str, run: set[str]
 ) -> None:
     assert _packages_run(target, importer) == run
+
+
+def test_a_model_loads_its_own_weights_without_importing_what_loads_or_publishes() -> None:
+    """At run time too: a fresh process builds official weights from a model module alone,
+    and saves them, without the factory, loading, publishing or the Hub client."""
+    script = (
+        "import sys, tempfile\n"
+        "from zoo.models.lenet import mc_dropout_lenet\n"
+        "model = mc_dropout_lenet(weights='mnist')\n"
+        "model.save_pretrained(tempfile.mkdtemp())\n"
+        "above = ('zoo.factory', 'zoo.loading', 'zoo.publishing', 'zoo.info', 'zoo.hub')\n"
+        "print(sorted(name for name in above if name in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

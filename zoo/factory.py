@@ -8,12 +8,14 @@ through a module that imported it), so the table is always complete when it is r
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import zoo.models  # noqa: F401  (registers the built-in architectures)
+from zoo.pretrained import load_folder as _load_folder
 from zoo.registry import Entrypoint, build_registered, registered_names
 from zoo.registry import register_model as _register_in_table
-from zoo.weights import list_weights
+from zoo.weights import PretrainedWeights, list_weights
 
 if TYPE_CHECKING:
     from zoo.models.base import ZooModel
@@ -57,3 +59,22 @@ def create_model(name: str, **kwargs: Any) -> ZooModel:
         ModelConfigError: the arguments cannot build that model.
     """
     return build_registered(name, **kwargs)
+
+
+def load_folder(directory: str | Path, expected_sha256: str | None = None) -> ZooModel:
+    """The model a ``save_pretrained`` folder holds, in eval mode, built by name; see
+    `zoo.pretrained.load_folder` for what is checked and raised."""
+    return _load_folder(directory, expected_sha256)
+
+
+def load_weights(entry: PretrainedWeights) -> ZooModel:
+    """The model of shipped weights ``entry``, loaded offline from the package, in eval mode.
+
+    The folder's ``config.json`` must pin the catalogue's sha256, and the weights file must
+    hash to it; it is then loaded strictly (see `zoo.pretrained.load_folder`).
+
+    Raises:
+        ChecksumMismatchError: the installed files are not the published ones.
+        CheckpointError: the installed folder is damaged.
+    """
+    return _load_folder(entry.folder, expected_sha256=entry.sha256)

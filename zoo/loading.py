@@ -36,7 +36,7 @@ from zoo.errors import (
     PretrainedWeightsError,
     UnknownModelError,
 )
-from zoo.factory import list_models
+from zoo.factory import list_models, load_folder, load_weights
 from zoo.files import expand_home, is_folder
 from zoo.hub import (
     HubReference,
@@ -47,12 +47,11 @@ from zoo.hub import (
     parse_reference,
 )
 from zoo.models.base import ZooModel
-from zoo.pretrained import CONFIG_NAME, WEIGHTS_NAME, load_folder
+from zoo.pretrained import CONFIG_NAME, WEIGHTS_NAME
 from zoo.text import shown
 from zoo.weights import (
     find_weights,
     list_weights,
-    load_weights,
     published_sha256,
     weights_for_tag,
 )

@@ -112,17 +112,25 @@ class ModelConfig:
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, allow_nan=False) + "\n"
 
+    def model_arguments(self) -> dict[str, Any]:
+        """Every constructor argument of the model this config describes."""
+        common = {
+            "num_classes": self.num_classes,
+            "class_labels": self.class_labels,
+            "mean": self.preprocessing["mean"],
+            "std": self.preprocessing["std"],
+        }
+        return common | self.kwargs
+
     def build_model(self) -> ZooModel:
         """An untrained model of the architecture and arguments this config describes, built
-        through the registry (`zoo.factory` registers the built-in architectures)."""
-        return build_registered(
-            self.architecture,
-            num_classes=self.num_classes,
-            class_labels=self.class_labels,
-            mean=self.preprocessing["mean"],
-            std=self.preprocessing["std"],
-            **self.kwargs,
-        )
+        by name through the registry's table (`zoo.factory` fills it with the built-in
+        architectures)."""
+        return build_registered(self.architecture, **self.model_arguments())
+
+
+# Builds the model a config describes; `ModelConfig.build_model` unless a caller knows better.
+Builder = Callable[[ModelConfig], "ZooModel"]
 
 
 def save_pretrained(model: ZooModel, directory: str | os.PathLike[str]) -> Path:
@@ -256,12 +264,15 @@ def copy_model_files(folder: Path, destination: Path) -> None:
     atomic_write_bytes(destination / WEIGHTS_NAME, weights)
 
 
-def load_folder(directory: str | Path, expected_sha256: str | None = None) -> ZooModel:
+def load_folder(
+    directory: str | Path, expected_sha256: str | None = None, *, build: Builder | None = None
+) -> ZooModel:
     """Rebuild the model saved in ``directory`` by `save_pretrained`, in eval mode.
 
     ``expected_sha256``, the registry's pin for official weights, must equal the sha256 that
-    config.json pins. `zoo.load` and `zoo.from_pretrained` call this for a
-    folder.
+    config.json pins. ``build`` builds the model config.json describes; by default, by name
+    from the registry's table (`zoo.factory.load_folder` makes sure the built-in
+    architectures are in it). `zoo.load` and `zoo.from_pretrained` call this for a folder.
 
     Nothing is allocated before the files are checked: the config is bounded in size and its
     model is first built on the meta device, without memory; the weights file is bounded in
@@ -295,11 +306,11 @@ def load_folder(directory: str | Path, expected_sha256: str | None = None) -> Zo
                 f"pins sha256 {config.weights_sha256}, but the registry pins "
                 f"{expected_sha256}: these are not the published weights",
             )
-        skeleton = build_from_config(config, config_path, skeleton=True)
+        skeleton = build_from_config(config, config_path, skeleton=True, build=build)
         weights_path = committed_weights(folder, config.weights_sha256)
         state = read_weights(weights_path, config.weights_sha256)
     _check_state(skeleton, state, weights_path)
-    model = build_from_config(config, config_path)
+    model = build_from_config(config, config_path, build=build)
     model.load_state_dict(state, strict=True)
     return model.eval()
 
@@ -488,7 +499,9 @@ def build_skeleton(build: Callable[[], Model]) -> Model:
         return build()
 
 
-def build_from_config(config: ModelConfig, path: Path, *, skeleton: bool = False) -> ZooModel:
+def build_from_config(
+    config: ModelConfig, path: Path, *, skeleton: bool = False, build: Builder | None = None
+) -> ZooModel:
     """The model ``config`` (read from ``path``) describes, or a `ConfigFileError` naming
     ``path``; with ``skeleton``, built without memory where it can be (see
     `build_skeleton`): enough to check the arguments, count the parameters
@@ -499,7 +512,8 @@ def build_from_config(config: ModelConfig, path: Path, *, skeleton: bool = False
             path, f"'kwargs' must not repeat {', '.join(sorted(reserved))}; they have own keys"
         )
     try:
-        return build_skeleton(config.build_model) if skeleton else config.build_model()
+        make = config.build_model if build is None else lambda: build(config)
+        return build_skeleton(make) if skeleton else make()
     except ZooError as error:
         message = f"does not describe a model this zoo can build: {error}"
         raise ConfigFileError(path, message) from None

@@ -24,6 +24,7 @@ from pathlib import Path
 from zoo.atomic import atomic_write_bytes
 from zoo.cards import model_card
 from zoo.errors import CheckpointError, ModelConfigError, PretrainedWeightsError
+from zoo.factory import load_folder
 from zoo.files import is_regular_file
 from zoo.hub import HubReference, PushResult
 from zoo.loading import resolve
@@ -35,7 +36,6 @@ from zoo.pretrained import (
     RECORD_NAMES,
     build_from_config,
     copy_model_files,
-    load_folder,
     read_config,
 )
 from zoo.report import EvaluationReport, read_folder_report

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from zoo.errors import PretrainedWeightsError
 
 if TYPE_CHECKING:
-    from zoo.models.base import ZooModel
+    pass
 
 CHECKPOINTS_DIR = Path(__file__).parent / "checkpoints"
 INDEX_NAME = "index.json"
@@ -110,21 +110,6 @@ def weights_for_tag(architecture: str, tag: str) -> PretrainedWeights:
     tags = [entry.tag for entry in all_weights().values() if entry.architecture == architecture]
     available = ", ".join(repr(tag) for tag in tags) or "none"
     raise PretrainedWeightsError(f"{architecture} has no weights {tag!r}; available: {available}")
-
-
-def load_weights(entry: PretrainedWeights) -> ZooModel:
-    """The model of ``entry``, loaded offline from the package, in eval mode.
-
-    The folder's ``config.json`` must pin the registry's sha256, and the weights file must
-    hash to it; it is then loaded strictly (see `zoo.pretrained.load_folder`).
-
-    Raises:
-        ChecksumMismatchError: the installed files are not the published ones.
-        CheckpointError: the installed folder is damaged.
-    """
-    from zoo.pretrained import load_folder
-
-    return load_folder(entry.folder, expected_sha256=entry.sha256)
 
 
 def published_sha256(repo_id: str, commit: str) -> str | None:

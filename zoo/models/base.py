@@ -222,7 +222,11 @@ def build_model(model_class: type[Model], kwargs: dict[str, Any]) -> Model:
 
 
 def _pretrained(model_class: type[Model], tag: object, kwargs: dict[str, Any]) -> Model:
-    from zoo.weights import load_weights, weights_for_tag
+    """``model_class`` with its official weights tagged ``tag``, from the package: the
+    catalogue's entry, then the folder read and checked as `zoo.pretrained.load_folder` does,
+    with this class building the model its config describes."""
+    from zoo.pretrained import ModelConfig, load_folder
+    from zoo.weights import weights_for_tag
 
     if not isinstance(tag, str):
         raise ModelConfigError(f"weights must be a tag such as 'mnist', or None; got {tag!r}")
@@ -231,7 +235,16 @@ def _pretrained(model_class: type[Model], tag: object, kwargs: dict[str, Any]) -
             f"pretrained weights fix {model_class.architecture}'s arguments; drop "
             f"{', '.join(sorted(kwargs))}, or pass weights=None for an untrained model"
         )
-    return typing.cast(Model, load_weights(weights_for_tag(model_class.architecture, tag)))
+    entry = weights_for_tag(model_class.architecture, tag)
+
+    def build(config: ModelConfig) -> Model:
+        if config.architecture != model_class.architecture:
+            raise ModelConfigError(
+                f"the weights are of a {config.architecture}, not a {model_class.architecture}"
+            )
+        return build_model(model_class, config.model_arguments())
+
+    return typing.cast(Model, load_folder(entry.folder, entry.sha256, build=build))
 
 
 def rows_per_chunk(device: torch.device) -> int:
