@@ -251,3 +251,22 @@ def test_a_model_loads_its_own_weights_without_importing_what_loads_or_publishes
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        for target in graph.get(todo.pop(), ()):
+            if target not in seen:
+                seen.add(target)
+                todo.append(target)
+    return seen
+
+
+def test_evaluating_and_training_never_resolve_names() -> None:
+    """Names, folders and Hub ids are resolved in the public face (zoo.evaluate, the command
+    line); the evaluation and the trainer take model objects. (They reach the Hub client only
+    through ``model.push_to_hub``.)"""
+    graph = import_graph()
+    for module in ("zoo.evaluation", "zoo.training.trainer"):
+        assert reachable(graph, module) & {"zoo.loading", "zoo.publishing", "zoo.info"} == set()

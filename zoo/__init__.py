@@ -7,6 +7,7 @@ The public API is what this module exports. It loads lazily, so that ``import zo
 from __future__ import annotations
 
 import importlib
+import os
 from typing import TYPE_CHECKING, Any
 
 from zoo._version import __version__
@@ -41,6 +42,7 @@ from zoo.errors import (
     ZooError,
     ZooWarning,
 )
+from zoo.options import DEFAULT_BATCH_SIZE, DEFAULT_SAMPLES
 
 _LAZY_NAMES = {
     "EvaluationReport": "zoo.report",
@@ -48,7 +50,6 @@ _LAZY_NAMES = {
     "Prediction": "zoo.prediction",
     "ZooModel": "zoo.models.base",
     "create_model": "zoo.factory",
-    "evaluate": "zoo.evaluation",
     "from_pretrained": "zoo.loading",
     "kl_divergence": "zoo.layers.bayesian",
     "list_models": "zoo.factory",
@@ -60,9 +61,10 @@ _LAZY_NAMES = {
 _LAZY_MODULES = ("layers", "metrics", "models", "training", "weights")
 
 if TYPE_CHECKING:
+    import torch
+
     from zoo import layers, metrics, models, training, weights
     from zoo.data import ImageSet, load_dataset
-    from zoo.evaluation import evaluate
     from zoo.factory import create_model, list_models, register_model
     from zoo.layers.bayesian import kl_divergence
     from zoo.loading import from_pretrained, load
@@ -121,6 +123,44 @@ __all__ = [
     "training",
     "weights",
 ]
+
+
+def evaluate(
+    model: ZooModel | str | os.PathLike[str],
+    dataset: str = "mnist",
+    ood: str | None = "fashion_mnist",
+    samples: int = DEFAULT_SAMPLES,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    device: str | torch.device = "auto",
+    seed: int = 0,
+    *,
+    ood_score: str = "entropy",
+    data_dir: str | os.PathLike[str] | None = None,
+    progress: bool = False,
+) -> EvaluationReport:
+    """Measure ``model`` on the test split of ``dataset``, and on ``ood`` as unseen data.
+
+    ``model`` is a model, or a registered name, a folder written by ``save_pretrained`` or a
+    Hub id, which `zoo.load` loads once the other arguments are checked. Everything else is
+    `zoo.evaluation.evaluate`'s, which says what is measured and how.
+    """
+    from zoo.evaluation import check_arguments
+    from zoo.evaluation import evaluate as evaluate_model
+    from zoo.loading import load
+    from zoo.models.base import ZooModel
+
+    arguments: dict[str, Any] = {"dataset": dataset, "ood": ood, "samples": samples}
+    arguments |= {"batch_size": batch_size, "device": device, "seed": seed}
+    arguments |= {"ood_score": ood_score, "data_dir": data_dir, "progress": progress}
+    if isinstance(model, ZooModel):
+        return evaluate_model(model, **arguments)
+    if not isinstance(model, (str, os.PathLike)):
+        raise InvalidInputError(
+            f"model must be a zoo model, a model folder or a registered name, not "
+            f"{type(model).__name__}"
+        )
+    check_arguments(dataset, ood, samples, batch_size, seed, ood_score)
+    return evaluate_model(load(model), **arguments, source=str(model))
 
 
 def __getattr__(name: str) -> Any:

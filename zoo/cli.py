@@ -175,7 +175,7 @@ def eval_command(
     Evaluates on the MNIST test set (10,000 images) and, for OOD detection, the FashionMNIST
     test set. The same seed gives the same numbers.
     """
-    from zoo.evaluation import evaluate
+    from zoo import evaluate
     from zoo.plot import plot_report, require_matplotlib
 
     with zoo_errors():

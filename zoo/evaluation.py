@@ -28,7 +28,6 @@ from zoo.data import ImageSet, check_dataset_name, load_dataset
 from zoo.devices import check_seed, describe_device, seeded, select_device, to_host
 from zoo.errors import InvalidInputError
 from zoo.limits import MAX_EVALUATION_ROWS
-from zoo.loading import load
 from zoo.metrics.suite import SUITE, build_collection
 from zoo.models.base import ZooModel, check_positive_integer, check_samples
 from zoo.options import DEFAULT_BATCH_SIZE, DEFAULT_SAMPLES, OOD_SCORES
@@ -39,7 +38,7 @@ _CLASSIFIER_GROUPS = ("classification", "calibration", "selective")
 
 
 def evaluate(
-    model: ZooModel | str | os.PathLike[str],
+    model: ZooModel,
     dataset: str = "mnist",
     ood: str | None = "fashion_mnist",
     samples: int = DEFAULT_SAMPLES,
@@ -50,8 +49,12 @@ def evaluate(
     ood_score: str = "entropy",
     data_dir: str | os.PathLike[str] | None = None,
     progress: bool = False,
+    source: str | None = None,
 ) -> EvaluationReport:
     """Measure ``model`` on the test split of ``dataset``, and on ``ood`` as unseen data.
+
+    `zoo.evaluate`, the public face of this function, also takes a registered name, a model
+    folder or a Hub id for ``model``, and loads it once the other arguments are checked.
 
     The same arguments give the same numbers: the sampling is seeded with ``seed``, and on the
     CPU the result is reproducible bit for bit. On a GPU, float32 runs at full precision:
@@ -60,8 +63,7 @@ def evaluate(
     state is left untouched, and so are the model's device and train/eval mode.
 
     Args:
-        model: a model, a folder written by ``save_pretrained``, or a registered name (see
-            `zoo.load`).
+        model: the model to measure.
         dataset: the in-distribution dataset, "mnist".
         ood: the out-of-distribution dataset, "fashion_mnist", or None to skip OOD metrics.
         samples: S, stochastic samples per image, at most `zoo.limits.MAX_SAMPLES`
@@ -72,16 +74,24 @@ def evaluate(
         ood_score: how an image is scored as OOD: "entropy", "msp" or "mi".
         data_dir: the data root; see `zoo.data`.
         progress: show a progress bar on stderr.
+        source: how the model was named, for the report's provenance; by default its
+            architecture.
 
     Returns:
         The metrics, grouped as classification, calibration, selective and ood, with the
         provenance of the run.
     """
-    samples = check_samples(samples)
-    _check_arguments(model, dataset, ood, samples, batch_size, seed, ood_score)
+    if not isinstance(model, ZooModel):
+        raise InvalidInputError(
+            f"model must be a zoo model, not {type(model).__name__}; zoo.evaluate also takes "
+            "a model folder or a registered name"
+        )
+    if any(parameter.is_meta for parameter in model.parameters()):
+        raise InvalidInputError(
+            "the model is on the meta device, which holds shapes but no values: nothing to evaluate"
+        )
+    samples = check_arguments(dataset, ood, samples, batch_size, seed, ood_score)
     target = select_device(device)
-    source = None if isinstance(model, ZooModel) else str(model)
-    model = model if source is None else load(model)
     in_distribution = load_dataset(dataset, "test", data_dir)
     out_of_distribution = load_dataset(ood, "test", data_dir) if ood else None
 
@@ -179,25 +189,17 @@ class _Run:
         )
 
 
-def _check_arguments(
-    model: object,
+def check_arguments(
     dataset: str,
     ood: str | None,
     samples: int,
     batch_size: int,
     seed: int,
     ood_score: str,
-) -> None:
-    """Check every argument before any data is loaded or any model is run."""
-    if not isinstance(model, (ZooModel, str, os.PathLike)):
-        raise InvalidInputError(
-            f"model must be a zoo model, a model folder or a registered name, not "
-            f"{type(model).__name__}"
-        )
-    if isinstance(model, ZooModel) and any(p.is_meta for p in model.parameters()):
-        raise InvalidInputError(
-            "the model is on the meta device, which holds shapes but no values: nothing to evaluate"
-        )
+) -> int:
+    """Check every argument but the model, before any data is loaded or any model is run;
+    return ``samples`` as an int."""
+    samples = check_samples(samples)
     check_dataset_name(dataset)
     if ood is not None:
         check_dataset_name(ood)
@@ -211,6 +213,7 @@ def _check_arguments(
     if ood_score not in OOD_SCORES:
         choices = ", ".join(OOD_SCORES)
         raise InvalidInputError(f"ood_score must be one of {choices}; got {ood_score!r}")
+    return samples
 
 
 @contextlib.contextmanager
