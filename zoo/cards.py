@@ -22,7 +22,7 @@ from zoo.options import DATASET_HUB_IDS, DATASET_TITLES
 from zoo.pretrained import RECIPE_NAME
 from zoo.registry import registered_class
 from zoo.report import flat_metrics, format_metric
-from zoo.weights import PretrainedWeights
+from zoo.weights import ModelDescription
 
 if TYPE_CHECKING:
     from zoo.training.recipe import Recipe
@@ -38,7 +38,7 @@ _FASHION_MNIST_CITATION = """@article{xiao2017,
 
 
 def model_card(
-    entry: PretrainedWeights, recipe: Recipe | None, *, shipped: bool = True
+    entry: ModelDescription, recipe: Recipe | None, *, shipped: bool = True
 ) -> ModelCard:
     """The card of ``entry``, trained by ``recipe`` (None when it is not known).
 
@@ -71,13 +71,13 @@ def model_card(
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body}\n")
 
 
-def _datasets(entry: PretrainedWeights, recipe: Recipe | None) -> list[str] | None:
+def _datasets(entry: ModelDescription, recipe: Recipe | None) -> list[str] | None:
     if entry.evaluation:
         return [DATASET_HUB_IDS[entry.evaluation["dataset"]["name"]]]
     return [DATASET_HUB_IDS[recipe.data.dataset]] if recipe else None
 
 
-def _eval_results(entry: PretrainedWeights) -> list[EvalResult]:
+def _eval_results(entry: ModelDescription) -> list[EvalResult]:
     evaluation = entry.evaluation
     results = []
     for group, values in entry.metrics.items():
@@ -106,7 +106,7 @@ def _metric_title(group: str, key: str, evaluation: dict) -> str:
     return label
 
 
-def _about(entry: PretrainedWeights) -> tuple[str, list[str]]:
+def _about(entry: ModelDescription) -> tuple[str, list[str]]:
     """What the architecture is, and its citations (BibTeX), as its model class says; its
     summary alone for an architecture whose builder does not name its class."""
     model_class = registered_class(entry.architecture)
@@ -115,16 +115,16 @@ def _about(entry: PretrainedWeights) -> tuple[str, list[str]]:
     return model_class.about, list(model_class.references)
 
 
-def _is_stochastic(entry: PretrainedWeights) -> bool:
+def _is_stochastic(entry: ModelDescription) -> bool:
     model_class = registered_class(entry.architecture)
     return model_class is None or model_class.stochastic
 
 
-def _hub_repo(entry: PretrainedWeights) -> str | None:
+def _hub_repo(entry: ModelDescription) -> str | None:
     return entry.hub.get("repo_id")
 
 
-def _introduction(entry: PretrainedWeights) -> str:
+def _introduction(entry: ModelDescription) -> str:
     about, _ = _about(entry)
     introduction = (
         f"An uncertainty-aware MNIST digit classifier from uncertainty-zoo: {about}. "
@@ -148,7 +148,7 @@ def _introduction(entry: PretrainedWeights) -> str:
     )
 
 
-def _loading(entry: PretrainedWeights, shipped: bool) -> str:
+def _loading(entry: ModelDescription, shipped: bool) -> str:
     repo_id = _hub_repo(entry)
     if repo_id:
         where = "`pip install uncertainty-zoo`, then:"
@@ -180,7 +180,7 @@ def _loading(entry: PretrainedWeights, shipped: bool) -> str:
     return "\n".join(lines)
 
 
-def _intended_use(entry: PretrainedWeights) -> str:
+def _intended_use(entry: ModelDescription) -> str:
     return "## Intended use\n\n" + _paragraph(
         "Classifying 28x28 grayscale handwritten digits (light on dark, like MNIST), with an "
         "uncertainty estimate for each prediction: to reject the predictions it is unsure of, "
@@ -190,7 +190,7 @@ def _intended_use(entry: PretrainedWeights) -> str:
     )
 
 
-def _training(entry: PretrainedWeights, recipe: Recipe | None, shipped: bool) -> str:
+def _training(entry: ModelDescription, recipe: Recipe | None, shipped: bool) -> str:
     if recipe is None:
         return "## Training\n\nNo recipe was published with these weights."
     training = entry.training
@@ -247,12 +247,12 @@ def _training_data(validation_size: int, shipped: bool) -> str:
     )
 
 
-def _recipe_file(entry: PretrainedWeights) -> str:
+def _recipe_file(entry: ModelDescription) -> str:
     """The recipe as the card's reader finds it: in the Hub repository once there is one."""
     return RECIPE_NAME if _hub_repo(entry) else entry.recipe
 
 
-def _recipe_line(entry: PretrainedWeights) -> str:
+def _recipe_line(entry: ModelDescription) -> str:
     recipe = _recipe_file(entry)
     line = f"Recipe [`{recipe}`]({recipe})"
     if recipe != entry.recipe:
@@ -282,7 +282,7 @@ def _selection(recipe: Recipe) -> str:
     return "those of the last epoch"
 
 
-def _evaluation(entry: PretrainedWeights, shipped: bool) -> str:
+def _evaluation(entry: ModelDescription, shipped: bool) -> str:
     if not entry.metrics:
         return f"## Evaluation\n\nNot evaluated yet: `zoo eval {entry.name}` measures it."
     lines = [
@@ -305,7 +305,7 @@ def _evaluation(entry: PretrainedWeights, shipped: bool) -> str:
     return "\n".join(lines)
 
 
-def _measurement(entry: PretrainedWeights, shipped: bool) -> str:
+def _measurement(entry: ModelDescription, shipped: bool) -> str:
     """How the metrics were measured: the command, software, samples and data."""
     evaluation = entry.evaluation
     command = f"zoo eval {entry.name}" if shipped else "zoo eval"
@@ -339,7 +339,7 @@ def _score_name(score: str) -> str:
     }[score]
 
 
-def _reading_uncertainty(entry: PretrainedWeights) -> str:
+def _reading_uncertainty(entry: ModelDescription) -> str:
     text = (
         "`prediction.entropy` is the total uncertainty: the entropy of the averaged "
         "probabilities. It splits into `prediction.aleatoric`, the mean entropy of the "
@@ -356,7 +356,7 @@ def _reading_uncertainty(entry: PretrainedWeights) -> str:
     return "## Reading the uncertainty\n\n" + _paragraph(text)
 
 
-def _limitations(entry: PretrainedWeights) -> str:
+def _limitations(entry: ModelDescription) -> str:
     text = (
         "It knows only centred 28x28 digits, light on a dark background: photos of digits need "
         "the same preprocessing as MNIST (`zoo predict` pads, resizes and can invert them). "
@@ -369,7 +369,7 @@ def _limitations(entry: PretrainedWeights) -> str:
     return "## Limitations\n\n" + _paragraph(text)
 
 
-def _citations(entry: PretrainedWeights) -> str:
+def _citations(entry: ModelDescription) -> str:
     _, entries = _about(entry)
     if entry.evaluation.get("ood_dataset"):
         entries = [*entries, _FASHION_MNIST_CITATION]

@@ -42,7 +42,7 @@ from zoo.report import EvaluationReport, read_folder_report
 from zoo.sharing import describe, push_model, push_staged, write_card, write_evaluation
 from zoo.training.log import read_folder_training
 from zoo.training.recipe import Recipe, read_recipe
-from zoo.weights import PretrainedWeights, find_weights
+from zoo.weights import ModelDescription, PretrainedWeights, find_weights
 
 SOURCE_ROOT = Path(__file__).resolve().parent.parent  # recipes/ lives here in a checkout
 
@@ -85,7 +85,7 @@ def push_to_hub(
     if isinstance(model_or_path, ZooModel):
         return push_model(model_or_path, repo_id, **options)
 
-    def stage(staging: Path) -> PretrainedWeights:
+    def stage(staging: Path) -> ModelDescription:
         return _stage(model_or_path, repo_id, staging, evaluation)
 
     return push_staged(stage, repo_id, **options)
@@ -96,7 +96,7 @@ def _stage(
     repo_id: str,
     staging: Path,
     evaluation: EvaluationReport | None,
-) -> PretrainedWeights:
+) -> ModelDescription:
     """Write into ``staging`` every file the Hub repository ``repo_id`` gets; return what its
     card describes."""
     source = _source_to_push(model_or_path)
@@ -123,7 +123,7 @@ def _source_to_push(model_or_path: str | os.PathLike[str]) -> str | Path:
 
 def _describe_folder(
     folder: Path, repo_id: str, evaluation: EvaluationReport | None
-) -> tuple[PretrainedWeights, Recipe | None]:
+) -> tuple[ModelDescription, Recipe | None]:
     """What the card of ``folder`` pushed to ``repo_id`` says, from the files in it (and from
     ``evaluation``, which replaces its eval.json)."""
     config = read_config(folder / CONFIG_NAME)
@@ -143,7 +143,7 @@ def _describe_folder(
 
 def _stage_shipped(
     name: str, repo_id: str, staging: Path, evaluation: EvaluationReport | None
-) -> PretrainedWeights:
+) -> ModelDescription:
     """Shipped weights, their recipe from the sources and their registry evaluation."""
     entry = find_weights(name)
     if entry is None:

@@ -20,12 +20,12 @@ from zoo.atomic import atomic_write_bytes
 from zoo.cards import model_card
 from zoo.errors import ModelConfigError
 from zoo.hub import PushResult, check_branch, parse_reference, upload_folder
-from zoo.pretrained import CONFIG_NAME, EVAL_NAME, RECIPE_NAME, WEIGHTS_NAME, read_config
+from zoo.pretrained import CONFIG_NAME, EVAL_NAME, RECIPE_NAME, read_config
 from zoo.pretrained import save_pretrained as save_model_files
 from zoo.registry import architecture_summary
 from zoo.report import EvaluationReport
 from zoo.text import shown
-from zoo.weights import PretrainedWeights
+from zoo.weights import ModelDescription
 
 if TYPE_CHECKING:
     from zoo.models.base import ZooModel
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 CARD_NAME = "README.md"
 
 # Writes a repository's files into the staging folder it is given; returns what its card says.
-Stage = Callable[[Path], PretrainedWeights]
+Stage = Callable[[Path], ModelDescription]
 
 
 def push_model(
@@ -51,7 +51,7 @@ def push_model(
     config.json and a model card, and ``evaluation`` as eval.json and the card's results.
     See `zoo.publishing.push_to_hub` for the arguments and errors."""
 
-    def stage(staging: Path) -> PretrainedWeights:
+    def stage(staging: Path) -> ModelDescription:
         save_model_files(model, staging)
         if evaluation is not None:
             write_evaluation(evaluation, staging)
@@ -115,15 +115,13 @@ def describe(
     *,
     recipe: Recipe | None,
     training: dict[str, object],
-) -> PretrainedWeights:
+) -> ModelDescription:
     """What the card of the model files in ``folder``, pushed to ``repo_id``, says."""
     config = read_config(folder / CONFIG_NAME)
-    return PretrainedWeights(
+    return ModelDescription(
         name=repo_id,
         architecture=config.architecture,
-        default=False,
         summary=architecture_summary(config.architecture),
-        file=WEIGHTS_NAME,
         sha256=config.weights_sha256,
         num_params=num_params,
         metrics=report.metrics if report else {},

@@ -15,7 +15,7 @@ from __future__ import annotations
 import fnmatch
 import functools
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,32 +30,29 @@ NOT_PUBLISHED = {"repo_id": None, "revision": None}
 
 
 @dataclass(frozen=True)
-class PretrainedWeights:
-    """One official checkpoint and what is known about it.
+class ModelDescription:
+    """What is known of a model without running it, as its model card tells it: shipped
+    weights (`PretrainedWeights`), a model folder, or a model in memory being published.
 
     Attributes:
-        name: "architecture.tag".
-        architecture: the registered architecture the weights fit.
-        default: whether the bare architecture name loads these weights.
+        name: "architecture.tag" for shipped weights, the Hub repository id when published.
+        architecture: the registered architecture.
         summary: one line for ``zoo list``.
-        file: the weights file, relative to ``zoo/checkpoints``; ``config.json`` sits beside it.
-        sha256: the sha256 of ``model.safetensors``, checked on every load.
         num_params: the model's parameter count.
-        metrics: ``zoo eval``'s grouped metrics (16 samples, seed 0, MNIST test set).
+        sha256: the sha256 of ``model.safetensors``, checked on every load.
+        metrics: ``zoo eval``'s grouped metrics; {} when it has not been evaluated.
         evaluation: how the metrics were measured: samples, seed, datasets, versions.
-        recipe: the recipe file that trained the weights, relative to the repository.
-        training: epochs, seconds, device and hardware of the training run.
+        recipe: the recipe file that trained the weights; "" when unknown.
+        training: epochs, seconds, device and hardware of the training run; {} when unknown.
         license: SPDX-style license of the weights; None where not stated.
-        hub: ``repo_id`` and ``revision`` on the Hugging Face Hub, both None until published.
+        hub: ``repo_id`` and ``revision`` on the Hugging Face Hub, None where unknown.
     """
 
     name: str
     architecture: str
-    default: bool
     summary: str
-    file: str
-    sha256: str
     num_params: int
+    sha256: str
     metrics: dict[str, dict[str, float]]
     evaluation: dict[str, Any]
     recipe: str
@@ -67,13 +64,46 @@ class PretrainedWeights:
     def tag(self) -> str:
         return self.name.partition(".")[2]
 
+
+@dataclass(frozen=True)
+class PretrainedWeights(ModelDescription):
+    """One official checkpoint shipped in the package: its description, and where its files
+    are.
+
+    Attributes:
+        default: whether the bare architecture name loads these weights.
+        file: the weights file, relative to ``zoo/checkpoints``; ``config.json`` sits beside it.
+    """
+
+    default: bool
+    file: str
+
     @property
     def folder(self) -> Path:
         """The ``save_pretrained`` folder inside the installed package."""
         return (CHECKPOINTS_DIR / self.file).parent
 
     def to_json_dict(self) -> dict[str, Any]:
-        return {item.name: getattr(self, item.name) for item in fields(self)}
+        """The entry as index.json holds it."""
+        return {name: getattr(self, name) for name in _INDEX_ORDER}
+
+
+# The order of an entry's keys in index.json.
+_INDEX_ORDER = (
+    "name",
+    "architecture",
+    "default",
+    "summary",
+    "file",
+    "sha256",
+    "num_params",
+    "metrics",
+    "evaluation",
+    "recipe",
+    "training",
+    "license",
+    "hub",
+)
 
 
 @functools.cache
