@@ -98,9 +98,12 @@ def _imported_names(tree: ast.AST) -> Iterator[str]:
             yield from (f"{node.module}.{alias.name}" for alias in node.names)
 
 
+_TYPE_CHECKING = {"TYPE_CHECKING", "typing.TYPE_CHECKING"}
+
+
 def _walk_outside_type_checking(node: ast.AST) -> Iterator[ast.AST]:
     for child in ast.iter_child_nodes(node):
-        if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+        if isinstance(child, ast.If) and ast.unparse(child.test) in _TYPE_CHECKING:
             for orelse in child.orelse:
                 yield orelse
                 yield from _walk_outside_type_checking(orelse)
@@ -202,14 +205,36 @@ def test_a_model_never_imports_what_loads_publishes_or_describes_it() -> None:
 
 
 def test_only_the_public_face_imports_zoo_modules_by_computed_name() -> None:
+    """No ``import_module`` or ``__import__``, however imported, and no relative import, which
+    the graph above would not see."""
     for name, path in module_names().items():
-        calls = [
-            node
-            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
-            if isinstance(node, ast.Call) and ast.unparse(node.func).endswith("import_module")
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        relative = [node for node in ast.walk(tree) if getattr(node, "level", 0)]
+        assert relative == [], f"{name} imports relatively; import zoo.<module> instead"
+        if name in _IMPORTS_BY_NAME:
+            continue
+        by_name = [
+            ast.unparse(node)
+            for node in ast.walk(tree)
+            if (isinstance(node, ast.Call) and ast.unparse(node.func).endswith("__import__"))
+            or (isinstance(node, ast.Import) and any(a.name == "importlib" for a in node.names))
+            or (isinstance(node, ast.ImportFrom) and (node.module or "").startswith("importlib"))
         ]
-        if name not in _IMPORTS_BY_NAME:
-            assert calls == [], f"{name} imports by name; import the module itself"
+        assert by_name == [], f"{name} imports by name ({by_name}); import the module itself"
+
+
+def test_the_public_face_imports_only_leaves_when_zoo_is_imported() -> None:
+    """``zoo/__init__.py`` runs before every other module: what it imports at once must be a
+    leaf, or every module would depend on it."""
+    tree = ast.parse((PACKAGE / "__init__.py").read_text(encoding="utf-8"))
+    modules = set(module_names())
+    eager = {
+        _owning_module(f"{node.module}.{alias.name}", modules)
+        for node in tree.body
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("zoo")
+        for alias in node.names
+    }
+    assert eager and all(layer_of(module) == 0 for module in eager), eager
 
 
 def test_the_checks_find_a_cycle_and_an_upward_import() -> None:
@@ -270,3 +295,12 @@ def test_evaluating_and_training_never_resolve_names() -> None:
     graph = import_graph()
     for module in ("zoo.evaluation", "zoo.training.trainer"):
         assert reachable(graph, module) & {"zoo.loading", "zoo.publishing", "zoo.info"} == set()
+
+
+def test_only_imports_that_never_run_are_left_out() -> None:
+    code = (
+        "if TYPE_CHECKING:\n    import zoo.info\n"
+        "if not TYPE_CHECKING:\n    import zoo.publishing\n"
+        "def later():\n    from zoo.loading import load\n"
+    )
+    assert list(_imported_names(ast.parse(code))) == ["zoo.publishing", "zoo.loading.load"]

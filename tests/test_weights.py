@@ -227,3 +227,31 @@ def test_zoo_info_shows_what_the_registry_knows() -> None:
     bare = CliRunner().invoke(main, ["info", "mc_dropout_lenet"])
     assert bare.exit_code == 0 and "(mc_dropout_lenet.mnist)" in bare.stdout
     assert record.sha256 in bare.stdout
+
+
+def test_a_card_of_a_model_whose_builder_names_only_a_base_class_falls_back_to_its_summary(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A custom builder annotated ``-> ZooModel`` (or a subclass that keeps LeNet's
+    architecture name) gets its own summary, not a built-in model's description."""
+    from zoo.cards import model_card
+    from zoo.models.base import ZooModel
+
+    zoo.list_models()
+    monkeypatch.setattr(zoo.registry, "_entrypoints", dict(zoo.registry._entrypoints))
+
+    @zoo.register_model
+    def plain_lenet(**kwargs: object) -> ZooModel:
+        """A LeNet under another name."""
+        return zoo.create_model("lenet", **kwargs)
+
+    entry = dataclasses.replace(
+        zoo.weights.find_weights("lenet.mnist"),
+        name="me/plain",
+        architecture="plain_lenet",
+        summary="a LeNet under another name",
+    )
+    card = " ".join(str(model_card(entry, None, shipped=False)).split())
+    assert "from uncertainty-zoo: a LeNet under another name. It has" in card
+    assert "the baseline: its uncertainty is the entropy of one softmax" not in card
+    assert "Predictions are stochastic" in card  # nothing says otherwise

@@ -140,20 +140,40 @@ def evaluate(
 ) -> EvaluationReport:
     """Measure ``model`` on the test split of ``dataset``, and on ``ood`` as unseen data.
 
-    ``model`` is a model, or a registered name, a folder written by ``save_pretrained`` or a
-    Hub id, which `zoo.load` loads once the other arguments are checked. Everything else is
-    `zoo.evaluation.evaluate`'s, which says what is measured and how.
+    The same arguments give the same numbers: the sampling is seeded with ``seed``, and on the
+    CPU the result is reproducible bit for bit. On a GPU, TensorFloat-32 is off for the
+    evaluation, so that its figures match the CPU's to float rounding. The caller's random
+    state is left untouched, and so are the model's device and train/eval mode.
+
+    Args:
+        model: a model, or a registered name, a folder written by ``save_pretrained`` or a
+            Hub id, which `zoo.load` loads once the other arguments are checked.
+        dataset: the in-distribution dataset, "mnist".
+        ood: the out-of-distribution dataset, "fashion_mnist", or None to skip OOD metrics.
+        samples: S, stochastic samples per image, at most `zoo.limits.MAX_SAMPLES`
+            (deterministic models use 1); ``batch_size`` x S is bounded too.
+        batch_size: images per forward pass.
+        device: "auto", "cpu", "cuda" or "mps".
+        seed: seeds the samples drawn.
+        ood_score: how an image is scored as OOD: "entropy", "msp" or "mi".
+        data_dir: the data root; see `zoo.data`.
+        progress: show a progress bar on stderr.
+
+    Returns:
+        The metrics, grouped as classification, calibration, selective and ood, with the
+        provenance of the run (see `zoo.evaluation.evaluate`, which measures a model object).
     """
     from zoo.evaluation import check_arguments
     from zoo.evaluation import evaluate as evaluate_model
     from zoo.loading import load
-    from zoo.models.base import ZooModel
+    from zoo.models.base import ZooModel, check_samples
 
     arguments: dict[str, Any] = {"dataset": dataset, "ood": ood, "samples": samples}
     arguments |= {"batch_size": batch_size, "device": device, "seed": seed}
     arguments |= {"ood_score": ood_score, "data_dir": data_dir, "progress": progress}
     if isinstance(model, ZooModel):
         return evaluate_model(model, **arguments)
+    check_samples(samples)
     if not isinstance(model, (str, os.PathLike)):
         raise InvalidInputError(
             f"model must be a zoo model, a model folder or a registered name, not "
@@ -172,4 +192,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+    return sorted(__all__)

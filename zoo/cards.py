@@ -110,14 +110,14 @@ def _about(entry: ModelDescription) -> tuple[str, list[str]]:
     """What the architecture is, and its citations (BibTeX), as its model class says; its
     summary alone for an architecture whose builder does not name its class."""
     model_class = registered_class(entry.architecture)
-    if model_class is None or not model_class.about:
+    about = getattr(model_class, "about", "")
+    if not about:
         return entry.summary, []
-    return model_class.about, list(model_class.references)
+    return about, list(getattr(model_class, "references", ()))
 
 
 def _is_stochastic(entry: ModelDescription) -> bool:
-    model_class = registered_class(entry.architecture)
-    return model_class is None or model_class.stochastic
+    return getattr(registered_class(entry.architecture), "stochastic", True)
 
 
 def _hub_repo(entry: ModelDescription) -> str | None:

@@ -81,6 +81,7 @@ def evaluate(
         The metrics, grouped as classification, calibration, selective and ood, with the
         provenance of the run.
     """
+    samples = check_samples(samples)
     if not isinstance(model, ZooModel):
         raise InvalidInputError(
             f"model must be a zoo model, not {type(model).__name__}; zoo.evaluate also takes "
@@ -90,7 +91,7 @@ def evaluate(
         raise InvalidInputError(
             "the model is on the meta device, which holds shapes but no values: nothing to evaluate"
         )
-    samples = check_arguments(dataset, ood, samples, batch_size, seed, ood_score)
+    check_arguments(dataset, ood, samples, batch_size, seed, ood_score)
     target = select_device(device)
     in_distribution = load_dataset(dataset, "test", data_dir)
     out_of_distribution = load_dataset(ood, "test", data_dir) if ood else None

@@ -39,8 +39,9 @@ def register_model(entrypoint: Entrypoint) -> Entrypoint:
 
     Use it as a decorator. The name must be a lower-case identifier (no ``.``, which separates
     the weights tag) and must not be taken yet: registering twice is an error, never an
-    overwrite. (`zoo.register_model`, the public one, first registers the built-in models, so
-    that a clash with one of their names is caught at once.)
+    overwrite. This is the table's own entry, for the built-in model modules; register your
+    own models with `zoo.register_model`, which registers the built-in ones first, so that a
+    clash with one of their names is caught at once rather than when they load.
 
     The model is first built on the meta device when a folder is loaded or described, so that
     a config cannot make the zoo allocate before its weights are checked. A constructor that
@@ -84,7 +85,10 @@ def model_entrypoint(name: str) -> Callable[..., ZooModel]:
     """Return the function registered as ``name``, or raise `UnknownModelError`."""
     entrypoint = _entrypoints.get(name) if isinstance(name, str) else None
     if entrypoint is None:
-        known = ", ".join(registered_names()) or "none"
+        known = (
+            ", ".join(registered_names())
+            or "none (import zoo.factory, which registers the built-in models)"
+        )
         raise UnknownModelError(f"unknown model {shown(name)}; known models: {known}")
     return entrypoint
 
@@ -95,9 +99,11 @@ def registered_class(name: str) -> type[ZooModel] | None:
     the architecture is (``about``, ``references``, ``stochastic``) for its model card."""
     try:
         returned = typing.get_type_hints(model_entrypoint(name)).get("return")
-    except (NameError, TypeError, AttributeError, SyntaxError):  # an unresolvable annotation
-        return None
-    return returned if isinstance(returned, type) else None
+    except (UnknownModelError, NameError, TypeError, AttributeError, SyntaxError):
+        return None  # not registered, or an annotation that does not resolve
+    if not isinstance(returned, type) or getattr(returned, "architecture", None) != name:
+        return None  # a base class, or a subclass that did not name its own architecture
+    return returned
 
 
 def architecture_summary(name: str) -> str:

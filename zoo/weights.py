@@ -17,12 +17,9 @@ import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from zoo.errors import PretrainedWeightsError
-
-if TYPE_CHECKING:
-    pass
 
 CHECKPOINTS_DIR = Path(__file__).parent / "checkpoints"
 INDEX_NAME = "index.json"

@@ -2,8 +2,9 @@
 
 The metrics are updated with (B, S, C) per-sample probabilities and (B,) ``is_ood`` flags, 1 (or
 True) for an out-of-distribution image, the positive class. Each image is ranked by a score
-named in `OOD_SCORES`, higher meaning more likely out of distribution. Give both kinds of
-images: without either, torchmetrics warns that the rates are meaningless (and FPR95 fails).
+named in `zoo.options.OOD_SCORES`, higher meaning more likely out of distribution. Give both
+kinds of images: without either, torchmetrics warns that the rates are meaningless (and FPR95
+fails).
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ class OODAUROC(_OODMetric, BinaryAUROC):
     Ties count one half. 0.5 is chance, 1 perfect separation.
 
     Args:
-        score: the OOD score, one of `OOD_SCORES`.
+        score: the OOD score, one of `zoo.options.OOD_SCORES`.
 
     References:
         Hendrycks & Gimpel, "A Baseline for Detecting Misclassified and Out-of-Distribution
@@ -109,7 +110,7 @@ class OODAveragePrecision(_OODMetric, BinaryAveragePrecision):
     share of OOD images.
 
     Args:
-        score: the OOD score, one of `OOD_SCORES`.
+        score: the OOD score, one of `zoo.options.OOD_SCORES`.
 
     References:
         Hendrycks & Gimpel, "A Baseline for Detecting Misclassified and Out-of-Distribution
@@ -125,7 +126,7 @@ class OODFalsePositiveRate(_OODMetric, BinaryROC):
     the ROC points with a true-positive rate of at least 0.95.
 
     Args:
-        score: the OOD score, one of `OOD_SCORES`.
+        score: the OOD score, one of `zoo.options.OOD_SCORES`.
 
     References:
         Liang et al., "Enhancing the Reliability of Out-of-distribution Image Detection in
