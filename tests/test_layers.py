@@ -50,7 +50,10 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("models", ("zoo.models*",)),
     ("factory", ("zoo.factory",)),
     ("loading", ("zoo.loading",)),
-    ("features", ("zoo.evaluation", "zoo.images", "zoo.plot", "zoo.training*")),
+    (
+        "features",
+        ("zoo.evaluation", "zoo.images", "zoo.plot", "zoo.temperature", "zoo.training*"),
+    ),
     ("descriptions", ("zoo.publishing", "zoo.info")),
     ("faces", ("zoo", "zoo.cli")),
 ]

@@ -147,7 +147,7 @@ def test_unknown_kwargs_are_named(tmp_path: Path) -> None:
         ({"preprocessing": {"mean": 0.1, "std": -1}}, "std must be > 0"),
         ({"class_labels": ["a"]}, "class_labels has 1 entries"),
         ({"weights_sha256": "abc"}, "64 lower-case hex digits"),
-        ({"format_version": 2}, "newer than this uncertainty-zoo reads"),
+        ({"format_version": 3}, "newer than this uncertainty-zoo reads"),
         ({"format_version": "1"}, "'format_version' must be 1"),
     ],
 )
@@ -701,7 +701,7 @@ def test_float64_weights_beyond_float32_are_refused(tmp_path: Path) -> None:
 def test_a_format_version_of_true_is_not_one(tmp_path: Path) -> None:
     saved("lenet", tmp_path)
     edit_config(tmp_path, format_version=True)
-    with pytest.raises(zoo.ConfigFileError, match="'format_version' must be 1, found True"):
+    with pytest.raises(zoo.ConfigFileError, match="'format_version' must be 1 or 2, found True"):
         zoo.from_pretrained(tmp_path)
 
 

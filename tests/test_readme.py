@@ -98,3 +98,7 @@ def test_the_readme_tables_the_limits_the_code_enforces() -> None:
     assert f"`weight_decay` above {limits.MAX_WEIGHT_DECAY:g}" in section
     assert f"at most {limits.HUB_CONNECT_TIMEOUT_S:g} s" in section
     assert f"outside {1 / limits.MAX_NORMALISATION:g} to {limits.MAX_NORMALISATION:,.0f}" in section
+    assert (
+        f"temperature outside {1 / limits.MAX_TEMPERATURE:g} to {limits.MAX_TEMPERATURE:g}"
+        in section
+    )

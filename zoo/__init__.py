@@ -49,6 +49,7 @@ _LAZY_NAMES = {
     "ImageSet": "zoo.data",
     "Prediction": "zoo.prediction",
     "ZooModel": "zoo.models.base",
+    "calibrate": "zoo.temperature",
     "create_model": "zoo.factory",
     "from_pretrained": "zoo.loading",
     "kl_divergence": "zoo.layers.bayesian",
@@ -72,6 +73,7 @@ if TYPE_CHECKING:
     from zoo.prediction import Prediction
     from zoo.publishing import push_to_hub
     from zoo.report import EvaluationReport
+    from zoo.temperature import calibrate
 
 __all__ = [
     "CheckpointError",
@@ -108,6 +110,7 @@ __all__ = [
     "ZooModel",
     "ZooWarning",
     "__version__",
+    "calibrate",
     "create_model",
     "evaluate",
     "from_pretrained",

@@ -33,9 +33,10 @@ def model_info(name_or_path: str | os.PathLike[str]) -> dict[str, Any]:
     any, eval.json, the recipe and the training log).
 
     The keys are: name, summary, architecture, kwargs (the constructor's arguments), num_params,
-    num_classes, class_labels, preprocessing, weights (file and sha256, or None), metrics,
-    recipe, license, training and hub (None where unknown). A bare architecture name is
-    described with its default weights, which is what ``zoo.load`` gives for it.
+    num_classes, class_labels, preprocessing, temperature, stochastic, weights (file and
+    sha256, or None), metrics, recipe, license, training and hub (None where unknown). A bare
+    architecture name is described with its default weights, which is what ``zoo.load`` gives
+    for it.
 
     Raises:
         UnknownModelError: neither an existing folder nor a registered name.
@@ -125,6 +126,7 @@ def _describe(
         "num_classes": model.num_classes,
         "class_labels": model.class_labels,
         "preprocessing": {"mean": model.mean, "std": model.std},
+        "temperature": model.temperature,
         "stochastic": model.stochastic,
         "weights": weights,
         "metrics": None,
@@ -175,6 +177,7 @@ def format_model_info(info: dict[str, Any]) -> str:
         "stochastic": "yes" if info["stochastic"] else "no",
         "classes": f"{info['num_classes']}: {' '.join(info['class_labels'])}",
         "preprocessing": "uint8 / 255, then (x - {mean}) / {std}".format(**info["preprocessing"]),
+        "temperature": _format_temperature(info["temperature"]),
         "weights": [weights["file"], f"sha256 {weights['sha256']}"] if weights else "none",
         "metrics": ", ".join(f"{key} {value:.4g}" for key, value in metrics.items()) or "none",
         "recipe": info["recipe"] or "none",
@@ -188,6 +191,12 @@ def format_model_info(info: dict[str, Any]) -> str:
         f"{field:<{width}}  {indent.join(map(escaped, _as_lines(value)))}"
         for field, value in lines.items()
     )
+
+
+def _format_temperature(temperature: float) -> str:
+    if temperature == 1.0:
+        return "1 (the logits as trained)"
+    return f"{temperature:.4g} (the logits are divided by it; see zoo calibrate)"
 
 
 def _as_lines(value: str | list[str]) -> list[str]:

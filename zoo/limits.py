@@ -34,6 +34,8 @@ MAX_WEIGHTS_HEADER_BYTES = 1 << 20  # the JSON header inside a safetensors file
 MAX_CLASSES = 100_000
 MAX_LABEL_LENGTH = 200  # characters in one class label
 MAX_NORMALISATION = 1e4  # |mean| and 1 / std, std and mean of the pixels scaled to [0, 1]
+# A model's temperature (its logits are divided by it): from 1 / MAX_TEMPERATURE to this.
+MAX_TEMPERATURE = 100.0
 MAX_LOG_BYTES = 16 << 20  # train_log.jsonl: a line of about 500 bytes per epoch
 MAX_REPORT_BYTES = 1 << 20  # eval.json
 MAX_RECIPE_BYTES = 1 << 20  # a recipe's TOML

@@ -51,7 +51,12 @@ from zoo.files import (
     is_regular_file,
     read_file,
 )
-from zoo.limits import MAX_CONFIG_BYTES, MAX_WEIGHTS_BYTES, MAX_WEIGHTS_HEADER_BYTES
+from zoo.limits import (
+    MAX_CONFIG_BYTES,
+    MAX_TEMPERATURE,
+    MAX_WEIGHTS_BYTES,
+    MAX_WEIGHTS_HEADER_BYTES,
+)
 from zoo.locks import folder_lock
 from zoo.registry import build_registered
 from zoo.text import is_version, shown
@@ -69,7 +74,10 @@ RECIPE_NAME = "recipe.toml"
 EVAL_NAME = "eval.json"
 # What a folder may hold beside the model: how it was trained, and its evaluation.
 RECORD_NAMES = (RECIPE_NAME, EVAL_NAME, LOG_NAME)
-FORMAT_VERSION = 1
+# config.json's format: 2 adds "temperature", written only when it is not 1, so that an older
+# zoo, which would ignore the key, refuses the file instead of predicting uncalibrated.
+FORMAT_VERSION = 2
+_FORMAT_VERSIONS = (1, 2)
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 # What saves write before renaming into place (here, and in zoo.atomic): nothing else is removed.
@@ -96,6 +104,7 @@ class ModelConfig:
     weights_sha256: str
     zoo_version: str
     format_version: int = FORMAT_VERSION
+    temperature: float = 1.0
 
     @classmethod
     def describe(cls, model: ZooModel, weights_sha256: str) -> ModelConfig:
@@ -107,10 +116,15 @@ class ModelConfig:
             preprocessing={"mean": model.mean, "std": model.std},
             weights_sha256=weights_sha256,
             zoo_version=__version__,
+            format_version=1 if model.temperature == 1.0 else FORMAT_VERSION,
+            temperature=model.temperature,
         )
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, allow_nan=False) + "\n"
+        fields = asdict(self)
+        if self.temperature == 1.0:  # as format 1 wrote it
+            del fields["temperature"]
+        return json.dumps(fields, indent=2, allow_nan=False) + "\n"
 
     def model_arguments(self) -> dict[str, Any]:
         """Every constructor argument of the model this config describes."""
@@ -371,7 +385,26 @@ def _parse_config(data: bytes, path: Path) -> ModelConfig:
             path,
             f"'zoo_version' must be a version such as '0.1.0', not {shown(raw['zoo_version'])}",
         )
-    return ModelConfig(**{key: raw[key] for key in expected_types}, format_version=FORMAT_VERSION)
+    temperature = raw.get("temperature", 1.0)
+    if "temperature" in raw and raw["format_version"] < 2:
+        raise ConfigFileError(path, "'temperature' needs 'format_version' 2")
+    if not _is_temperature(temperature):
+        raise ConfigFileError(
+            path,
+            f"'temperature' must be a number from {1 / MAX_TEMPERATURE:g} to "
+            f"{MAX_TEMPERATURE:g}, found {shown(temperature)}",
+        )
+    return ModelConfig(
+        **{key: raw[key] for key in expected_types},
+        format_version=raw["format_version"],
+        temperature=float(temperature),
+    )
+
+
+def _is_temperature(value: object) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return 1 / MAX_TEMPERATURE <= value <= MAX_TEMPERATURE  # NaN fails both
 
 
 def read_weights(path: Path, expected_sha256: str) -> dict[str, Tensor]:
@@ -475,7 +508,7 @@ def _size_problem(data: bytes) -> str | None:
 
 
 def _check_format_version(version: object, path: Path) -> None:
-    if version == FORMAT_VERSION and not isinstance(version, bool):
+    if version in _FORMAT_VERSIONS and not isinstance(version, bool):
         return
     if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
         raise ConfigFileError(
@@ -484,7 +517,9 @@ def _check_format_version(version: object, path: Path) -> None:
             "upgrade with: pip install -U uncertainty-zoo",
         )
     raise ConfigFileError(
-        path, f"'format_version' must be {FORMAT_VERSION}, found {shown(version)}"
+        path,
+        f"'format_version' must be {' or '.join(map(str, _FORMAT_VERSIONS))}, found "
+        f"{shown(version)}",
     )
 
 
@@ -513,7 +548,9 @@ def build_from_config(
         )
     try:
         make = config.build_model if build is None else lambda: build(config)
-        return build_skeleton(make) if skeleton else make()
+        model = build_skeleton(make) if skeleton else make()
+        model.temperature = config.temperature
+        return model
     except ZooError as error:
         message = f"does not describe a model this zoo can build: {error}"
         raise ConfigFileError(path, message) from None

@@ -28,7 +28,13 @@ import torch
 from torch import Tensor, nn
 
 from zoo.errors import InvalidInputError, ModelConfigError
-from zoo.limits import MAX_CLASSES, MAX_LABEL_LENGTH, MAX_NORMALISATION, MAX_SAMPLES
+from zoo.limits import (
+    MAX_CLASSES,
+    MAX_LABEL_LENGTH,
+    MAX_NORMALISATION,
+    MAX_SAMPLES,
+    MAX_TEMPERATURE,
+)
 from zoo.options import DEFAULT_SAMPLES
 from zoo.prediction import Prediction
 from zoo.preprocessing import prepare_images
@@ -92,6 +98,20 @@ class ZooModel(nn.Module):
         self.class_labels = _check_class_labels(class_labels, num_classes)
         self.mean, self.std = _check_normalisation(mean, std)
         self._inputs_known_finite = False
+        self._temperature = 1.0
+        self.register_forward_hook(_divide_by_temperature)
+
+    @property
+    def temperature(self) -> float:
+        """T, by which every output logit is divided (each sample's, for a stochastic model):
+        1 for a model as trained, the fitted value after temperature scaling (Guo et al.,
+        "On Calibration of Modern Neural Networks", ICML 2017; see `zoo.calibrate`). It is
+        saved in config.json and loaded with the model."""
+        return self._temperature
+
+    @temperature.setter
+    def temperature(self, value: float) -> None:
+        self._temperature = check_temperature(value)
 
     def architecture_kwargs(self) -> dict[str, Any]:
         """The architecture's own constructor arguments, as JSON-ready values."""
@@ -245,6 +265,22 @@ def _pretrained(model_class: type[Model], tag: object, kwargs: dict[str, Any]) -
         return build_model(model_class, config.model_arguments())
 
     return typing.cast(Model, load_folder(entry.folder, entry.sha256, build=build))
+
+
+def _divide_by_temperature(model: ZooModel, inputs: object, logits: Tensor) -> Tensor:
+    return logits if model.temperature == 1.0 else logits / model.temperature
+
+
+def check_temperature(value: float) -> float:
+    """``value`` as a temperature, a float from 1 / `MAX_TEMPERATURE` to `MAX_TEMPERATURE`,
+    else a `ModelConfigError`."""
+    temperature = check_number("temperature", value)
+    if not 1 / MAX_TEMPERATURE <= temperature <= MAX_TEMPERATURE:
+        raise ModelConfigError(
+            f"temperature must be from {1 / MAX_TEMPERATURE:g} to {MAX_TEMPERATURE:g}, "
+            f"got {value!r}"
+        )
+    return temperature
 
 
 def rows_per_chunk(device: torch.device) -> int:
