@@ -7,6 +7,9 @@ For 10,000 images x 16 samples it times, in one run and on the same data:
 - bayesian_lenet: the zoo's single batched pass (grouped-convolution weight draws, local
   reparameterization in the linear layers), a Python loop of 16 single-sample passes, and a
   batched pass with local reparameterization in the conv layers too, the alternative design.
+- deep_ensemble_lenet (M = --members, 5): the zoo's batched pass over all members, the members
+  run one after another, and MC dropout's pass with S samples for scale: the ensemble's M
+  members should cost no more than MC dropout's S samples.
 
 It prints each variant's median time over --repeats rounds, in which the variants take turns,
 and how many times slower it is than the zoo's pass. Once scripts/test or scripts/run has
@@ -32,7 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 import zoo
-from zoo.models import BayesianLeNet, MCDropoutLeNet
+from zoo.models import BayesianLeNet, DeepEnsembleLeNet, MCDropoutLeNet
 
 Forward = Callable[[Tensor], Tensor]
 
@@ -56,6 +59,24 @@ def bayesian_variants(model: BayesianLeNet, samples: int) -> dict[str, Forward]:
         "one pass, local reparam. in convs": lambda images: _all_local_reparam(
             model, images, samples
         ),
+    }
+
+
+def ensemble_variants(
+    members: list[torch.nn.Module], mc_dropout: MCDropoutLeNet, samples: int
+) -> dict[str, Forward]:
+    """The deep ensemble's batched pass, its members run one after another, and, for scale,
+    MC dropout with S samples: the ensemble's M members should cost no more than that."""
+    device = next(mc_dropout.parameters()).device
+    ensemble = DeepEnsembleLeNet.from_members(members).eval().to(device)
+
+    def loop(images: Tensor) -> Tensor:
+        return torch.stack([member(images) for member in members], dim=1)
+
+    return {
+        f"zoo: one pass, {len(members)} members batched": lambda images: ensemble(images),
+        f"python loop of {len(members)} member passes": loop,
+        f"mc_dropout_lenet, {samples} samples (zoo)": lambda images: mc_dropout(images, samples),
     }
 
 
@@ -111,17 +132,20 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--chunk-rows", type=int, nargs="*", default=[])
+    parser.add_argument("--members", type=int, default=5, help="M of the deep ensemble")
     args = parser.parse_args()
 
     torch.manual_seed(0)
     images = torch.randint(0, 256, (args.images, 28, 28), dtype=torch.uint8, device=args.device)
     mc_dropout = zoo.create_model("mc_dropout_lenet").eval().to(args.device)
     bayesian = zoo.create_model("bayesian_lenet").eval().to(args.device)
+    members = [zoo.create_model("lenet").eval().to(args.device) for _ in range(args.members)]
     suites = {
         "mc_dropout_lenet": mc_dropout_variants(mc_dropout, args.samples),
         "bayesian_lenet": bayesian_variants(bayesian, args.samples),
+        "deep_ensemble": ensemble_variants(members, mc_dropout, args.samples),
     }
-    for model, variants in zip((mc_dropout, bayesian), suites.values(), strict=True):
+    for model, variants in zip((mc_dropout, bayesian), suites.values(), strict=False):
         for rows in args.chunk_rows:
             variants[f"zoo, chunks of {rows:,} rows"] = in_chunks_of(model, args.samples, rows)
     print(

@@ -17,7 +17,9 @@ from huggingface_hub import constants, file_download
 
 from .hub_server import HubServer, point_client_at
 
-ARCHITECTURES = ["lenet", "mc_dropout_lenet", "bayesian_lenet"]
+ARCHITECTURES = ["lenet", "mc_dropout_lenet", "bayesian_lenet"]  # each ships MNIST weights
+# Every registered architecture: those above, and those without official weights yet.
+ALL_ARCHITECTURES = [*ARCHITECTURES, "deep_ensemble_lenet"]
 STOCHASTIC = ["mc_dropout_lenet", "bayesian_lenet"]
 REPOSITORY = Path(__file__).resolve().parents[1]
 DATASET_FOLDERS = ("MNIST", "FashionMNIST")

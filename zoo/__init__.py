@@ -51,6 +51,7 @@ _LAZY_NAMES = {
     "ZooModel": "zoo.models.base",
     "calibrate": "zoo.temperature",
     "create_model": "zoo.factory",
+    "ensemble": "zoo.loading",
     "from_pretrained": "zoo.loading",
     "kl_divergence": "zoo.layers.bayesian",
     "list_models": "zoo.factory",
@@ -68,7 +69,7 @@ if TYPE_CHECKING:
     from zoo.data import ImageSet, load_dataset
     from zoo.factory import create_model, list_models, register_model
     from zoo.layers.bayesian import kl_divergence
-    from zoo.loading import from_pretrained, load
+    from zoo.loading import ensemble, from_pretrained, load
     from zoo.models.base import ZooModel
     from zoo.prediction import Prediction
     from zoo.publishing import push_to_hub
@@ -112,6 +113,7 @@ __all__ = [
     "__version__",
     "calibrate",
     "create_model",
+    "ensemble",
     "evaluate",
     "from_pretrained",
     "kl_divergence",

@@ -240,6 +240,29 @@ def calibrate_command(
     click.echo(f"wrote {folder}")
 
 
+@main.command("ensemble", epilog=MODEL_HELP)
+@click.argument("members", nargs=-1, required=True)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder to save the ensemble in (a save_pretrained folder).",
+)
+def ensemble_command(members: tuple[str, ...], out: Path) -> None:
+    """Build a deep ensemble from trained LeNets (MEMBERS: names, folders or Hub ids) and save
+    it in --out; it then loads, evaluates and pushes like any model.
+
+    The members must be deterministic LeNets that agree in classes, labels and normalisation,
+    each trained on its own (Lakshminarayanan et al., 2017).
+    """
+    from zoo.loading import ensemble
+
+    with zoo_errors():
+        model = ensemble(list(members))
+        folder = model.save_pretrained(out)
+    click.echo(f"wrote {folder}: a deep ensemble of {model.members} LeNets")
+
+
 @main.command("predict", epilog=MODEL_HELP)
 @click.argument("model")
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))

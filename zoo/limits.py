@@ -17,6 +17,8 @@ MAX_EVALUATION_ROWS = 1_048_576
 # Image-samples that one training step may hold (batch_size x loss_samples).
 MAX_TRAINING_ROWS = 65_536
 MAX_EPOCHS = 10_000
+# Members of a deep ensemble.
+MAX_MEMBERS = 64
 
 # Image files: decoded pixels (width x height), and the longer side, which also bounds the
 # square an image is padded to.

@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from zoo.errors import (
     CheckpointError,
@@ -46,7 +47,9 @@ from zoo.hub import (
     evict,
     parse_reference,
 )
+from zoo.limits import MAX_MEMBERS
 from zoo.models.base import ZooModel
+from zoo.models.ensemble import DeepEnsembleLeNet
 from zoo.pretrained import CONFIG_NAME, WEIGHTS_NAME
 from zoo.text import shown
 from zoo.weights import (
@@ -104,6 +107,31 @@ def load(
 # The name Hugging Face users reach for: ``zoo.from_pretrained("org/name", revision=...)``
 # downloads from the Hub, ``zoo.from_pretrained("folder")`` reads a folder; one function.
 from_pretrained = load
+
+
+def ensemble(
+    members: Sequence[ZooModel | str | os.PathLike[str]], **options: Any
+) -> DeepEnsembleLeNet:
+    """A deep ensemble (`zoo.models.DeepEnsembleLeNet`) of trained LeNets: models, or names,
+    folders and Hub ids, each loaded by `load` with ``options``. The members' weights are
+    copied; save or push the ensemble like any model.
+
+    Raises:
+        InvalidInputError: ``members`` is not a list or tuple, or holds more than
+            `zoo.limits.MAX_MEMBERS` (checked before anything is loaded).
+        ModelConfigError: fewer than 2 members, a member that is not a deterministic LeNet, or
+            members that differ in classes, labels or normalisation.
+    """
+    if not isinstance(members, (list, tuple)):
+        raise InvalidInputError(
+            f"an ensemble's members are a list of models or names, not {type(members).__name__}"
+        )
+    if len(members) > MAX_MEMBERS:
+        raise InvalidInputError(
+            f"an ensemble may have at most {MAX_MEMBERS} members, got {len(members):,}"
+        )
+    models = [m if isinstance(m, ZooModel) else load(m, **options) for m in members]
+    return DeepEnsembleLeNet.from_members(models)
 
 
 def resolve(name_or_path: str | os.PathLike[str], revision: str | None = None) -> Source:

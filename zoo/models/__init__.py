@@ -2,14 +2,17 @@
 
 from zoo.models.base import ZooModel
 from zoo.models.bayesian_lenet import BayesianLeNet, bayesian_lenet
+from zoo.models.ensemble import DeepEnsembleLeNet, deep_ensemble_lenet
 from zoo.models.lenet import LeNet, MCDropoutLeNet, lenet, mc_dropout_lenet
 
 __all__ = [
     "BayesianLeNet",
+    "DeepEnsembleLeNet",
     "LeNet",
     "MCDropoutLeNet",
     "ZooModel",
     "bayesian_lenet",
+    "deep_ensemble_lenet",
     "lenet",
     "mc_dropout_lenet",
 ]

@@ -19,3 +19,9 @@ BLUNDELL_2015 = """@inproceedings{blundell2015,
   author    = {Blundell, Charles and Cornebise, Julien and Kavukcuoglu, Koray and Wierstra, Daan},
   booktitle = {International Conference on Machine Learning (ICML)}, year = {2015}
 }"""
+
+LAKSHMINARAYANAN_2017 = """@inproceedings{lakshminarayanan2017,
+  title     = {Simple and Scalable Predictive Uncertainty Estimation using Deep Ensembles},
+  author    = {Lakshminarayanan, Balaji and Pritzel, Alexander and Blundell, Charles},
+  booktitle = {Advances in Neural Information Processing Systems (NeurIPS)}, year = {2017}
+}"""

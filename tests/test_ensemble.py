@@ -1,0 +1,109 @@
+"""The deep ensemble: one batched pass equal to its members', S = M, built from trained LeNets,
+saved, loaded and refused like any model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+import zoo
+from zoo.cli import main
+from zoo.models import DeepEnsembleLeNet
+
+
+def trained_lenets(count: int) -> list[zoo.ZooModel]:
+    """Distinct LeNets, as independently trained members would be."""
+    return [zoo.create_model("lenet").eval() for _ in range(count)]
+
+
+def test_one_batched_pass_gives_each_members_logits(images: torch.Tensor) -> None:
+    members = trained_lenets(3)
+    ensemble = DeepEnsembleLeNet.from_members(members).eval()
+    logits = ensemble(images)
+    assert logits.shape == (6, 3, 10)
+    for index, member in enumerate(members):
+        torch.testing.assert_close(logits[:, index], member(images), rtol=1e-5, atol=1e-5)
+
+
+def test_the_samples_are_the_members_and_their_disagreement_is_the_information(
+    images: torch.Tensor,
+) -> None:
+    ensemble = zoo.create_model("deep_ensemble_lenet", members=4)
+    prediction = ensemble.predict(images, samples=16)  # S = M whatever samples says
+    assert prediction.sample_probs.shape == (6, 4, 10)
+    assert (prediction.mutual_information > 0).all()
+    assert torch.equal(ensemble.predict(images).sample_probs, prediction.sample_probs)
+    with pytest.raises(zoo.InvalidInputError, match="samples must be at most"):
+        ensemble.predict(images, samples=10_000)
+
+
+def test_the_same_members_give_no_disagreement(images: torch.Tensor) -> None:
+    member = trained_lenets(1)[0]
+    prediction = DeepEnsembleLeNet.from_members([member, member]).predict(images)
+    assert prediction.mutual_information.max() < 1e-6
+
+
+def test_large_batches_run_in_chunks_with_the_same_result(
+    images: torch.Tensor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ensemble = zoo.create_model("deep_ensemble_lenet")
+    whole = ensemble(images)
+    monkeypatch.setitem(zoo.models.base.ROWS_PER_CHUNK, "cpu", 10)  # 2 images a chunk
+    torch.testing.assert_close(ensemble(images), whole)
+
+
+def test_an_ensemble_saves_loads_strictly_and_builds_from_folders(tmp_path: Path) -> None:
+    members = trained_lenets(3)
+    folders = [member.save_pretrained(tmp_path / f"member{i}") for i, member in enumerate(members)]
+    built = zoo.ensemble([str(folders[0]), folders[1], members[2]])
+    folder = built.save_pretrained(tmp_path / "ensemble")
+    config = json.loads((folder / "config.json").read_text())
+    assert config["architecture"] == "deep_ensemble_lenet" and config["kwargs"] == {"members": 3}
+    loaded = zoo.load(folder)
+    images = torch.randint(0, 256, (5, 28, 28), dtype=torch.uint8)
+    torch.testing.assert_close(loaded(images), built(images))
+    torch.testing.assert_close(loaded(images)[:, 1], members[1](images), rtol=1e-5, atol=1e-5)
+
+
+def test_zoo_ensemble_the_command_writes_a_folder_that_evaluates(
+    tmp_path: Path, tiny_data_root: Path
+) -> None:
+    folders = [str(m.save_pretrained(tmp_path / f"m{i}")) for i, m in enumerate(trained_lenets(2))]
+    result = CliRunner().invoke(main, ["ensemble", *folders, "--out", str(tmp_path / "e")])
+    assert result.exit_code == 0, result.output
+    assert "a deep ensemble of 2 LeNets" in result.stdout
+    report = zoo.evaluate(str(tmp_path / "e"), data_dir=tiny_data_root, ood=None)
+    assert report.provenance["samples"] == 2 and report["mi"] > 0
+
+
+@pytest.mark.parametrize(
+    ("members", "error", "message"),
+    [
+        ("lenet", zoo.InvalidInputError, "members are a list"),
+        (["lenet.mnist"], zoo.ModelConfigError, "at least 2 members"),
+        (["lenet.mnist", "mc_dropout_lenet.mnist"], zoo.ModelConfigError, "must be lenet"),
+        (["x"] * 65, zoo.InvalidInputError, "at most 64 members, got 65"),
+    ],
+)
+def test_members_that_cannot_make_an_ensemble_are_refused(
+    members: object, error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        zoo.ensemble(members)  # type: ignore[arg-type]
+
+
+def test_members_must_agree_in_classes_and_normalisation() -> None:
+    first = zoo.create_model("lenet")
+    other = zoo.create_model("lenet", mean=0.5)
+    with pytest.raises(zoo.ModelConfigError, match="member 2 differs from member 1"):
+        DeepEnsembleLeNet.from_members([first, other])
+
+
+@pytest.mark.parametrize("members", [1, 65, 2.5, True])
+def test_a_member_count_out_of_bounds_is_refused(members: object) -> None:
+    with pytest.raises(zoo.ModelConfigError, match="members must be"):
+        zoo.create_model("deep_ensemble_lenet", members=members)

@@ -1,0 +1,149 @@
+"""A deep ensemble of LeNet-5s (Lakshminarayanan et al., 2017), run as one batched network.
+
+The M members' weights are stacked along a leading member axis, so one pass computes every
+member: the first convolution stacks the members along its output channels (the input is
+shared), the second is a grouped convolution with one group per member, and the linear layers
+are batched matrix products. There is no Python loop over members.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from zoo.errors import ModelConfigError
+from zoo.limits import MAX_MEMBERS
+from zoo.models.base import (
+    DEFAULT_SAMPLES,
+    ZooModel,
+    build_model,
+    check_samples,
+    concatenated,
+    rows_per_chunk,
+)
+from zoo.models.citations import LAKSHMINARAYANAN_2017, LECUN_1998
+from zoo.models.lenet import LeNet, lenet_layers
+from zoo.registry import register_model
+
+# The LeNet-5 layers whose weights and biases are stacked, one slice per member.
+_LAYERS = ("conv1", "conv2", "fc1", "fc2", "fc3")
+
+
+class DeepEnsembleLeNet(ZooModel):
+    """M LeNet-5s trained independently; their spread is the model (epistemic) uncertainty.
+
+    ``model(x)`` returns logits (B, M, C): the S axis is the members, S = M always, so the
+    mutual information of a prediction is the members' disagreement. ``samples`` is checked
+    like any model's and otherwise ignored, as for a deterministic model, so that one call
+    fits every model. Build one from trained LeNets with `from_members` (or `zoo.ensemble`).
+
+    Args:
+        num_classes: number of output classes.
+        members: M, from 2 to `MAX_MEMBERS`.
+        class_labels, mean, std: see `ZooModel`.
+
+    References:
+        Lakshminarayanan, Pritzel & Blundell, "Simple and Scalable Predictive Uncertainty
+        Estimation using Deep Ensembles", NeurIPS 2017.
+    """
+
+    architecture = "deep_ensemble_lenet"
+    stochastic = True
+    about = (
+        "a deep ensemble of LeNet-5s: each member was trained on its own, and their "
+        "disagreement is the model (epistemic) uncertainty"
+    )
+    references = (LECUN_1998, LAKSHMINARAYANAN_2017)
+
+    def __init__(self, num_classes: int = 10, *, members: int = 5, **common: Any) -> None:
+        super().__init__(num_classes, **common)
+        if isinstance(members, bool) or not isinstance(members, int):
+            raise ModelConfigError(f"members must be an integer, got {members!r}")
+        if not 2 <= members <= MAX_MEMBERS:
+            raise ModelConfigError(f"members must be from 2 to {MAX_MEMBERS}, got {members}")
+        self.members = members
+        # Each member starts as a LeNet-5 does, drawn one after another.
+        stacks = [lenet_layers(num_classes, 0.0, 0.0) for _ in range(members)]
+        for name in _LAYERS:
+            weights = torch.stack([getattr(stack, name).weight.detach() for stack in stacks])
+            biases = torch.stack([getattr(stack, name).bias.detach() for stack in stacks])
+            self.register_parameter(f"{name}_weight", nn.Parameter(weights))
+            self.register_parameter(f"{name}_bias", nn.Parameter(biases))
+
+    def architecture_kwargs(self) -> dict[str, Any]:
+        return {"members": self.members}
+
+    @classmethod
+    def from_members(cls, members: Sequence[ZooModel]) -> DeepEnsembleLeNet:
+        """An ensemble of trained deterministic LeNets, which must agree in their classes,
+        labels and normalisation. Their weights are copied; they are left as they are."""
+        members = list(members)
+        if not all(isinstance(member, LeNet) for member in members):
+            kinds = sorted({type(member).__name__ for member in members})
+            raise ModelConfigError(f"an ensemble's members must be lenet models, not {kinds}")
+        first = members[0] if members else None
+        if first is None or len(members) < 2:
+            raise ModelConfigError(f"an ensemble needs at least 2 members, got {len(members)}")
+        for number, member in enumerate(members[1:], start=2):
+            if (member.num_classes, member.class_labels, member.mean, member.std) != (
+                first.num_classes,
+                first.class_labels,
+                first.mean,
+                first.std,
+            ):
+                raise ModelConfigError(
+                    f"member {number} differs from member 1 in its classes, labels or "
+                    "normalisation; an ensemble's members must agree in them"
+                )
+        ensemble = cls(
+            first.num_classes,
+            members=len(members),
+            class_labels=first.class_labels,
+            mean=first.mean,
+            std=first.std,
+        )
+        with torch.no_grad():
+            for name in _LAYERS:
+                for part in ("weight", "bias"):
+                    stacked = torch.stack(
+                        [getattr(member.layers, name).get_parameter(part) for member in members]
+                    )
+                    getattr(ensemble, f"{name}_{part}").copy_(stacked)
+        return ensemble
+
+    def forward(self, images: Tensor, samples: int = DEFAULT_SAMPLES) -> Tensor:
+        """Logits (B, M, C), every member in one batched pass; ``samples`` is ignored."""
+        check_samples(samples)
+        features = self.prepare_input(images)
+        images_per_chunk = max(1, rows_per_chunk(features.device) // self.members)
+        return concatenated([self._members(chunk) for chunk in features.split(images_per_chunk)])
+
+    def _members(self, features: Tensor) -> Tensor:
+        batch, members = features.shape[0], self.members
+        conv1 = self.conv1_weight.flatten(0, 1)  # (M*6, 1, 5, 5): the input is shared
+        hidden = F.max_pool2d(F.conv2d(features, conv1, self.conv1_bias.flatten()), 2).relu()
+        conv2 = self.conv2_weight.flatten(0, 1)  # (M*16, 6, 5, 5): one group per member
+        hidden = F.conv2d(hidden, conv2, self.conv2_bias.flatten(), groups=members)
+        hidden = F.max_pool2d(hidden, 2).relu()  # (B, M*16, 4, 4)
+        hidden = hidden.view(batch, members, 16 * 4 * 4).transpose(0, 1)  # (M, B, 256)
+        for name in ("fc1", "fc2"):
+            hidden = self._linear(name, hidden).relu()
+        return self._linear("fc3", hidden).transpose(0, 1)  # (B, M, C)
+
+    def _linear(self, name: str, inputs: Tensor) -> Tensor:
+        """Each member's linear layer on its own rows: (M, B, in) -> (M, B, out)."""
+        weight, bias = getattr(self, f"{name}_weight"), getattr(self, f"{name}_bias")
+        return torch.baddbmm(bias.unsqueeze(1), inputs, weight.transpose(1, 2))
+
+
+@register_model
+def deep_ensemble_lenet(**kwargs: Any) -> DeepEnsembleLeNet:
+    """A deep ensemble of LeNet-5s (Lakshminarayanan et al., 2017).
+
+    Keyword arguments go to `DeepEnsembleLeNet`.
+    """
+    return build_model(DeepEnsembleLeNet, kwargs)
