@@ -145,7 +145,9 @@ def main() -> None:
         "bayesian_lenet": bayesian_variants(bayesian, args.samples),
         "deep_ensemble": ensemble_variants(members, mc_dropout, args.samples),
     }
-    for model, variants in zip((mc_dropout, bayesian), suites.values(), strict=False):
+    chunked = {"mc_dropout_lenet": mc_dropout, "bayesian_lenet": bayesian}
+    for name, model in chunked.items():
+        variants = suites[name]
         for rows in args.chunk_rows:
             variants[f"zoo, chunks of {rows:,} rows"] = in_chunks_of(model, args.samples, rows)
     print(

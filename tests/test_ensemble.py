@@ -107,3 +107,45 @@ def test_members_must_agree_in_classes_and_normalisation() -> None:
 def test_a_member_count_out_of_bounds_is_refused(members: object) -> None:
     with pytest.raises(zoo.ModelConfigError, match="members must be"):
         zoo.create_model("deep_ensemble_lenet", members=members)
+
+
+def test_calibrated_or_weightless_members_are_refused() -> None:
+    calibrated = zoo.create_model("lenet")
+    calibrated.temperature = 2.0
+    with pytest.raises(zoo.ModelConfigError, match="member 2 has temperature 2"):
+        zoo.ensemble([zoo.create_model("lenet"), calibrated])
+    with torch.device("meta"):
+        weightless = zoo.create_model("lenet")
+    with pytest.raises(zoo.ModelConfigError, match="member 1 is on the meta device"):
+        DeepEnsembleLeNet.from_members([weightless, zoo.create_model("lenet")])
+
+
+def test_a_non_lenet_member_is_refused_before_the_next_one_loads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    loaded: list[str] = []
+    real_load = zoo.loading.load
+
+    def recording_load(name: str, **options: object) -> zoo.ZooModel:
+        loaded.append(name)
+        return real_load(name, **options)
+
+    monkeypatch.setattr(zoo.loading, "load", recording_load)
+    with pytest.raises(zoo.ModelConfigError, match="member 1 is a mc_dropout_lenet"):
+        zoo.ensemble(["mc_dropout_lenet.mnist", "lenet.mnist", "bayesian_lenet.mnist"])
+    assert loaded == ["mc_dropout_lenet.mnist"]
+
+
+def test_an_ensembles_rows_count_against_the_evaluation_bound(tiny_data_root: Path) -> None:
+    """M rows per image whatever samples says: 20,000 images x 64 members is too many."""
+    ensemble = zoo.create_model("deep_ensemble_lenet", members=64)
+    with pytest.raises(zoo.InvalidInputError, match="64 rows per image is 1,280,000"):
+        zoo.evaluate(ensemble, samples=1, batch_size=20_000, data_dir=tiny_data_root)
+
+
+def test_recipes_do_not_train_an_ensemble() -> None:
+    from zoo.training import parse_recipe
+
+    recipe = 'name = "e"\nseed = 0\n[model]\narchitecture = "deep_ensemble_lenet"\n'
+    with pytest.raises(zoo.RecipeError, match="is not trained by recipes: its members"):
+        parse_recipe(recipe)

@@ -155,3 +155,36 @@ def test_zoo_info_shows_the_temperature(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["info", str(model.save_pretrained(tmp_path))])
     assert result.exit_code == 0
     assert re.search(r"^temperature +1\.7 \(the logits are divided by it", result.stdout, re.M)
+
+
+def test_an_evaluation_at_another_temperature_is_refused(
+    tmp_path: Path, tiny_data_root: Path
+) -> None:
+    model = zoo.create_model("lenet")
+    uncalibrated = zoo.evaluate(model, data_dir=tiny_data_root, ood=None)
+    assert uncalibrated.provenance["temperature"] == 1.0
+    model.temperature = 2.0
+    folder = model.save_pretrained(tmp_path)
+    uncalibrated.save_json(folder / "eval.json")  # a stale report beside the calibrated model
+    with pytest.raises(zoo.CheckpointError, match="evaluates these weights at temperature 1"):
+        zoo.push_to_hub(str(folder), "me/calibrated")  # refused while staging, before upload
+    with pytest.raises(zoo.ModelConfigError, match="at temperature 1, not at the model's 2"):
+        zoo.push_to_hub(model, "me/calibrated", evaluation=uncalibrated)
+
+
+def test_a_model_with_infinite_logits_gets_no_temperature(held_out_data: Path) -> None:
+    model = zoo.create_model("lenet").train()
+    with torch.no_grad():
+        model.layers.fc3.weight.fill_(1e38)
+    with pytest.raises(zoo.InvalidInputError, match="NaN or infinite logits"):
+        fit_temperature(model, data_dir=held_out_data)
+    assert model.training and model.temperature == 1.0
+
+
+def test_the_fit_checks_its_inputs_and_keeps_t_1_when_nothing_does_better() -> None:
+    with pytest.raises(zoo.InvalidInputError, match="logits must be"):
+        fit_temperature_to_logits(torch.zeros(4, 10), torch.zeros(4, dtype=torch.long))
+    with pytest.raises(zoo.InvalidInputError, match="class indices below 10"):
+        fit_temperature_to_logits(torch.zeros(4, 1, 10), torch.full((4,), 10))
+    uniform = torch.zeros(8, 1, 10, dtype=torch.float64)  # every T gives the same NLL
+    assert fit_temperature_to_logits(uniform, torch.arange(8)) == 1.0

@@ -221,8 +221,9 @@ def calibrate_command(
 
     Temperature scaling (Guo et al., 2017) divides the logits by one number T, chosen to
     minimise the NLL on the last 5,000 MNIST training images, which the recipes hold out; never
-    on the test set. Predicted classes stay the same, confidences move. A model that has a
-    temperature already is fitted afresh from its raw logits.
+    on the test set. Each sample's class stays the same and confidences move (a stochastic
+    model's averaged prediction can change class slightly). A model that has a temperature
+    already is fitted afresh from its raw logits.
     """
     from zoo.loading import load
     from zoo.temperature import fit_temperature

@@ -92,6 +92,13 @@ def evaluate(
             "the model is on the meta device, which holds shapes but no values: nothing to evaluate"
         )
     check_arguments(dataset, ood, samples, batch_size, seed, ood_score)
+    rows_per_batch = batch_size * model.samples_per_image(samples)
+    if rows_per_batch > MAX_EVALUATION_ROWS:  # an ensemble gives M rows whatever samples says
+        raise InvalidInputError(
+            f"batch_size x the model's {model.samples_per_image(samples):,} rows per image is "
+            f"{rows_per_batch:,}, more than the {MAX_EVALUATION_ROWS:,} that bound its memory; "
+            "lower the batch size"
+        )
     target = select_device(device)
     in_distribution = load_dataset(dataset, "test", data_dir)
     out_of_distribution = load_dataset(ood, "test", data_dir) if ood else None
@@ -108,6 +115,7 @@ def evaluate(
         "model": source or model.architecture,
         "architecture": model.architecture,
         "weights_sha256": sha256_hex(weights_bytes(model)),
+        "temperature": model.temperature,
         "samples": run.samples_used,
         "seed": seed,
         "batch_size": batch_size,

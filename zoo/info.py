@@ -105,7 +105,7 @@ def _hub_info(reference: HubReference) -> dict[str, Any]:
     weights = {"file": f"{WEIGHTS_NAME} in {where}", "sha256": config.weights_sha256}
     summary = f"{architecture_summary(config.architecture)}; on the Hugging Face Hub"
     info = _describe(str(reference), summary, model, weights)
-    report = read_folder_report(folder, config.weights_sha256)
+    report = read_folder_report(folder, config.weights_sha256, config.temperature)
     return info | {
         "metrics": report.metrics if report else None,
         "recipe": f"{RECIPE_NAME} in {where}" if (folder / RECIPE_NAME).exists() else None,

@@ -50,6 +50,7 @@ from zoo.hub import (
 from zoo.limits import MAX_MEMBERS
 from zoo.models.base import ZooModel
 from zoo.models.ensemble import DeepEnsembleLeNet
+from zoo.models.lenet import LeNet
 from zoo.pretrained import CONFIG_NAME, WEIGHTS_NAME
 from zoo.text import shown
 from zoo.weights import (
@@ -130,7 +131,15 @@ def ensemble(
         raise InvalidInputError(
             f"an ensemble may have at most {MAX_MEMBERS} members, got {len(members):,}"
         )
-    models = [m if isinstance(m, ZooModel) else load(m, **options) for m in members]
+    models = []
+    for number, member in enumerate(members, start=1):  # each checked before the next loads
+        model = member if isinstance(member, ZooModel) else load(member, **options)
+        if not isinstance(model, LeNet):
+            raise ModelConfigError(
+                f"member {number} is a {model.architecture}; an ensemble's members must be "
+                "lenet models"
+            )
+        models.append(model)
     return DeepEnsembleLeNet.from_members(models)
 
 

@@ -128,7 +128,7 @@ def _describe_folder(
     ``evaluation``, which replaces its eval.json)."""
     config = read_config(folder / CONFIG_NAME)
     model = build_from_config(config, folder / CONFIG_NAME, skeleton=True)  # to count
-    report = evaluation or read_folder_report(folder, config.weights_sha256)
+    report = evaluation or read_folder_report(folder, config.weights_sha256, config.temperature)
     recipe = read_recipe(folder / RECIPE_NAME) if (folder / RECIPE_NAME).exists() else None
     entry = describe(
         folder,

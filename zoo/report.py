@@ -80,13 +80,17 @@ class EvaluationReport:
 
     @classmethod
     def read_json(
-        cls, path: str | os.PathLike[str], weights_sha256: str | None = None
+        cls,
+        path: str | os.PathLike[str],
+        weights_sha256: str | None = None,
+        temperature: float | None = None,
     ) -> EvaluationReport:
         """Read a report written by `save_json`; null metrics come back as NaN.
 
         Raises:
             CheckpointError: the file cannot be read, is not such a report, or, where
-                ``weights_sha256`` is given, evaluates other weights.
+                ``weights_sha256`` (and ``temperature``) are given, evaluates other weights
+                (or the same weights at another temperature).
         """
         try:
             raw = json.loads(read_file(path, MAX_REPORT_BYTES).decode("utf-8"), parse_constant=str)
@@ -108,6 +112,13 @@ class EvaluationReport:
                 path,
                 f"evaluates weights with sha256 {evaluated}, not {weights_sha256}: evaluate "
                 f"them again with zoo eval --json, or delete it",
+            )
+        evaluated_at = report_temperature(provenance)
+        if temperature is not None and evaluated_at != temperature:
+            raise CheckpointError(
+                path,
+                f"evaluates these weights at temperature {evaluated_at:g}, not {temperature:g}: "
+                "evaluate the model again with zoo eval --json, or delete it",
             )
         return cls(metrics, provenance)
 
@@ -213,8 +224,16 @@ def _table(title: str, rows: list[tuple[str, str]]) -> str:
     return "\n".join(lines)
 
 
-def read_folder_report(folder: Path, weights_sha256: str) -> EvaluationReport | None:
+def read_folder_report(
+    folder: Path, weights_sha256: str, temperature: float = 1.0
+) -> EvaluationReport | None:
     """The report in ``folder``'s eval.json, checked to be of the weights with
-    ``weights_sha256``; None when the folder has none."""
+    ``weights_sha256`` at ``temperature``; None when the folder has none."""
     path = folder / EVAL_NAME
-    return EvaluationReport.read_json(path, weights_sha256) if path.exists() else None
+    return EvaluationReport.read_json(path, weights_sha256, temperature) if path.exists() else None
+
+
+def report_temperature(provenance: dict[str, Any]) -> float:
+    """The temperature a report's model had: 1 for reports from before temperatures."""
+    value = provenance.get("temperature", 1.0)
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else -1.0

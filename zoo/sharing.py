@@ -23,7 +23,7 @@ from zoo.hub import PushResult, check_branch, parse_reference, upload_folder
 from zoo.pretrained import CONFIG_NAME, EVAL_NAME, RECIPE_NAME, read_config
 from zoo.pretrained import save_pretrained as save_model_files
 from zoo.registry import architecture_summary
-from zoo.report import EvaluationReport
+from zoo.report import EvaluationReport, report_temperature
 from zoo.text import shown
 from zoo.weights import ModelDescription
 
@@ -136,11 +136,17 @@ def describe(
 def write_evaluation(evaluation: EvaluationReport, staging: Path) -> None:
     """Write ``evaluation`` as eval.json, once it is checked to be of the staged weights."""
     evaluated = evaluation.provenance.get("weights_sha256")
-    published = read_config(staging / CONFIG_NAME).weights_sha256
-    if evaluated != published:
+    config = read_config(staging / CONFIG_NAME)
+    if evaluated != config.weights_sha256:
         raise ModelConfigError(
             f"the evaluation is of weights with sha256 {evaluated}, not of these "
-            f"({published}); evaluate the model being pushed"
+            f"({config.weights_sha256}); evaluate the model being pushed"
+        )
+    evaluated_at = report_temperature(evaluation.provenance)
+    if evaluated_at != config.temperature:
+        raise ModelConfigError(
+            f"the evaluation is of these weights at temperature {evaluated_at:g}, not at the "
+            f"model's {config.temperature:g}; evaluate the model being pushed"
         )
     evaluation.save_json(staging / EVAL_NAME)
 

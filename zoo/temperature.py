@@ -1,8 +1,9 @@
 """Temperature scaling: one number T, fitted on held-out images, that calibrates a model.
 
-The model's logits are divided by T (each sample's logits, for a stochastic model), which
-leaves every prediction's class unchanged and moves its confidence: T > 1 softens an
-overconfident model, T < 1 sharpens an underconfident one. T minimises the negative
+The model's logits are divided by T (each sample's logits, for a stochastic model): T > 1
+softens an overconfident model, T < 1 sharpens an underconfident one. Each sample's class is
+unchanged; for a stochastic model the average of the samples' probabilities, and so its class
+and accuracy, can move slightly. T minimises the negative
 log-likelihood of the predictive distribution on the 5,000 images the official recipes hold
 out of MNIST's training set (its last 5,000), never on the test set.
 
@@ -21,10 +22,10 @@ import torch
 from torch import Tensor
 
 from zoo.data import load_dataset
-from zoo.devices import seeded, select_device, to_host
+from zoo.devices import check_seed, seeded, select_device, to_host
 from zoo.errors import DatasetError, InvalidInputError
 from zoo.limits import MAX_TEMPERATURE
-from zoo.models.base import ZooModel, check_samples
+from zoo.models.base import ZooModel, check_positive_integer, check_samples
 from zoo.options import DEFAULT_SAMPLES
 
 HELD_OUT_IMAGES = 5000  # the last images of MNIST's training set, which the recipes hold out
@@ -90,7 +91,11 @@ def fit_temperature(
     """
     if not isinstance(model, ZooModel):
         raise InvalidInputError(f"calibrate takes a zoo model, not {type(model).__name__}")
+    if any(parameter.is_meta for parameter in model.parameters()):
+        raise InvalidInputError("the model is on the meta device, without values: nothing to fit")
     samples = check_samples(samples)
+    check_seed(seed)
+    check_positive_integer("batch_size", batch_size)
     target = select_device(device)
     split = load_dataset("mnist", "train", data_dir)
     if len(split) < HELD_OUT_IMAGES:
@@ -101,6 +106,10 @@ def fit_temperature(
     images = split.images[-HELD_OUT_IMAGES:]
     labels = split.targets[-HELD_OUT_IMAGES:]
     logits = _held_out_logits(model, images, samples, seed, target, batch_size)
+    if not torch.isfinite(logits).all():
+        raise InvalidInputError(
+            "the model gives NaN or infinite logits on the held-out images: no temperature fits"
+        )
     temperature = fit_temperature_to_logits(logits, labels)
     return TemperatureFit(
         temperature=temperature,
@@ -114,8 +123,16 @@ def fit_temperature(
 
 def fit_temperature_to_logits(logits: Tensor, labels: Tensor) -> float:
     """The T in [1 / `MAX_TEMPERATURE`, `MAX_TEMPERATURE`] that minimises the NLL of
-    (N, S, C) ``logits`` divided by T, averaged over the S samples as probabilities, for the
-    (N,) ``labels``."""
+    (N, S, C) finite ``logits`` divided by T, averaged over the S samples as probabilities,
+    for the (N,) ``labels``; 1 where no T does better than 1 (the NLL of several samples
+    need not have a single minimum in T, which the search assumes)."""
+    if logits.dim() != 3 or labels.shape != logits.shape[:1] or labels.dtype != torch.long:
+        raise InvalidInputError(
+            f"logits must be (N, S, C) and labels (N,) integers, got {tuple(logits.shape)} "
+            f"and {tuple(labels.shape)} {labels.dtype}"
+        )
+    if len(labels) and not 0 <= int(labels.min()) <= int(labels.max()) < logits.shape[2]:
+        raise InvalidInputError(f"labels must be class indices below {logits.shape[2]}")
     low, high = -math.log(MAX_TEMPERATURE), math.log(MAX_TEMPERATURE)
     ratio = (math.sqrt(5) - 1) / 2
 
@@ -133,7 +150,9 @@ def fit_temperature_to_logits(logits: Tensor, labels: Tensor) -> float:
             low, a, loss_a = a, b, loss_b
             b = low + ratio * (high - low)
             loss_b = loss(b)
-    return math.exp((low + high) / 2)
+    bound = 1 / MAX_TEMPERATURE, MAX_TEMPERATURE
+    best = min(max(math.exp((low + high) / 2), bound[0]), bound[1])
+    return best if _nll(logits, labels, best) < _nll(logits, labels, 1.0) else 1.0
 
 
 def _nll(logits: Tensor, labels: Tensor, temperature: float) -> float:
@@ -156,9 +175,9 @@ def _held_out_logits(
     in prediction."""
     modes = {module: module.training for module in model.modules()}
     original_device, original_temperature = next(model.parameters()).device, model.temperature
-    model.eval().to(device)
-    model.temperature = 1.0
     try:
+        model.eval().to(device)
+        model.temperature = 1.0
         with torch.no_grad(), seeded(seed, device):
             batches = [
                 model(chunk, samples) if model.stochastic else model(chunk).unsqueeze(1)

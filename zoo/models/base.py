@@ -84,6 +84,8 @@ class ZooModel(nn.Module):
     # the papers it follows, as BibTeX.
     about: ClassVar[str] = ""
     references: ClassVar[tuple[str, ...]] = ()
+    # Why recipes cannot train the architecture, if they cannot; zoo train refuses it then.
+    not_trained_by_recipes: ClassVar[str | None] = None
 
     def __init__(
         self,
@@ -164,6 +166,11 @@ class ZooModel(nn.Module):
         samples = check_samples(samples)
         logits = self(images, samples) if self.stochastic else self(images).unsqueeze(1)
         return Prediction.from_logits(logits)  # refuses NaN and infinity
+
+    def samples_per_image(self, samples: int) -> int:
+        """How many rows of logits a pass with ``samples`` gives per image: S for a stochastic
+        model, 1 for a deterministic one. Memory bounds count these rows."""
+        return samples if self.stochastic else 1
 
     def save_pretrained(self, directory: str | Path) -> Path:
         """Write ``model.safetensors`` and ``config.json`` into ``directory``; return it.

@@ -58,6 +58,10 @@ class DeepEnsembleLeNet(ZooModel):
         "disagreement is the model (epistemic) uncertainty"
     )
     references = (LECUN_1998, LAKSHMINARAYANAN_2017)
+    not_trained_by_recipes = (
+        "its members are trained on their own, and a recipe would train them together on "
+        "the same batches; train LeNets and build the ensemble with zoo ensemble"
+    )
 
     def __init__(self, num_classes: int = 10, *, members: int = 5, **common: Any) -> None:
         super().__init__(num_classes, **common)
@@ -77,6 +81,9 @@ class DeepEnsembleLeNet(ZooModel):
     def architecture_kwargs(self) -> dict[str, Any]:
         return {"members": self.members}
 
+    def samples_per_image(self, samples: int) -> int:
+        return self.members
+
     @classmethod
     def from_members(cls, members: Sequence[ZooModel]) -> DeepEnsembleLeNet:
         """An ensemble of trained deterministic LeNets, which must agree in their classes,
@@ -88,6 +95,14 @@ class DeepEnsembleLeNet(ZooModel):
         first = members[0] if members else None
         if first is None or len(members) < 2:
             raise ModelConfigError(f"an ensemble needs at least 2 members, got {len(members)}")
+        for number, member in enumerate(members, start=1):
+            if any(parameter.is_meta for parameter in member.parameters()):
+                raise ModelConfigError(f"member {number} is on the meta device, without weights")
+            if member.temperature != 1.0:
+                raise ModelConfigError(
+                    f"member {number} has temperature {member.temperature:g}; build the "
+                    "ensemble from uncalibrated members, then calibrate the ensemble"
+                )
         for number, member in enumerate(members[1:], start=2):
             if (member.num_classes, member.class_labels, member.mean, member.std) != (
                 first.num_classes,
@@ -109,8 +124,11 @@ class DeepEnsembleLeNet(ZooModel):
         with torch.no_grad():
             for name in _LAYERS:
                 for part in ("weight", "bias"):
-                    stacked = torch.stack(
-                        [getattr(member.layers, name).get_parameter(part) for member in members]
+                    stacked = torch.stack(  # on the CPU, wherever each member is
+                        [
+                            getattr(member.layers, name).get_parameter(part).detach().cpu()
+                            for member in members
+                        ]
                     )
                     getattr(ensemble, f"{name}_{part}").copy_(stacked)
         return ensemble

@@ -407,6 +407,11 @@ def _check_fit(recipe: Recipe, model: ZooModel, require: Require) -> None:
     """The settings that depend on the model, or on each other."""
     from zoo.layers.bayesian import has_bayesian_layers
 
+    require(
+        model.not_trained_by_recipes is None,
+        "model.architecture",
+        f"{model.architecture} is not trained by recipes: {model.not_trained_by_recipes}",
+    )
     training = recipe.training
     if training.kl_weight is not None:
         require(has_bayesian_layers(model), "training.kl_weight", "applies to Bayesian models only")
