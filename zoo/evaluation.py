@@ -104,7 +104,7 @@ def evaluate(
     out_of_distribution = load_dataset(ood, "test", data_dir) if ood else None
 
     started = time.perf_counter()
-    with _evaluating(model, target), seeded(seed, target), full_float32_precision() as precision:
+    with evaluating(model, target), seeded(seed, target), full_float32_precision() as precision:
         run = _Run(model, samples, batch_size, ood_score, progress)
         run.in_distribution(in_distribution)
         if out_of_distribution is not None:
@@ -226,12 +226,13 @@ def check_arguments(
 
 
 @contextlib.contextmanager
-def _evaluating(model: ZooModel, device: torch.device) -> Iterator[None]:
-    """Put ``model`` in eval mode on ``device``, and every module back as it was afterwards."""
+def evaluating(model: ZooModel, device: torch.device) -> Iterator[None]:
+    """Put ``model`` in eval mode on ``device``, and every module back as it was afterwards,
+    also when moving it fails halfway."""
     modes = {module: module.training for module in model.modules()}
     original_device = next(model.parameters()).device
-    model.eval().to(device)
     try:
+        model.eval().to(device)
         yield
     finally:
         model.to(original_device)

@@ -24,6 +24,7 @@ from torch import Tensor
 from zoo.data import load_dataset
 from zoo.devices import check_seed, seeded, select_device, to_host
 from zoo.errors import DatasetError, InvalidInputError
+from zoo.evaluation import evaluating, full_float32_precision
 from zoo.limits import MAX_TEMPERATURE
 from zoo.models.base import ZooModel, check_positive_integer, check_samples
 from zoo.options import DEFAULT_SAMPLES
@@ -171,21 +172,22 @@ def _held_out_logits(
     device: torch.device,
     batch_size: int,
 ) -> Tensor:
-    """(N, S, C) logits at T = 1, float64 on the host, with dropout and weight sampling as
-    in prediction."""
-    modes = {module: module.training for module in model.modules()}
-    original_device, original_temperature = next(model.parameters()).device, model.temperature
+    """(N, S, C) logits at T = 1, float64 on the host, computed as an evaluation computes
+    them: in eval mode, float32 at full precision, dropout and weight sampling as in
+    prediction."""
+    original_temperature = model.temperature
     try:
-        model.eval().to(device)
         model.temperature = 1.0
-        with torch.no_grad(), seeded(seed, device):
+        with (
+            evaluating(model, device),
+            full_float32_precision(),
+            seeded(seed, device),
+            torch.no_grad(),
+        ):
             batches = [
                 model(chunk, samples) if model.stochastic else model(chunk).unsqueeze(1)
                 for chunk in images.split(batch_size)
             ]
     finally:
-        model.to(original_device)
         model.temperature = original_temperature
-        for module, training in modes.items():
-            module.training = training
     return to_host(torch.cat(batches), torch.float64)
