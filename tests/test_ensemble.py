@@ -143,9 +143,80 @@ def test_an_ensembles_rows_count_against_the_evaluation_bound(tiny_data_root: Pa
         zoo.evaluate(ensemble, samples=1, batch_size=20_000, data_dir=tiny_data_root)
 
 
-def test_recipes_do_not_train_an_ensemble() -> None:
-    from zoo.training import parse_recipe
+def ensemble_recipe(architecture: str, seed: int, **model: object) -> str:
+    """A short run with affine augmentation, so that every random stream is used."""
+    kwargs = "".join(f"{key} = {value}\n" for key, value in model.items())
+    return f"""
+name = "e"
+seed = {seed}
+[model]
+architecture = "{architecture}"
+[model.kwargs]
+{kwargs}
+[data]
+validation_size = 10
+max_shift = 2
+max_rotation = 10.0
+max_scale = 0.1
+[optimizer]
+lr = 3e-3
+[training]
+epochs = 2
+batch_size = 8
+[evaluation]
+samples = 1
+"""
 
-    recipe = 'name = "e"\nseed = 0\n[model]\narchitecture = "deep_ensemble_lenet"\n'
-    with pytest.raises(zoo.RecipeError, match="is not trained by recipes: its members"):
-        parse_recipe(recipe)
+
+def test_a_recipe_trains_each_member_as_a_lenet_trained_alone_with_its_seed(
+    tiny_data_root: Path, tmp_path: Path
+) -> None:
+    from zoo.training import member_seed, parse_recipe, train
+
+    ensemble = train(
+        parse_recipe(ensemble_recipe("deep_ensemble_lenet", 3, members=2)),
+        tmp_path / "ensemble",
+        data_dir=tiny_data_root,
+    )
+    seeds = [member_seed(3, member) for member in range(2)]
+    members = [
+        train(
+            parse_recipe(ensemble_recipe("lenet", seed)),
+            tmp_path / f"member{seed}",
+            data_dir=tiny_data_root,
+        )
+        for seed in seeds
+    ]
+    alone = DeepEnsembleLeNet.from_members(members)
+    # 14 Adam steps on grouped convolutions agree with the plain ones up to float rounding
+    for name, value in ensemble.state_dict().items():
+        torch.testing.assert_close(value, alone.state_dict()[name], rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(ensemble.conv1_weight[0], ensemble.conv1_weight[1])
+    log, *member_logs = (
+        [json.loads(line) for line in (tmp_path / run / "train_log.jsonl").read_text().splitlines()]
+        for run in ["ensemble", *(f"member{seed}" for seed in seeds)]
+    )
+    for epoch, record in enumerate(log):  # the loss logged is the members' mean
+        mean = sum(member[epoch]["loss"] for member in member_logs) / 2
+        assert record["loss"] == pytest.approx(mean, rel=1e-4)
+
+
+def test_member_seeds_differ_from_small_seeds_and_from_each_other() -> None:
+    from zoo.training import member_seed
+
+    seeds = {member_seed(seed, member) for seed in range(20) for member in range(64)}
+    assert len(seeds) == 20 * 64
+    assert all(1_000_000 < seed < 2**63 for seed in seeds)
+    assert member_seed(0, 0) == member_seed(0, 0)
+
+
+def test_forward_members_gives_each_member_only_its_own_batch(images: torch.Tensor) -> None:
+    members = trained_lenets(2)
+    ensemble = DeepEnsembleLeNet.from_members(members)
+    per_member = torch.stack([images, images.flip(0)])  # (M, B, 28, 28)
+    logits = ensemble.forward_members(per_member)
+    assert logits.shape == (2, 6, 10)
+    for index, member in enumerate(members):
+        torch.testing.assert_close(logits[index], member(per_member[index]), rtol=1e-5, atol=1e-5)
+    with pytest.raises(zoo.InvalidInputError, match="M = 2"):
+        ensemble.forward_members(images)

@@ -52,7 +52,14 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("loading", ("zoo.loading",)),
     (
         "features",
-        ("zoo.evaluation", "zoo.images", "zoo.plot", "zoo.temperature", "zoo.training*"),
+        (
+            "zoo.evaluation",
+            "zoo.images",
+            "zoo.plot",
+            "zoo.temperature",
+            "zoo.laplace",
+            "zoo.training*",
+        ),
     ),
     ("descriptions", ("zoo.publishing", "zoo.info")),
     ("faces", ("zoo", "zoo.cli")),

@@ -137,7 +137,9 @@ def interrupt_after_epochs(monkeypatch: pytest.MonkeyPatch, epochs: int) -> None
     monkeypatch.setattr(trainer_module._Run, "_train_one_epoch", train_one_epoch)
 
 
-@pytest.mark.parametrize("architecture", ["mc_dropout_lenet", "bayesian_lenet"])
+@pytest.mark.parametrize(
+    "architecture", ["mc_dropout_lenet", "bayesian_lenet", "deep_ensemble_lenet"]
+)
 def test_resume_after_an_interruption_gives_the_same_weights(
     architecture: str, tiny_data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

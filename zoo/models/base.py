@@ -22,7 +22,7 @@ import numbers
 import typing
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 import torch
 from torch import Tensor, nn
@@ -63,6 +63,23 @@ ROWS_PER_CHUNK = {"cpu": 2048, "cuda": 65536, "mps": 16384}
 Model = TypeVar("Model", bound="ZooModel")
 
 
+@runtime_checkable
+class IndependentMembers(Protocol):
+    """A model made of ``members`` networks trained apart from each other (a deep ensemble).
+
+    The trainer gives each member its own initial weights (`reset_member`, under the member's
+    seed), its own batch order and its own augmentation, and trains them all in one pass of
+    `forward_members`, which maps (M, B, 28, 28) images, a batch per member, to (M, B, C)
+    logits.
+    """
+
+    members: int
+
+    def reset_member(self, member: int) -> None: ...
+
+    def forward_members(self, images: Tensor) -> Tensor: ...
+
+
 class ZooModel(nn.Module):
     """A classifier of 1x28x28 images with a uniform prediction API and save/load support.
 
@@ -84,8 +101,6 @@ class ZooModel(nn.Module):
     # the papers it follows, as BibTeX.
     about: ClassVar[str] = ""
     references: ClassVar[tuple[str, ...]] = ()
-    # Why recipes cannot train the architecture, if they cannot; zoo train refuses it then.
-    not_trained_by_recipes: ClassVar[str | None] = None
 
     def __init__(
         self,

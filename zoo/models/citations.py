@@ -25,3 +25,16 @@ LAKSHMINARAYANAN_2017 = """@inproceedings{lakshminarayanan2017,
   author    = {Lakshminarayanan, Balaji and Pritzel, Alexander and Blundell, Charles},
   booktitle = {Advances in Neural Information Processing Systems (NeurIPS)}, year = {2017}
 }"""
+
+MACKAY_1992 = """@article{mackay1992,
+  title   = {A Practical {B}ayesian Framework for Backpropagation Networks},
+  author  = {MacKay, David J. C.},
+  journal = {Neural Computation}, volume = {4}, number = {3}, pages = {448--472}, year = {1992}
+}"""
+
+DAXBERGER_2021 = """@inproceedings{daxberger2021,
+  title     = {Laplace Redux -- Effortless {B}ayesian Deep Learning},
+  author    = {Daxberger, Erik and Kristiadi, Agustinus and Immer, Alexander and
+               Eschenhagen, Runa and Bauer, Matthias and Hennig, Philipp},
+  booktitle = {Advances in Neural Information Processing Systems (NeurIPS)}, year = {2021}
+}"""

@@ -4,6 +4,9 @@ The M members' weights are stacked along a leading member axis, so one pass comp
 member: the first convolution stacks the members along its output channels (the input is
 shared), the second is a grouped convolution with one group per member, and the linear layers
 are batched matrix products. There is no Python loop over members.
+
+Training takes the same layers with one input per member (`forward_members`): the first
+convolution is then grouped too, so that M members learn from M different batches in one pass.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from zoo.errors import ModelConfigError
+from zoo.errors import InvalidInputError, ModelConfigError
 from zoo.limits import MAX_MEMBERS
 from zoo.models.base import (
     DEFAULT_SAMPLES,
@@ -39,7 +42,9 @@ class DeepEnsembleLeNet(ZooModel):
     ``model(x)`` returns logits (B, M, C): the S axis is the members, S = M always, so the
     mutual information of a prediction is the members' disagreement. ``samples`` is checked
     like any model's and otherwise ignored, as for a deterministic model, so that one call
-    fits every model. Build one from trained LeNets with `from_members` (or `zoo.ensemble`).
+    fits every model. Train one with a recipe (each member from its own seed, batch order and
+    augmentation; see `zoo.training.member_seed`), or build one from trained LeNets with
+    `from_members` (or `zoo.ensemble`).
 
     Args:
         num_classes: number of output classes.
@@ -58,10 +63,6 @@ class DeepEnsembleLeNet(ZooModel):
         "disagreement is the model (epistemic) uncertainty"
     )
     references = (LECUN_1998, LAKSHMINARAYANAN_2017)
-    not_trained_by_recipes = (
-        "its members are trained on their own, and a recipe would train them together on "
-        "the same batches; train LeNets and build the ensemble with zoo ensemble"
-    )
 
     def __init__(self, num_classes: int = 10, *, members: int = 5, **common: Any) -> None:
         super().__init__(num_classes, **common)
@@ -77,6 +78,18 @@ class DeepEnsembleLeNet(ZooModel):
             biases = torch.stack([getattr(stack, name).bias.detach() for stack in stacks])
             self.register_parameter(f"{name}_weight", nn.Parameter(weights))
             self.register_parameter(f"{name}_bias", nn.Parameter(biases))
+
+    @torch.no_grad()
+    def reset_member(self, member: int) -> None:
+        """Give member ``member`` fresh initial weights, drawn from the CPU's generator exactly
+        as a new `LeNet` draws its own: seeded alike, the member starts as that LeNet does."""
+        if not 0 <= member < self.members:
+            raise IndexError(f"member {member} of an ensemble of {self.members}")
+        fresh = lenet_layers(self.num_classes, 0.0, 0.0)
+        for name in _LAYERS:
+            for part in ("weight", "bias"):
+                stacked = getattr(self, f"{name}_{part}")
+                stacked[member].copy_(getattr(fresh, name).get_parameter(part))
 
     def architecture_kwargs(self) -> dict[str, Any]:
         return {"members": self.members}
@@ -140,10 +153,30 @@ class DeepEnsembleLeNet(ZooModel):
         images_per_chunk = max(1, rows_per_chunk(features.device) // self.members)
         return concatenated([self._members(chunk) for chunk in features.split(images_per_chunk)])
 
-    def _members(self, features: Tensor) -> Tensor:
+    def forward_members(self, images: Tensor) -> Tensor:
+        """Logits (M, B, C) of each member on its own batch of (M, B, 28, 28) ``images``
+        (uint8, or normalised floats): member m sees only ``images[m]``. For training, where
+        each member has its own batches; one pass, without chunking."""
+        members, batch = images.shape[:2] if images.dim() >= 2 else (0, 0)
+        if members != self.members or images.dim() not in (4, 5):
+            raise InvalidInputError(
+                f"forward_members takes (M, B, 28, 28) images with M = {self.members}, got "
+                f"shape {tuple(images.shape)}"
+            )
+        features = self.prepare_input(images.flatten(0, 1))  # (M*B, 1, 28, 28)
+        per_member = features.view(members, batch, 28, 28).transpose(0, 1)  # (B, M, 28, 28)
+        return self._members(per_member, shared=False).transpose(0, 1)
+
+    def _members(self, features: Tensor, *, shared: bool = True) -> Tensor:
+        """(B, M, C) logits from ``features``: (B, 1, 28, 28), which every member sees, or with
+        ``shared=False`` (B, M, 28, 28), a channel per member."""
         batch, members = features.shape[0], self.members
-        conv1 = self.conv1_weight.flatten(0, 1)  # (M*6, 1, 5, 5): the input is shared
-        hidden = F.max_pool2d(F.conv2d(features, conv1, self.conv1_bias.flatten()), 2).relu()
+        # (M*6, 1, 5, 5): over a shared input, M*6 output channels; over one channel per
+        # member, a grouped convolution with one group per member.
+        conv1 = self.conv1_weight.flatten(0, 1)
+        groups = 1 if shared else members
+        hidden = F.conv2d(features, conv1, self.conv1_bias.flatten(), groups=groups)
+        hidden = F.max_pool2d(hidden, 2).relu()
         conv2 = self.conv2_weight.flatten(0, 1)  # (M*16, 6, 5, 5): one group per member
         hidden = F.conv2d(hidden, conv2, self.conv2_bias.flatten(), groups=members)
         hidden = F.max_pool2d(hidden, 2).relu()  # (B, M*16, 4, 4)

@@ -182,10 +182,12 @@ def _join_optimizer_state(tensors: dict[str, Tensor], rest: dict[str, Any]) -> d
     return {"state": per_parameter, "param_groups": groups}
 
 
-def rng_states(batch_order: torch.Generator, device: torch.device) -> dict[str, Tensor]:
-    """The state of every generator a run on ``device`` draws from: the CPU's, the one that
-    orders the batches, and the GPU's it trains on (under "cuda<N>" or "mps")."""
-    states = {"cpu": torch.get_rng_state(), "batch_order": batch_order.get_state()}
+def rng_states(generators: dict[str, torch.Generator], device: torch.device) -> dict[str, Tensor]:
+    """The state of every generator a run on ``device`` draws from: the CPU's, the run's own
+    ``generators`` by name (those that order the batches, say), and the GPU's it trains on
+    (under "cuda<N>" or "mps")."""
+    states = {"cpu": torch.get_rng_state()}
+    states |= {name: generator.get_state() for name, generator in generators.items()}
     if device.type == "cuda":
         states[f"cuda{device.index or 0}"] = torch.cuda.get_rng_state(device)
     elif device.type == "mps":
@@ -194,14 +196,21 @@ def rng_states(batch_order: torch.Generator, device: torch.device) -> dict[str, 
 
 
 def restore_rng_states(
-    states: dict[str, Tensor], batch_order: torch.Generator, device: torch.device
+    states: dict[str, Tensor], generators: dict[str, torch.Generator], device: torch.device
 ) -> bool:
     """Put back what `rng_states` saved; return whether it held a state for ``device`` (a CPU
-    run needs none), which a run resumed on another GPU or kind of device lacks."""
+    run needs none), which a run resumed on another GPU or kind of device lacks. One of
+    ``generators`` saved on another kind of device (an ensemble member's augmentation) keeps
+    its fresh state, and that also returns False."""
     torch.set_rng_state(states["cpu"])
-    batch_order.set_state(states["batch_order"])
+    same_device = True
+    for name, generator in generators.items():
+        if states[name].shape != generator.get_state().shape:  # saved on another kind
+            same_device = False
+            continue
+        generator.set_state(states[name])
     if device.type == "cpu":
-        return True
+        return same_device
     name = f"cuda{device.index or 0}" if device.type == "cuda" else device.type
     if name not in states:
         return False
@@ -209,4 +218,4 @@ def restore_rng_states(
         torch.cuda.set_rng_state(states[name], device)
     else:
         torch.mps.set_rng_state(states[name])
-    return True
+    return same_device

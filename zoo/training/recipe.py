@@ -407,11 +407,6 @@ def _check_fit(recipe: Recipe, model: ZooModel, require: Require) -> None:
     """The settings that depend on the model, or on each other."""
     from zoo.layers.bayesian import has_bayesian_layers
 
-    require(
-        model.not_trained_by_recipes is None,
-        "model.architecture",
-        f"{model.architecture} is not trained by recipes: {model.not_trained_by_recipes}",
-    )
     training = recipe.training
     if training.kl_weight is not None:
         require(has_bayesian_layers(model), "training.kl_weight", "applies to Bayesian models only")
@@ -428,6 +423,11 @@ def _check_fit(recipe: Recipe, model: ZooModel, require: Require) -> None:
         f"must be 1 for the deterministic {model.architecture}",
     )
     if recipe.data.validation_size == 0:
+        require(
+            model.architecture != "laplace_lenet",
+            "data.validation_size",
+            "must be above 0 for laplace_lenet, whose prior precision is chosen on them",
+        )
         message = "needs validation images; data.validation_size is 0"
         require(training.select == "last", "training.select", message)
         require(training.patience == 0, "training.patience", message)

@@ -7,6 +7,10 @@ The folder ends up holding:
 - ``recipe.toml``: the recipe as run, every default and command-line override filled in;
 - ``eval.json``: the final `zoo.evaluate` report on the test set.
 
+A deep ensemble (a model with `IndependentMembers`) trains its M members in the same run, in
+one batched pass per step, and apart: member m starts, orders its batches and augments them
+from its own seed, `member_seed` (seed, m), just as a LeNet trained alone with that seed would.
+
 While it runs, ``training_state.safetensors`` is rewritten after every epoch, so that a killed
 run goes on with ``resume=True``; on the CPU the result is then bit-identical to that of a run
 that was never stopped. The checkpoint is removed once the model is written.
@@ -15,6 +19,7 @@ that was never stopped. The checkpoint is removed once the model is written.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
 import os
 import sys
@@ -48,9 +53,11 @@ from zoo.errors import (
 from zoo.evaluation import evaluate
 from zoo.factory import create_model
 from zoo.files import is_folder
+from zoo.laplace import fit_laplace
 from zoo.layers.bayesian import has_bayesian_layers, kl_divergence
 from zoo.locks import FolderInUseError, RunLock
-from zoo.models.base import ZooModel
+from zoo.models.base import IndependentMembers, ZooModel
+from zoo.models.laplace_lenet import LaplaceLeNet
 from zoo.preprocessing import normalise
 from zoo.pretrained import (
     CONFIG_NAME,
@@ -79,6 +86,23 @@ LOCK_NAME = ".zoo-train.lock"  # held while a run trains into the folder (see zo
 # Steps between reads of the loss on the host: the divergence check and the progress bar wait
 # for the device then, and only then.
 _READ_EVERY_STEPS = 16
+
+
+def member_seed(seed: int, member: int) -> int:
+    """The seed of member ``member`` of a deep ensemble trained with the recipe seed ``seed``:
+    63 bits of a SHA-256 of both, so that no member repeats a run with a small seed (member 0
+    of a seed-0 ensemble is not the seed-0 LeNet) and members of different seeds never meet."""
+    digest = hashlib.sha256(f"uncertainty-zoo ensemble member {member} of seed {seed}".encode())
+    return int.from_bytes(digest.digest()[:8], "big") >> 1
+
+
+@dataclass(frozen=True)
+class _Stream:
+    """The generators one trained network draws its batch order and augmentation from; for
+    the augmentation, None is the device's default generator, which the run's seed fixes."""
+
+    batch_order: torch.Generator
+    augmentation: torch.Generator | None = None
 
 
 @dataclass(frozen=True)
@@ -148,12 +172,39 @@ def train(
                 run.restore(state, changes)
             run.fit()
             model = run.final_model()
+            if isinstance(model, LaplaceLeNet):
+                _fit_posterior(model, recipe, data, target, progress)
         _write_results(model, recipe, run.log, folder, target, data_dir, progress)
     finally:
         lock.release()
         if created:
             _remove_if_empty(folder)
     return model
+
+
+def _fit_posterior(
+    model: LaplaceLeNet, recipe: Recipe, data: TrainingData, device: torch.device, progress: bool
+) -> None:
+    """Fit the last-layer posterior of a trained `LaplaceLeNet`: its curvature on the training
+    images, its prior precision on the held-out ones, sampled as the final evaluation samples."""
+    fit = fit_laplace(
+        model,
+        data.train_images,
+        data.validation_images,
+        data.validation_targets,
+        training_labels=data.train_targets,
+        samples=recipe.evaluation.samples,
+        seed=recipe.evaluation.seed,
+        device=device,
+    )
+    model.cpu()
+    if progress:
+        print(
+            f"last-layer Laplace: prior precision {fit.prior_precision:.4g} (held-out NLL "
+            f"{fit.held_out_nll:.4f}, MAP {fit.map_held_out_nll:.4f}; the marginal likelihood "
+            f"would pick {fit.evidence_prior_precision:.4g})",
+            file=sys.stderr,
+        )
 
 
 def _check_fresh(folder: Path) -> None:
@@ -241,7 +292,10 @@ class _Run:
         self.progress = progress
         self.model = create_model(recipe.model.architecture, **recipe.model.kwargs).to(device)
         self.bayesian = has_bayesian_layers(self.model)
-        self.batch_order = torch.Generator().manual_seed(recipe.seed)
+        self.members = isinstance(self.model, IndependentMembers)
+        self.streams = (
+            self._members_streams() if self.members else [_Stream(_batch_order(recipe.seed))]
+        )
         # Compiled runs have static shapes: the last partial batch is dropped, on every device.
         self.drop_last = recipe.training.cuda_compile
         steps_per_epoch = _steps_per_epoch(
@@ -284,7 +338,7 @@ class _Run:
             if self.schedule.last_epoch != state.epoch * self.steps_per_epoch:
                 raise ValueError(f"its schedule is not at the end of epoch {state.epoch}")
             same_device = _resumed_on(state.log, self.setup["device"])
-            if not restore_rng_states(state.rng, self.batch_order, self.device):
+            if not restore_rng_states(state.rng, self._generators(), self.device):
                 same_device = False
         except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as error:
             raise TrainingStateError(
@@ -319,6 +373,35 @@ class _Run:
             warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
             for _ in range(state.epoch * self.steps_per_epoch):
                 self.schedule.step()
+
+    def _members_streams(self) -> list[_Stream]:
+        """Start each member from its own seed, and give it its own streams: the batch order
+        of a run with that seed, and the augmentation the device's generator would draw in
+        that run (on the CPU, after the member's initial weights)."""
+        assert isinstance(self.model, IndependentMembers)
+        streams = []
+        for member in range(self.model.members):
+            seed = member_seed(self.recipe.seed, member)
+            augmentation = torch.Generator(self.device)
+            with seeded(seed):  # the CPU's generator, as building a model alone draws it
+                self.model.reset_member(member)
+                if self.device.type == "cpu":
+                    augmentation.set_state(torch.get_rng_state())
+            if self.device.type != "cpu":
+                augmentation.manual_seed(seed)
+            streams.append(_Stream(_batch_order(seed), augmentation))
+        return streams
+
+    def _generators(self) -> dict[str, torch.Generator]:
+        """The run's own generators, by the names its checkpoint keeps them under."""
+        if not self.members:
+            return {"batch_order": self.streams[0].batch_order}
+        generators = {}
+        for member, stream in enumerate(self.streams):
+            assert stream.augmentation is not None
+            generators[f"member{member}/batch_order"] = stream.batch_order
+            generators[f"member{member}/augmentation"] = stream.augmentation
+        return generators
 
     def fit(self) -> None:
         training = self.recipe.training
@@ -357,11 +440,13 @@ class _Run:
     def _train_one_epoch(self) -> tuple[float, float, float]:
         recipe = self.recipe
         self.model.train()
-        order = torch.randperm(len(self.data.train_targets), generator=self.batch_order)
-        batches = order.to(self.device).split(recipe.training.batch_size)
-        if self.drop_last and len(batches[-1]) < recipe.training.batch_size:
+        images = len(self.data.train_targets)
+        orders = [torch.randperm(images, generator=stream.batch_order) for stream in self.streams]
+        # (N, b) indices per step: a row per stream (one, or one per member)
+        batches = torch.stack(orders).to(self.device).split(recipe.training.batch_size, dim=1)
+        if self.drop_last and batches[-1].shape[1] < recipe.training.batch_size:
             batches = batches[:-1]
-        trained = sum(len(indices) for indices in batches)
+        trained = sum(indices.numel() for indices in batches)  # image-rows, of every member
         # The loss, correct count and KL summed so far, and the first step whose loss was not
         # finite with that loss: float32 on the device (Apple's MPS has no float64; the count
         # is exact below 2^24), read on the host every few steps only.
@@ -376,12 +461,19 @@ class _Run:
         )
         with self.model.inputs_known_finite():  # augmented here, so finite
             for step, indices in enumerate(bar, start=1):
-                images = self._augment(self.data.train_images[indices])
-                loss, correct, kl = self._step(images, self.data.train_targets[indices])
+                batch = [
+                    self._augment(self.data.train_images[rows], stream.augmentation)
+                    for rows, stream in zip(indices, self.streams, strict=True)
+                ]
+                targets = self.data.train_targets[indices]
+                if self.members:
+                    loss, correct, kl = self._members_step(torch.stack(batch), targets)
+                else:
+                    loss, correct, kl = self._step(batch[0], targets[0])
                 newly_bad = (first_bad[0] == 0) & ~torch.isfinite(loss)
                 first_bad[0] = torch.where(newly_bad, step, first_bad[0])
                 first_bad[1] = torch.where(newly_bad, loss, first_bad[1])
-                sums += torch.stack([loss * len(indices), correct.float(), kl.float()])
+                sums += torch.stack([loss * indices.numel(), correct.float(), kl.float()])
                 if step % _READ_EVERY_STEPS == 0 or step == len(batches):
                     self._read_progress(bar, sums, first_bad, step, len(batches), trained)
         loss, correct, kl = sums.tolist()
@@ -395,7 +487,7 @@ class _Run:
         loss_sum, correct_sum, _, first_bad_step, bad_loss = torch.cat([sums, first_bad]).tolist()
         self._stop_if_diverged(int(first_bad_step), bad_loss, steps)
         if self.progress:
-            seen = min(step * self.recipe.training.batch_size, trained)
+            seen = min(step * self.recipe.training.batch_size * len(self.streams), trained)
             bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct_sum / seen:.2%}")
 
     def _stop_if_diverged(self, first_bad_step: int, loss: float, steps: int) -> None:
@@ -428,12 +520,15 @@ class _Run:
             )
         return TrainingDivergedError(f"training diverged: {what}; {kept}; {advice}")
 
-    def _augment(self, images: Tensor) -> Tensor:
-        """Random shifts (uint8, exact), or random affine maps (normalised floats)."""
+    def _augment(self, images: Tensor, generator: torch.Generator | None) -> Tensor:
+        """Random shifts (uint8, exact), or random affine maps (normalised floats), drawn from
+        ``generator`` (None: the device's default one)."""
         data = self.recipe.data
         if data.max_rotation == 0 and data.max_scale == 0:
-            return random_shift(images, data.max_shift)
-        pixels = random_affine(images, data.max_shift, data.max_rotation, data.max_scale)
+            return random_shift(images, data.max_shift, generator=generator)
+        pixels = random_affine(
+            images, data.max_shift, data.max_rotation, data.max_scale, generator=generator
+        )
         return normalise(pixels, self.model.mean, self.model.std)
 
     def _step(self, images: Tensor, targets: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -466,6 +561,39 @@ class _Run:
             predicted = logits.float().softmax(-1).mean(1).argmax(-1)
             correct = (predicted == targets).sum()
         return objective.detach(), correct, kl.detach()
+
+    def _members_step(self, images: Tensor, targets: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """One optimiser step of every member, each on its own batch: (M, B, 28, 28) images and
+        (M, B) targets. The objective is the sum of the members' mean losses, so that each
+        member's gradient is the one it would get alone (and no member's depends on another's);
+        returns the loss per member, the correct count of all members and a zero KL."""
+        assert isinstance(self.model, IndependentMembers)
+        training = self.recipe.training
+        autocast = (
+            torch.autocast(self.device.type, dtype=self.amp_dtype)
+            if self.amp_dtype
+            else nullcontext()
+        )
+        with autocast:
+            logits = self.model.forward_members(images)  # (M, B, C)
+            flat_logits = logits.flatten(0, 1).float()
+            flat_targets = targets.flatten()
+            if _gathers_nll(flat_logits):
+                log_probs = flat_logits.log_softmax(-1)
+                losses = _gathered_nll(log_probs, flat_targets, training.label_smoothing)
+                loss = losses.mean()
+            else:
+                loss = F.cross_entropy(
+                    flat_logits, flat_targets, label_smoothing=training.label_smoothing
+                )
+            objective = loss * self.model.members
+        self.optimizer.zero_grad(set_to_none=True)
+        objective.backward()
+        self.optimizer.step()
+        self.schedule.step()
+        with torch.no_grad():
+            correct = (logits.argmax(-1) == targets).sum()
+        return loss.detach(), correct, torch.zeros((), device=self.device)
 
     def _logits(self, images: Tensor) -> Tensor:
         if self.model.stochastic:
@@ -531,7 +659,7 @@ class _Run:
                 weights=self.model.state_dict(),
                 optimizer=self.optimizer.state_dict(),
                 scheduler=self.schedule.state_dict(),
-                rng=rng_states(self.batch_order, self.device),
+                rng=rng_states(self._generators(), self.device),
                 log=self.log,
                 best_weights=self.best_weights,
                 best_nll=self.best_nll,
@@ -615,6 +743,11 @@ def _gathered_nll(log_probs: Tensor, targets: Tensor, label_smoothing: float = 0
     if label_smoothing:
         losses = (1 - label_smoothing) * losses - label_smoothing * log_probs.mean(-1)
     return losses
+
+
+def _batch_order(seed: int) -> torch.Generator:
+    """The CPU generator that shuffles a run's training images each epoch."""
+    return torch.Generator().manual_seed(seed)
 
 
 def _steps_per_epoch(images: int, batch_size: int, drop_last: bool) -> int:
