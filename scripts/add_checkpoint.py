@@ -5,15 +5,28 @@ them with `zoo.evaluate` on the CPU, and write their registry entry and model ca
         --recipe recipes/mc_dropout_lenet_mnist.toml --data-dir DATA
 
 The run must have been trained by exactly that recipe (its recipe.toml is compared), so the
-registry can point users at the file that reproduces the weights. The metrics recorded are
-those of `zoo eval NAME` (16 samples, seed 0) on the CPU, which the test suite re-measures.
-A new sha256 resets the Hub entry to "not published".
+registry can point users at the file that reproduces the weights. A laplace_lenet run's
+posterior is fitted again from its MAP weights, to check its prior precision and record how it
+was chosen.
+
+A calibrated copy of shipped weights is added from the folder `zoo calibrate` wrote:
+
+    python scripts/add_checkpoint.py CALIBRATED --calibrated-from lenet.mnist \
+        --name lenet.mnist_ts --data-dir DATA
+
+Its weights must be those of the shipped checkpoint; its temperature is fitted again and must
+agree, and the entry keeps the base's recipe and training, with the fit beside them.
+
+The metrics recorded are those of `zoo eval NAME` (16 samples, seed 0) on the CPU, which the
+test suite re-measures. A new sha256 resets the Hub entry to "not published".
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -21,6 +34,8 @@ import zoo
 from zoo.atomic import atomic_write_bytes
 from zoo.data import load_dataset
 from zoo.evaluation import evaluate
+from zoo.laplace import fit_laplace
+from zoo.models.laplace_lenet import LaplaceLeNet
 from zoo.pretrained import (
     CONFIG_NAME,
     LOG_NAME,
@@ -31,6 +46,7 @@ from zoo.pretrained import (
 )
 from zoo.publishing import write_model_card
 from zoo.registry import architecture_summary
+from zoo.temperature import fit_temperature
 from zoo.training.log import read_log, summarize_log
 from zoo.training.recipe import read_recipe
 from zoo.weights import CHECKPOINTS_DIR, INDEX_NAME, NOT_PUBLISHED, PretrainedWeights
@@ -42,16 +58,27 @@ WEIGHTS_LICENSE = "cc-by-sa-3.0"  # that of the MNIST training data
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.partition("\n\n")[0])
     parser.add_argument("run", type=Path, help="a folder written by zoo train")
-    parser.add_argument("--recipe", type=Path, required=True, help="the recipe, in recipes/")
+    parser.add_argument("--recipe", type=Path, help="the recipe, in recipes/")
+    parser.add_argument("--calibrated-from", help="the shipped checkpoint RUN calibrates")
+    parser.add_argument("--name", help="with --calibrated-from: the new checkpoint's name")
     parser.add_argument("--data-dir", type=Path, help="data root for the evaluation")
     parser.add_argument(
         "--not-default", action="store_true", help="the bare architecture name keeps its weights"
     )
     arguments = parser.parse_args()
     try:
-        entry = add_checkpoint(
-            arguments.run, arguments.recipe, arguments.data_dir, not arguments.not_default
-        )
+        if arguments.calibrated_from:
+            if not arguments.name or arguments.recipe:
+                parser.error("--calibrated-from takes --name, and no --recipe")
+            entry = add_calibrated(
+                arguments.run, arguments.calibrated_from, arguments.name, arguments.data_dir
+            )
+        elif arguments.recipe:
+            entry = add_checkpoint(
+                arguments.run, arguments.recipe, arguments.data_dir, not arguments.not_default
+            )
+        else:
+            parser.error("give --recipe, or --calibrated-from and --name")
     except (zoo.ZooError, ValueError) as error:
         sys.exit(f"error: {error}")
     card = write_model_card(entry, REPOSITORY)
@@ -72,6 +99,9 @@ def add_checkpoint(run: Path, recipe_path: Path, data_dir: Path | None, default:
     report = evaluate(model, samples=16, seed=0, device="cpu", data_dir=data_dir, progress=True)
     log = read_log(run / LOG_NAME)
     config = read_config(run / CONFIG_NAME)
+    training = summarize_log(log) | {"train_images": train_images}
+    if isinstance(model, LaplaceLeNet):
+        training["laplace"] = _laplace_fit(model, recipe, data_dir)
     entry = PretrainedWeights(
         name=recipe.name,
         architecture=model.architecture,
@@ -83,11 +113,91 @@ def add_checkpoint(run: Path, recipe_path: Path, data_dir: Path | None, default:
         metrics=report.to_dict()["metrics"],
         evaluation=report.provenance | {"model": recipe.name},
         recipe=str(recipe_path.resolve().relative_to(REPOSITORY)),
-        training=summarize_log(log) | {"train_images": train_images},
+        training=training,
         license=WEIGHTS_LICENSE,
         hub=_hub_entry(recipe.name, config.weights_sha256),
     )
     _install(entry, run)
+    return entry
+
+
+def _laplace_fit(model: LaplaceLeNet, recipe, data_dir: Path | None) -> dict:
+    """Fit the run's posterior again from its MAP weights; check that it picks the run's
+    prior precision; return how the choice was made."""
+    split = load_dataset(recipe.data.dataset, "train", data_dir)
+    cut = len(split) - recipe.data.validation_size
+    refitted = copy.deepcopy(model)
+    fit = fit_laplace(
+        refitted,
+        split.images[:cut],
+        split.images[cut:],
+        split.targets[cut:],
+        training_labels=split.targets[:cut],
+        samples=recipe.evaluation.samples,
+        seed=recipe.evaluation.seed,
+        device="cpu",
+    )
+    if not math.isclose(fit.prior_precision, float(model.prior_precision), rel_tol=1e-6):
+        raise ValueError(
+            f"the run's prior precision is {float(model.prior_precision):g}, but fitting again "
+            f"gives {fit.prior_precision:g}"
+        )
+    return {
+        "prior_precision": fit.prior_precision,
+        "chosen_by": "held-out NLL",
+        "held_out_nll": fit.held_out_nll,
+        "map_held_out_nll": fit.map_held_out_nll,
+        "evidence_prior_precision": fit.evidence_prior_precision,
+        "grid": [fit.grid[0][0], fit.grid[-1][0], len(fit.grid)],
+        "training_images": fit.training_images,
+        "held_out_images": fit.held_out_images,
+        "samples": fit.samples,
+        "seed": fit.seed,
+    }
+
+
+def add_calibrated(folder: Path, base_name: str, name: str, data_dir: Path | None):
+    base = zoo.weights.all_weights().get(base_name)
+    if base is None:
+        raise ValueError(f"{base_name} is not a shipped checkpoint")
+    if not name.startswith(f"{base.architecture}."):
+        raise ValueError(f"the name must be '{base.architecture}.<tag>', got {name!r}")
+    config = read_config(folder / CONFIG_NAME)
+    if config.weights_sha256 != base.sha256:
+        raise ValueError(f"{folder} does not hold the weights of {base_name}")
+    model = load_folder(folder)
+    fit = fit_temperature(zoo.load(base_name), samples=16, seed=0, device="cpu", data_dir=data_dir)
+    if not math.isclose(fit.temperature, model.temperature, rel_tol=1e-9):
+        raise ValueError(
+            f"{folder} has temperature {model.temperature:g}, but fitting again gives "
+            f"{fit.temperature:g}"
+        )
+    report = evaluate(model, samples=16, seed=0, device="cpu", data_dir=data_dir, progress=True)
+    calibration = {
+        "of": base_name,
+        "temperature": fit.temperature,
+        "held_out_images": fit.images,
+        "held_out_nll_before": fit.nll_before,
+        "held_out_nll_after": fit.nll_after,
+        "samples": fit.samples,
+        "seed": fit.seed,
+    }
+    entry = PretrainedWeights(
+        name=name,
+        architecture=base.architecture,
+        default=False,
+        summary=f"{base.summary}, temperature-scaled",
+        file=f"{name}/{WEIGHTS_NAME}",
+        sha256=base.sha256,
+        num_params=base.num_params,
+        metrics=report.to_dict()["metrics"],
+        evaluation=report.provenance | {"model": name},
+        recipe=base.recipe,
+        training=base.training | {"calibration": calibration},
+        license=base.license,
+        hub=_hub_entry(name, base.sha256),
+    )
+    _install(entry, folder)
     return entry
 
 

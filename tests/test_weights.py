@@ -24,7 +24,7 @@ from zoo.weights import PretrainedWeights
 from .conftest import ARCHITECTURES
 
 REPOSITORY = Path(__file__).parent.parent
-OFFICIAL = ["bayesian_lenet.mnist", "lenet.mnist", "mc_dropout_lenet.mnist"]
+OFFICIAL = ["bayesian_lenet.mnist", "lenet.mnist", "lenet.mnist_ts", "mc_dropout_lenet.mnist"]
 QUALITY_BARS = {
     "lenet.mnist": {"acc": (">=", 0.992)},
     "mc_dropout_lenet.mnist": {
@@ -39,6 +39,15 @@ QUALITY_BARS = {
         "ece": ("<=", 0.006),
         "auroc": (">=", 0.98),
     },
+    # Temperature scaling keeps every class, so the accuracy, and lowers the NLL. Fitted by NLL,
+    # it need not lower the ECE: here it raises it, from 0.22% to 0.37% (see the README).
+    "lenet.mnist_ts": {"acc": ("==", "lenet.mnist"), "nll": ("<", "lenet.mnist")},
+}
+_RELATIONS = {
+    ">=": float.__ge__,
+    "<=": float.__le__,
+    "==": float.__eq__,
+    "<": float.__lt__,
 }
 
 
@@ -81,11 +90,20 @@ def test_the_registry_entry_is_complete(name: str) -> None:
     assert evaluation["dataset"]["size"] == 10_000 and evaluation["ood_dataset"]["size"] == 10_000
     assert evaluation["weights_sha256"] == record.sha256
     assert (REPOSITORY / record.recipe).is_file()
-    assert read_recipe(REPOSITORY / record.recipe).name == name
     training = record.training
-    assert training["epochs"] >= 1 and 0 < training["seconds"] <= 15 * 60
+    calibration = training.get("calibration")
+    trained_as = calibration["of"] if calibration else name
+    assert read_recipe(REPOSITORY / record.recipe).name == trained_as
+    if calibration:  # the shipped weights of another checkpoint, at the temperature recorded
+        assert record.sha256 == entry(trained_as).sha256
+        assert model.temperature == calibration["temperature"] != 1.0
+        assert calibration["held_out_nll_after"] < calibration["held_out_nll_before"]
+    else:
+        assert model.temperature == 1.0
+    assert training["epochs"] >= 1 and 0 < training["seconds"] <= 60 * 60
     assert training["hardware"] and training["device"] and training["torch"]
-    assert record.license and record.summary and record.default
+    assert record.license and record.summary
+    assert record.default == (name.partition(".")[2] == "mnist")
     if record.hub["repo_id"] is None:  # not published (yet): no revision either
         assert record.hub == weights.NOT_PUBLISHED
     else:  # written by scripts/publish_all
@@ -97,7 +115,9 @@ def test_the_registry_entry_is_complete(name: str) -> None:
 def test_each_checkpoint_meets_its_quality_bar(name: str) -> None:
     metrics = flat_metrics(entry(name).metrics)
     for key, (relation, bar) in QUALITY_BARS[name].items():
-        assert metrics[key] >= bar if relation == ">=" else metrics[key] <= bar, (key, bar)
+        if isinstance(bar, str):  # another checkpoint's figure
+            bar = flat_metrics(entry(bar).metrics)[key]
+        assert _RELATIONS[relation](float(metrics[key]), float(bar)), (key, relation, bar)
 
 
 @pytest.mark.parametrize("name", OFFICIAL)

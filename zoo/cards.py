@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import textwrap
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
@@ -231,7 +231,43 @@ def _training(entry: ModelDescription, recipe: Recipe | None, shipped: bool) -> 
                 f"{training['hardware']}, with torch {training['torch']}."
             ),
         ]
+    for fitted in (
+        _laplace_fit(training.get("laplace")),
+        _calibration(training.get("calibration")),
+    ):
+        if fitted:
+            lines += ["", _paragraph(fitted)]
     return "\n".join(lines)
+
+
+def _laplace_fit(fit: dict[str, Any] | None) -> str:
+    """What the last-layer Laplace fit after training did, as the registry records it."""
+    if not fit:
+        return ""
+    low, high, steps = fit["grid"]
+    return (
+        f"After training, the last layer's posterior was fitted: its Gauss-Newton on the "
+        f"{fit['training_images']:,} training images, and the prior precision "
+        f"{fit['prior_precision']:.4g}, the one of {steps} values from {low:g} to {high:g} "
+        f"whose predictive distribution ({fit['samples']} samples, seed {fit['seed']}) had the "
+        f"lowest NLL on the {fit['held_out_images']:,} held-out images: "
+        f"{fit['held_out_nll']:.4f}, against {fit['map_held_out_nll']:.4f} for the MAP "
+        f"network alone. The marginal likelihood would have chosen "
+        f"{fit['evidence_prior_precision']:.4g}."
+    )
+
+
+def _calibration(fit: dict[str, Any] | None) -> str:
+    """What temperature scaling after training did, as the registry records it."""
+    if not fit:
+        return ""
+    return (
+        f"These are the weights of `{fit['of']}`, temperature-scaled with `zoo calibrate`: "
+        f"its logits are divided by T = {fit['temperature']:.4f}, the temperature that "
+        f"minimised the NLL on the {fit['held_out_images']:,} held-out images "
+        f"({fit['held_out_nll_before']:.4f} at T = 1, {fit['held_out_nll_after']:.4f} at T). "
+        "The test set played no part in it."
+    )
 
 
 def _training_data(validation_size: int, shipped: bool) -> str:
