@@ -42,6 +42,14 @@ With the project's .venv only the zoo half runs; a venv that also holds torch-un
 
     python scripts/bench_train.py --data-dir DIR [--only mc_dropout|bayesian]
 
+``--ensemble`` times something else: one epoch of recipes/deep_ensemble_lenet_mnist.toml (its
+M members trained in one batched pass), against its M members trained one after another as
+plain LeNets, each by recipes/lenet_mnist.toml with the member's own seed, which is the same
+training (tests/test_ensemble.py checks that the weights agree). Both sides are timed by the
+"train_seconds" of epoch 1, and the ratio is members one after another / ensemble:
+
+    python scripts/bench_train.py --ensemble --data-dir DIR
+
 For a quick check, ``--tu-only --limit-train-batches 3`` fits TU on 3 batches, and
 ``--zoo-only`` skips TU; zoo's trainer always runs whole epochs. The data root has
 torchvision's layout (``<root>/MNIST/raw/*``, ``<root>/FashionMNIST/raw/*``).
@@ -63,7 +71,7 @@ from _torch_uncertainty import quiet_lightning, torch_uncertainty_version
 import zoo
 from zoo.data import data_root
 from zoo.pretrained import LOG_NAME
-from zoo.training import read_recipe, train
+from zoo.training import member_seed, read_recipe, train
 
 RECIPE_DIR = Path(__file__).resolve().parents[1] / "recipes"
 RECIPES = {"mc_dropout": "seed_mc_dropout.toml", "bayesian": "seed_bayesian.toml"}
@@ -94,6 +102,35 @@ def zoo_epoch(name: str, data_dir: Path) -> ZooTiming:
         whole = time.perf_counter() - start
         first_epoch = json.loads((out / LOG_NAME).read_text(encoding="utf-8").splitlines()[0])
     return ZooTiming(train=first_epoch["train_seconds"], epoch=first_epoch["seconds"], whole=whole)
+
+
+def train_seconds(recipe: Any, data_dir: Path) -> float:
+    """The "train_seconds" of one epoch of ``recipe``, in a fresh temporary folder."""
+    with tempfile.TemporaryDirectory(prefix="bench_train_") as folder:
+        out = Path(folder) / recipe.name
+        train(recipe.replace(epochs=1), out, device="cpu", data_dir=data_dir, progress=False)
+        return json.loads((out / LOG_NAME).read_text(encoding="utf-8").splitlines()[0])[
+            "train_seconds"
+        ]
+
+
+def ensemble_against_members(data_dir: Path) -> None:
+    """One epoch of the ensemble recipe, then of each member trained alone, and the ratio."""
+    ensemble = read_recipe(RECIPE_DIR / "deep_ensemble_lenet_mnist.toml")
+    members = ensemble.model.kwargs["members"]
+    lenet = read_recipe(RECIPE_DIR / "lenet_mnist.toml")
+    print(f"cpu, {torch.get_num_threads()} threads, torch {torch.__version__}; one epoch each")
+    together = train_seconds(ensemble, data_dir)
+    print(f"deep_ensemble_lenet_mnist.toml, {members} members in one pass: {together:.2f} s")
+    alone = []
+    for member in range(members):
+        seconds = train_seconds(lenet.replace(seed=member_seed(ensemble.seed, member)), data_dir)
+        alone.append(seconds)
+        print(f"  member {member} alone (lenet_mnist.toml, its seed): {seconds:.2f} s")
+    print(
+        f"members one after another: {sum(alone):.2f} s, {sum(alone) / together:.2f}x the "
+        "ensemble's epoch"
+    )
 
 
 # --- TorchUncertainty -------------------------------------------------------------------------
@@ -223,11 +260,19 @@ def parse_args() -> argparse.Namespace:
         help="TU only: fit on N batches, for a quick check (default: the whole epoch)",
     )
     parser.add_argument("--tu-workers", type=int, default=1, help="MNISTDataModule's default")
+    parser.add_argument(
+        "--ensemble",
+        action="store_true",
+        help="time the ensemble recipe against its members trained one after another",
+    )
     return parser.parse_args()
 
 
 def main() -> None:
     args = parse_args()
+    if args.ensemble:
+        ensemble_against_members(args.data_dir)
+        return
     tu_version = None if args.zoo_only else torch_uncertainty_version()
     if tu_version:
         quiet_lightning(r".*no logger configured")

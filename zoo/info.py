@@ -203,11 +203,23 @@ def _as_lines(value: str | list[str]) -> list[str]:
     return value if isinstance(value, list) else [value]
 
 
-def _format_training(training: dict[str, Any] | None) -> str:
+def _format_training(training: dict[str, Any] | None) -> str | list[str]:
     if not training:
         return "unknown"
     minutes = training["seconds"] / 60
-    return f"{training['epochs']} epochs in {minutes:.1f} min on {training['hardware']}"
+    lines = [f"{training['epochs']} epochs in {minutes:.1f} min on {training['hardware']}"]
+    laplace, calibration = training.get("laplace"), training.get("calibration")
+    if laplace:
+        lines.append(
+            f"then a last-layer Laplace posterior, prior precision "
+            f"{laplace['prior_precision']:.4g} (by held-out NLL)"
+        )
+    if calibration:
+        lines.append(
+            f"then temperature scaling: T = {calibration['temperature']:.4g} on "
+            f"{calibration['held_out_images']:,} held-out images (of {calibration['of']})"
+        )
+    return lines if len(lines) > 1 else lines[0]
 
 
 def _format_hub(hub: dict[str, str | None] | None) -> str:

@@ -1,0 +1,86 @@
+"""Write the table of official checkpoints into README.md and recipes/README.md, from the registry.
+
+    python scripts/make_readme_table.py           # rewrite the tables
+    python scripts/make_readme_table.py --check   # exit 1 if a table is not the generated one
+
+Each document holds the table between the lines `<!-- checkpoints: begin -->` and
+`<!-- checkpoints: end -->`. Every figure comes from zoo/checkpoints/index.json, which
+scripts/add_checkpoint.py writes from a real `zoo eval` and training run; the test suite fails
+while a committed table differs from the generated one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+from zoo.report import flat_metrics, format_metric
+from zoo.weights import PretrainedWeights, all_weights
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+DOCUMENTS = (REPOSITORY / "README.md", REPOSITORY / "recipes" / "README.md")
+BEGIN, END = "<!-- checkpoints: begin -->", "<!-- checkpoints: end -->"
+COLUMNS = ("acc", "nll", "ece", "auroc", "fpr95")
+
+
+def checkpoint_table() -> str:
+    """Every official checkpoint side by side, as a Markdown table."""
+    lines = [
+        "| name | Acc | NLL | ECE | OOD AUROC | FPR95 | params | `zoo eval` (CPU) "
+        "| training (CPU) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, entry in all_weights().items():
+        metrics = flat_metrics(entry.metrics)
+        figures = [format_metric(key, metrics[key]) for key in COLUMNS]
+        seconds = entry.evaluation["wall_time_s"]
+        lines.append(
+            f"| `{name}` | {' | '.join(figures)} | {entry.num_params:,} | {seconds:.1f} s | "
+            f"{_training(entry)} |"
+        )
+    return "\n".join(lines)
+
+
+def _training(entry: PretrainedWeights) -> str:
+    training = entry.training
+    calibration = training.get("calibration")
+    if calibration:
+        return f"`{calibration['of']}`'s, then T = {calibration['temperature']:.3f}"
+    text = f"{training['epochs']} epochs, {training['seconds'] / 60:.1f} min"
+    if "laplace" in training:
+        text += ", then the posterior"
+    return text
+
+
+def with_table(text: str, table: str) -> str:
+    """``text`` with the table between its markers replaced by ``table``."""
+    pattern = re.compile(rf"{re.escape(BEGIN)}\n(.*?\n)?{re.escape(END)}", flags=re.DOTALL)
+    if len(pattern.findall(text)) != 1:
+        raise ValueError(f"the document needs one {BEGIN} ... {END} block")
+    return pattern.sub(lambda _: f"{BEGIN}\n{table}\n{END}", text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.partition("\n\n")[0])
+    parser.add_argument("--check", action="store_true", help="only check the tables")
+    arguments = parser.parse_args()
+    table = checkpoint_table()
+    stale = []
+    for document in DOCUMENTS:
+        text = document.read_text(encoding="utf-8")
+        updated = with_table(text, table)
+        if updated == text:
+            continue
+        stale.append(document.relative_to(REPOSITORY))
+        if not arguments.check:
+            document.write_text(updated, encoding="utf-8")
+    if arguments.check and stale:
+        sys.exit(f"not the generated table: {', '.join(map(str, stale))}")
+    for document in stale:
+        print(f"wrote the table in {document}")
+
+
+if __name__ == "__main__":
+    main()
