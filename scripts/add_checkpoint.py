@@ -34,7 +34,7 @@ import zoo
 from zoo.atomic import atomic_write_bytes
 from zoo.data import load_dataset
 from zoo.evaluation import evaluate
-from zoo.laplace import fit_laplace
+from zoo.laplace import fit_posterior
 from zoo.models.laplace_lenet import LaplaceLeNet
 from zoo.pretrained import (
     CONFIG_NAME,
@@ -127,7 +127,7 @@ def _laplace_fit(model: LaplaceLeNet, recipe, data_dir: Path | None) -> dict:
     split = load_dataset(recipe.data.dataset, "train", data_dir)
     cut = len(split) - recipe.data.validation_size
     refitted = copy.deepcopy(model)
-    fit = fit_laplace(
+    fit = fit_posterior(
         refitted,
         split.images[:cut],
         split.images[cut:],

@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import zoo
 from zoo.data import load_dataset
-from zoo.laplace import fit_laplace
+from zoo.laplace import fit_posterior
 from zoo.models.laplace_lenet import FEATURES, LaplaceLeNet
 from zoo.temperature import HELD_OUT_IMAGES
 
@@ -52,7 +52,7 @@ def main() -> None:
     test = load_dataset("mnist", "test", arguments.data_dir).images[:500]
 
     ours = _as_laplace_lenet(zoo.load(arguments.model))
-    fit_laplace(
+    fit_posterior(
         ours,
         training,
         *held_out,

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import zoo
-from zoo.laplace import _gauss_newton, fit_laplace, laplace
+from zoo.laplace import _gauss_newton, fit_laplace, fit_posterior
 from zoo.models import LaplaceLeNet
 from zoo.models.laplace_lenet import FEATURES
 
@@ -111,7 +111,7 @@ def test_the_fit_picks_the_prior_precision_with_the_lowest_held_out_nll(
     split = zoo.data.load_dataset("mnist", "train", tiny_data_root)
     model = zoo.create_model("laplace_lenet")
     grid = (0.1, 1.0, 10.0, 100.0)
-    fit = fit_laplace(
+    fit = fit_posterior(
         model,
         split.images[:40],
         split.images[40:],
@@ -128,7 +128,7 @@ def test_the_fit_picks_the_prior_precision_with_the_lowest_held_out_nll(
     # a larger prior precision pulls the posterior in: 100 gives a tenth of 1's variance or less
     variances = {}
     for precision in (1.0, 100.0):
-        fit_laplace(
+        fit_posterior(
             model,
             split.images[:40],
             split.images[40:],
@@ -144,13 +144,13 @@ def test_the_fit_picks_the_prior_precision_with_the_lowest_held_out_nll(
 def test_laplace_takes_a_lenet_and_refuses_what_it_cannot_fit(tiny_data_root: Path) -> None:
     for model in (zoo.create_model("mc_dropout_lenet"), zoo.create_model("bayesian_lenet")):
         with pytest.raises(zoo.InvalidInputError, match="lenet without dropout"):
-            laplace(model, data_dir=tiny_data_root)
+            fit_laplace(model, data_dir=tiny_data_root)
     hot = zoo.create_model("laplace_lenet")
     hot.temperature = 2.0
     with pytest.raises(zoo.InvalidInputError, match="temperature 1"):
-        laplace(hot, data_dir=tiny_data_root)
+        fit_laplace(hot, data_dir=tiny_data_root)
     with pytest.raises(zoo.DatasetError, match="more than the 5,000 held out"):
-        laplace(zoo.create_model("lenet"), data_dir=tiny_data_root)
+        fit_laplace(zoo.create_model("lenet"), data_dir=tiny_data_root)
 
 
 def test_a_recipe_trains_the_map_as_a_lenet_then_fits_the_posterior(

@@ -52,6 +52,7 @@ _LAZY_NAMES = {
     "calibrate": "zoo.temperature",
     "create_model": "zoo.factory",
     "ensemble": "zoo.loading",
+    "fit_laplace": "zoo.laplace",
     "from_pretrained": "zoo.loading",
     "kl_divergence": "zoo.layers.bayesian",
     "list_models": "zoo.factory",
@@ -68,6 +69,7 @@ if TYPE_CHECKING:
     from zoo import layers, metrics, models, training, weights
     from zoo.data import ImageSet, load_dataset
     from zoo.factory import create_model, list_models, register_model
+    from zoo.laplace import fit_laplace
     from zoo.layers.bayesian import kl_divergence
     from zoo.loading import ensemble, from_pretrained, load
     from zoo.models.base import ZooModel
@@ -115,6 +117,7 @@ __all__ = [
     "create_model",
     "ensemble",
     "evaluate",
+    "fit_laplace",
     "from_pretrained",
     "kl_divergence",
     "layers",

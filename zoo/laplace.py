@@ -71,7 +71,7 @@ class LaplaceFit:
     seed: int
 
 
-def laplace(
+def fit_laplace(
     model: ZooModel,
     *,
     samples: int = DEFAULT_SAMPLES,
@@ -80,7 +80,7 @@ def laplace(
     data_dir: str | os.PathLike[str] | None = None,
 ) -> tuple[LaplaceLeNet, LaplaceFit]:
     """A `LaplaceLeNet` fitted on MNIST for ``model``, a trained `LeNet` (without dropout) or a
-    `LaplaceLeNet`: its weights, with a last-layer posterior fitted by `fit_laplace` on the
+    `LaplaceLeNet`: its weights, with a last-layer posterior fitted by `fit_posterior` on the
     first 55,000 training images, delta chosen on the last 5,000. ``model`` is left as it is.
 
     Raises:
@@ -96,7 +96,7 @@ def laplace(
             f"on more than the {HELD_OUT_IMAGES:,} held out"
         )
     cut = len(split) - HELD_OUT_IMAGES
-    fit = fit_laplace(
+    fit = fit_posterior(
         fitted,
         split.images[:cut],
         split.images[cut:],
@@ -126,7 +126,7 @@ def _as_laplace_lenet(model: ZooModel) -> LaplaceLeNet:
     return fitted
 
 
-def fit_laplace(
+def fit_posterior(
     model: LaplaceLeNet,
     training_images: Tensor,
     held_out_images: Tensor,
@@ -148,11 +148,11 @@ def fit_laplace(
             then calibrate), images that are not uint8, or logits that are not finite.
     """
     if not isinstance(model, LaplaceLeNet):
-        raise InvalidInputError(f"fit_laplace takes a laplace_lenet, not {type(model).__name__}")
+        raise InvalidInputError(f"fit_posterior takes a laplace_lenet, not {type(model).__name__}")
     _check_temperature(model)
     for images in (training_images, held_out_images):
         if images.dtype != torch.uint8 or images.dim() != 3 or not len(images):
-            raise InvalidInputError("fit_laplace takes non-empty uint8 (N, 28, 28) images")
+            raise InvalidInputError("fit_posterior takes non-empty uint8 (N, 28, 28) images")
     samples = check_samples(samples)
     check_seed(seed)
     target = select_device(device)

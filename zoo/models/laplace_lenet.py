@@ -44,7 +44,7 @@ class LaplaceLeNet(ZooModel):
 
     ``model(x, samples=S)`` returns logits (B, S, C): the MAP network's features once per
     image, then S draws of the logits' Gaussian. Until a posterior is fitted
-    (`zoo.laplace.fit_laplace`) or loaded, which a fresh model and one in training are, every
+    (`zoo.fit_laplace`, or a recipe) or loaded, which a fresh model and one in training are, every
     sample is the MAP logits, and the pass costs what a LeNet-5's does.
 
     The buffers ``posterior_scale`` (D x D, L with L L^T = Sigma, rows and columns ordered as

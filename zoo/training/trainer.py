@@ -53,7 +53,7 @@ from zoo.errors import (
 from zoo.evaluation import evaluate
 from zoo.factory import create_model
 from zoo.files import is_folder
-from zoo.laplace import fit_laplace
+from zoo.laplace import fit_posterior
 from zoo.layers.bayesian import has_bayesian_layers, kl_divergence
 from zoo.locks import FolderInUseError, RunLock
 from zoo.models.base import IndependentMembers, ZooModel
@@ -187,7 +187,7 @@ def _fit_posterior(
 ) -> None:
     """Fit the last-layer posterior of a trained `LaplaceLeNet`: its curvature on the training
     images, its prior precision on the held-out ones, sampled as the final evaluation samples."""
-    fit = fit_laplace(
+    fit = fit_posterior(
         model,
         data.train_images,
         data.validation_images,
