@@ -19,7 +19,9 @@ from .hub_server import HubServer, point_client_at
 
 ARCHITECTURES = ["lenet", "mc_dropout_lenet", "bayesian_lenet"]  # each ships MNIST weights
 # Every registered architecture: those above, and those without official weights yet.
-ALL_ARCHITECTURES = [*ARCHITECTURES, "deep_ensemble_lenet"]
+ALL_ARCHITECTURES = [*ARCHITECTURES, "deep_ensemble_lenet", "laplace_lenet"]
+# Every official checkpoint: each architecture's MNIST weights, and lenet.mnist temperature-scaled.
+CHECKPOINTS = sorted([*(f"{name}.mnist" for name in ARCHITECTURES), "lenet.mnist_ts"])
 STOCHASTIC = ["mc_dropout_lenet", "bayesian_lenet"]
 REPOSITORY = Path(__file__).resolve().parents[1]
 DATASET_FOLDERS = ("MNIST", "FashionMNIST")

@@ -14,7 +14,7 @@ import zoo
 import zoo.weights
 from zoo.cli import main
 
-from .conftest import ALL_ARCHITECTURES, ARCHITECTURES
+from .conftest import ALL_ARCHITECTURES, ARCHITECTURES, CHECKPOINTS
 
 
 def table_rows(output: str) -> dict[str, list[str]]:
@@ -29,7 +29,7 @@ def test_list_shows_each_checkpoint_with_its_recorded_metrics() -> None:
     assert result.exit_code == 0, result.output
     rows = table_rows(result.output)
     shipped = {name: row for name, row in rows.items() if "." in name}
-    assert list(shipped) == [f"{name}.mnist" for name in sorted(ARCHITECTURES)]
+    assert list(shipped) == CHECKPOINTS
     assert set(rows) - set(shipped) == set(ALL_ARCHITECTURES) - set(ARCHITECTURES)
     for name, (_, params, *metrics, _) in shipped.items():
         model = zoo.create_model(name.partition(".")[0])
@@ -61,7 +61,7 @@ def test_list_shows_an_architecture_without_weights_with_dashes(
     ("pattern", "expected"),
     [
         ("mc_*", ["mc_dropout_lenet.mnist"]),
-        ("lenet", ["lenet.mnist"]),
+        ("lenet", ["lenet.mnist", "lenet.mnist_ts"]),
         ("*.mnist", [f"{name}.mnist" for name in sorted(ARCHITECTURES)]),
     ],
 )
@@ -125,4 +125,4 @@ def test_zoo_list_runs_as_a_real_process() -> None:
     )
     assert result.returncode == 0, result.stderr
     shipped = [name for name in table_rows(result.stdout) if "." in name]
-    assert shipped == [f"{name}.mnist" for name in sorted(ARCHITECTURES)]
+    assert shipped == CHECKPOINTS

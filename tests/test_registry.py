@@ -29,7 +29,8 @@ def test_list_models_returns_the_architectures_sorted() -> None:
         ("*lenet", sorted(ALL_ARCHITECTURES)),
         ("mc_*", ["mc_dropout_lenet"]),
         ("?enet", ["lenet"]),
-        ("[bl]*", ["bayesian_lenet", "lenet"]),
+        ("b*", ["bayesian_lenet"]),
+        ("l*", ["laplace_lenet", "lenet"]),
         ("resnet*", []),
     ],
 )

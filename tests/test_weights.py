@@ -21,10 +21,10 @@ from zoo.report import flat_metrics
 from zoo.training import read_recipe
 from zoo.weights import PretrainedWeights
 
-from .conftest import ARCHITECTURES
+from .conftest import ARCHITECTURES, CHECKPOINTS
 
 REPOSITORY = Path(__file__).parent.parent
-OFFICIAL = ["bayesian_lenet.mnist", "lenet.mnist", "lenet.mnist_ts", "mc_dropout_lenet.mnist"]
+OFFICIAL = CHECKPOINTS
 QUALITY_BARS = {
     "lenet.mnist": {"acc": (">=", 0.992)},
     "mc_dropout_lenet.mnist": {
