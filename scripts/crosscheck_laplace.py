@@ -9,7 +9,7 @@ precision, and prints the largest differences between:
   class by class), relative to the largest entry;
 - the two posterior covariances, relative to the largest entry;
 - the logit covariances of test images (laplace-torch's GLM predictive ``f_var`` against zoo's
-  `LaplaceLeNet.logit_scale` squared), relative to the largest entry;
+  `LaplaceLeNet.logit_covariance`), relative to the largest entry;
 
 and exits 1 if any is above 1e-3. laplace-torch is an optional extra (``pip install
 uncertainty-zoo[laplace]``); it is not needed to load or run a laplace_lenet.
@@ -86,8 +86,7 @@ def main() -> None:
     with torch.no_grad():
         test_inputs = ours.prepare_input(test)
         _, their_logit_covariance = reference._glm_predictive_distribution(test_inputs)
-        scale = ours.logit_scale(ours.features(test_inputs)).double()
-        our_logit_covariance = scale @ scale.transpose(1, 2)
+        our_logit_covariance = ours.logit_covariance(ours.features(test_inputs)).double()
     differences = {
         "Gauss-Newton": _relative(ggn, their_ggn),
         "posterior covariance": _relative(our_covariance, their_covariance),

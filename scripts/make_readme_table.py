@@ -16,6 +16,7 @@ import re
 import sys
 from pathlib import Path
 
+from zoo.atomic import atomic_write_bytes
 from zoo.report import flat_metrics, format_metric
 from zoo.weights import PretrainedWeights, all_weights
 
@@ -75,7 +76,7 @@ def main() -> None:
             continue
         stale.append(document.relative_to(REPOSITORY))
         if not arguments.check:
-            document.write_text(updated, encoding="utf-8")
+            atomic_write_bytes(document, updated.encode("utf-8"))
     if arguments.check and stale:
         sys.exit(f"not the generated table: {', '.join(map(str, stale))}")
     for document in stale:

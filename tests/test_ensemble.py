@@ -207,7 +207,27 @@ def test_member_seeds_differ_from_small_seeds_and_from_each_other() -> None:
     seeds = {member_seed(seed, member) for seed in range(20) for member in range(64)}
     assert len(seeds) == 20 * 64
     assert all(1_000_000 < seed < 2**63 for seed in seeds)
-    assert member_seed(0, 0) == member_seed(0, 0)
+
+
+def test_a_member_generator_saved_on_another_kind_of_device_is_not_restored() -> None:
+    from zoo.training.checkpoint import restore_rng_states, rng_states
+
+    generators = {"member0/augmentation": torch.Generator().manual_seed(1)}
+    states = rng_states(generators, torch.device("cpu"))
+    assert restore_rng_states(states, generators, torch.device("cpu"))
+    states["member0/augmentation"] = torch.zeros(16, dtype=torch.uint8)  # a CUDA state's size
+    fresh = generators["member0/augmentation"].get_state()
+    assert not restore_rng_states(states, generators, torch.device("cpu"))
+    assert torch.equal(generators["member0/augmentation"].get_state(), fresh)
+
+
+def test_recipes_train_an_ensemble_with_one_sample_per_member() -> None:
+    from zoo.training import parse_recipe
+
+    recipe = ensemble_recipe("deep_ensemble_lenet", 0, members=2)
+    parse_recipe(recipe)
+    with pytest.raises(zoo.RecipeError, match="loss_samples' must be 1 for deep_ensemble_lenet"):
+        parse_recipe(recipe.replace("batch_size = 8", "batch_size = 8\nloss_samples = 4"))
 
 
 def test_forward_members_gives_each_member_only_its_own_batch(images: torch.Tensor) -> None:

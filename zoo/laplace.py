@@ -28,7 +28,9 @@ from __future__ import annotations
 import copy
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -143,50 +145,100 @@ def fit_posterior(
     seeded with ``seed``. ``training_labels`` give the marginal likelihood's data term (it is
     reported as NaN without them). The model's device and mode are left as they were.
 
+    A grid value whose posterior precision cannot be factorised, or whose held-out NLL is not
+    finite, is recorded with a NaN NLL and never chosen. If the fit fails, the model keeps the
+    posterior it had.
+
     Raises:
         InvalidInputError: a model with a temperature other than 1 (fit the posterior first,
-            then calibrate), images that are not uint8, or logits that are not finite.
+            then calibrate), images that are not uint8, labels that do not match them, prior
+            precisions that are not finite and positive, logits that are not finite, or no
+            grid value that gives a finite held-out NLL.
     """
     if not isinstance(model, LaplaceLeNet):
         raise InvalidInputError(f"fit_posterior takes a laplace_lenet, not {type(model).__name__}")
     _check_temperature(model)
-    for images in (training_images, held_out_images):
-        if images.dtype != torch.uint8 or images.dim() != 3 or not len(images):
-            raise InvalidInputError("fit_posterior takes non-empty uint8 (N, 28, 28) images")
+    _check_images_and_labels(training_images, training_labels, model.num_classes)
+    _check_images_and_labels(held_out_images, held_out_labels, model.num_classes)
+    if not prior_precisions or not all(math.isfinite(d) and d > 0 for d in prior_precisions):
+        raise InvalidInputError("prior_precisions must be finite positive numbers, at least one")
     samples = check_samples(samples)
     check_seed(seed)
     target = select_device(device)
-    with evaluating(model, target), full_float32_precision(), torch.no_grad():
-        ggn, log_likelihood = _gauss_newton(model, training_images, training_labels, target)
-        mean = _last_layer(model).double().cpu().flatten()
-        held_out_labels = held_out_labels.to(target)
-        model.fitted = False
-        map_nll = _held_out_nll(model, held_out_images, held_out_labels, samples, seed)
-        grid = []
-        for delta in prior_precisions:
-            factor, log_determinant = _posterior(ggn, delta)
-            model.set_posterior(factor.to(target), delta)
-            nll = _held_out_nll(model, held_out_images, held_out_labels, samples, seed)
-            evidence = (
-                log_likelihood
-                - 0.5 * delta * float(mean @ mean)
-                + 0.5 * len(mean) * math.log(delta)
-                - 0.5 * log_determinant
-            )
-            grid.append((delta, nll, evidence))
-        best = min(grid, key=lambda row: row[1])
-        model.set_posterior(_posterior(ggn, best[0])[0].to(target), best[0])
+    before = (model.posterior_scale.clone(), float(model.prior_precision), model.fitted)
+    try:
+        with evaluating(model, target), full_float32_precision(), torch.no_grad():
+            ggn, log_likelihood = _gauss_newton(model, training_images, training_labels, target)
+            mean = _last_layer(model).double().cpu().flatten()
+            held_out_labels = held_out_labels.to(target)
+            model.fitted = False
+            map_nll = _held_out_nll(model, held_out_images, held_out_labels, samples, seed)
+            grid = []
+            for delta in prior_precisions:
+                posterior = _posterior(ggn, delta)
+                if posterior is None:
+                    grid.append((delta, math.nan, math.nan))
+                    continue
+                factor, log_determinant = posterior
+                model.set_posterior(factor.to(target), delta)
+                nll = _held_out_nll(model, held_out_images, held_out_labels, samples, seed)
+                evidence = (
+                    log_likelihood
+                    - 0.5 * delta * float(mean @ mean)
+                    + 0.5 * len(mean) * math.log(delta)
+                    - 0.5 * log_determinant
+                )
+                grid.append((delta, nll if math.isfinite(nll) else math.nan, evidence))
+            best = _best(grid, 1, min)
+            if best is None:
+                raise InvalidInputError(
+                    "no prior precision gives a finite held-out NLL: no posterior fits"
+                )
+            chosen = _posterior(ggn, best[0])
+            assert chosen is not None  # it factorised a moment ago
+            model.set_posterior(chosen[0].to(target), best[0])
+    except BaseException:
+        scale, precision, fitted = before
+        with torch.no_grad():
+            model.posterior_scale.copy_(scale)
+            model.prior_precision.fill_(precision)
+        model.fitted = fitted
+        raise
+    by_evidence = _best(grid, 2, max)
     return LaplaceFit(
         prior_precision=best[0],
         held_out_nll=best[1],
         map_held_out_nll=map_nll,
-        evidence_prior_precision=max(grid, key=lambda row: row[2])[0],
+        evidence_prior_precision=by_evidence[0] if by_evidence else math.nan,
         grid=tuple(grid),
         training_images=len(training_images),
         held_out_images=len(held_out_images),
         samples=samples,
         seed=seed,
     )
+
+
+def _best(
+    grid: list[tuple[float, float, float]], column: int, pick: Callable[..., Any]
+) -> tuple[float, float, float] | None:
+    """The row whose ``column`` ``pick`` (min or max) chooses among the finite ones."""
+    finite = [row for row in grid if math.isfinite(row[column])]
+    return pick(finite, key=lambda row: row[column]) if finite else None
+
+
+def _check_images_and_labels(images: Tensor, labels: Tensor | None, classes: int) -> None:
+    if not isinstance(images, Tensor) or images.dtype != torch.uint8 or images.dim() != 3:
+        raise InvalidInputError("fit_posterior takes uint8 (N, 28, 28) images")
+    if images.shape[1:] != (28, 28) or not len(images):
+        raise InvalidInputError(
+            f"fit_posterior takes uint8 (N, 28, 28) images, N > 0; got {tuple(images.shape)}"
+        )
+    if labels is None:
+        return
+    if not isinstance(labels, Tensor) or labels.shape != images.shape[:1]:
+        raise InvalidInputError("the labels must be (N,), one for each image")
+    if labels.dtype != torch.long or not 0 <= int(labels.min()) <= int(labels.max()) < classes:
+        raise InvalidInputError(f"the labels must be int64 class indices below {classes}")
 
 
 def _check_temperature(model: ZooModel) -> None:
@@ -213,30 +265,36 @@ def _gauss_newton(
     log_likelihood = 0.0 if labels is not None else math.nan
     for start in range(0, len(images), _BATCH):
         features = model.features(model.prepare_input(images[start : start + _BATCH]))
-        padded = torch.cat([features, features.new_ones(len(features), 1)], 1)
         logits = model.layers.fc3(features)
         if not torch.isfinite(logits).all():
             raise InvalidInputError("the model gives NaN or infinite logits: no posterior fits")
+        # float64 on the host: G is singular (adding one vector to every class's weights
+        # leaves the softmax alone), and float32 sums leave that null space slightly negative.
+        features, logits = to_host(features, torch.float64), to_host(logits, torch.float64)
+        padded = torch.cat([features, features.new_ones(len(features), 1)], 1)
         probs = logits.softmax(-1)
         curvature = torch.diag_embed(probs) - probs[:, :, None] * probs[:, None, :]
         outer = padded[:, :, None] * padded[:, None, :]
-        chunk = curvature.flatten(1).T @ outer.flatten(1)  # (C*C, 85*85), float32 on device
-        blocks += to_host(chunk, torch.float64)
+        blocks += curvature.flatten(1).T @ outer.flatten(1)  # (C*C, 85*85)
         if labels is not None:
-            batch_labels = labels[start : start + _BATCH].to(device)
-            picked = logits.log_softmax(-1).gather(1, batch_labels[:, None])
-            log_likelihood += float(to_host(picked.sum(), torch.float64))
+            batch_labels = labels[start : start + _BATCH].cpu()
+            log_likelihood += float(logits.log_softmax(-1).gather(1, batch_labels[:, None]).sum())
     # [c, c', i, j] -> [(c, i), (c', j)]
     ggn = blocks.view(classes, classes, width, width).permute(0, 2, 1, 3)
-    return ggn.reshape(classes * width, classes * width), log_likelihood
+    ggn = ggn.reshape(classes * width, classes * width)
+    return (ggn + ggn.T) / 2, log_likelihood
 
 
-def _posterior(ggn: Tensor, delta: float) -> tuple[Tensor, float]:
+def _posterior(ggn: Tensor, delta: float) -> tuple[Tensor, float] | None:
     """A float32 factor of the covariance (G + delta I)^-1, and the log-determinant of
-    G + delta I, from its Cholesky factor in float64."""
+    G + delta I, from its Cholesky factor in float64; None where it cannot be factorised."""
     identity = torch.eye(len(ggn), dtype=ggn.dtype)
-    root = torch.linalg.cholesky(ggn + delta * identity)
+    root, info = torch.linalg.cholesky_ex(ggn + delta * identity)
+    if int(info) != 0:
+        return None
     factor = torch.linalg.solve_triangular(root.T, identity, upper=True)  # R^-T
+    if not bool(torch.isfinite(factor).all()):
+        return None
     return factor.float(), 2 * float(root.diagonal().log().sum())
 
 

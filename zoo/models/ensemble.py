@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from zoo.errors import InvalidInputError, ModelConfigError
-from zoo.limits import MAX_MEMBERS
+from zoo.limits import MAX_MEMBERS, MAX_TRAINING_ROWS
 from zoo.models.base import (
     DEFAULT_SAMPLES,
     ZooModel,
@@ -157,11 +157,17 @@ class DeepEnsembleLeNet(ZooModel):
         """Logits (M, B, C) of each member on its own batch of (M, B, 28, 28) ``images``
         (uint8, or normalised floats): member m sees only ``images[m]``. For training, where
         each member has its own batches; one pass, without chunking."""
-        members, batch = images.shape[:2] if images.dim() >= 2 else (0, 0)
-        if members != self.members or images.dim() not in (4, 5):
+        shape = tuple(images.shape) if isinstance(images, Tensor) else None
+        if shape is None or shape[2:] not in ((28, 28), (1, 28, 28)) or shape[0] != self.members:
             raise InvalidInputError(
-                f"forward_members takes (M, B, 28, 28) images with M = {self.members}, got "
-                f"shape {tuple(images.shape)}"
+                f"forward_members takes (M, B, 28, 28) or (M, B, 1, 28, 28) images with M = "
+                f"{self.members}, got {shape if shape is not None else type(images).__name__}"
+            )
+        members, batch = shape[:2]
+        if members * batch > MAX_TRAINING_ROWS:
+            raise InvalidInputError(
+                f"forward_members runs M x B = {members * batch:,} images at once, more than "
+                f"the {MAX_TRAINING_ROWS:,} a training step may; use smaller batches"
             )
         features = self.prepare_input(images.flatten(0, 1))  # (M*B, 1, 28, 28)
         per_member = features.view(members, batch, 28, 28).transpose(0, 1)  # (B, M, 28, 28)

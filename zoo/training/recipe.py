@@ -103,7 +103,8 @@ class TrainingSection:
     ``cuda_amp``: bfloat16 autocast on CUDA GPUs that compute in it natively (compute
     capability 8.0 or more). ``cuda_compile``: ``torch.compile`` on CUDA, with static shapes,
     so every epoch's last partial batch is dropped (on every device, so that the schedule
-    does not depend on where the run is). ``deterministic``: deterministic kernels on GPUs
+    does not depend on where the run is); a deep ensemble's members are not compiled.
+    ``deterministic``: deterministic kernels on GPUs
     (see `zoo.devices.deterministic_algorithms`), for runs that repeat bit for bit.
     """
 
@@ -406,6 +407,8 @@ _NOT_NEGATIVE = (
 def _check_fit(recipe: Recipe, model: ZooModel, require: Require) -> None:
     """The settings that depend on the model, or on each other."""
     from zoo.layers.bayesian import has_bayesian_layers
+    from zoo.models.base import IndependentMembers
+    from zoo.models.laplace_lenet import LaplaceLeNet
 
     training = recipe.training
     if training.kl_weight is not None:
@@ -422,11 +425,17 @@ def _check_fit(recipe: Recipe, model: ZooModel, require: Require) -> None:
         "training.loss_samples",
         f"must be 1 for the deterministic {model.architecture}",
     )
+    trains_deterministic_networks = isinstance(model, (IndependentMembers, LaplaceLeNet))
+    require(
+        not trains_deterministic_networks or training.loss_samples == 1,
+        "training.loss_samples",
+        f"must be 1 for {model.architecture}, whose training networks are deterministic",
+    )
     if recipe.data.validation_size == 0:
         require(
-            model.architecture != "laplace_lenet",
+            not isinstance(model, LaplaceLeNet),
             "data.validation_size",
-            "must be above 0 for laplace_lenet, whose prior precision is chosen on them",
+            f"must be above 0 for {model.architecture}, whose prior precision is chosen on them",
         )
         message = "needs validation images; data.validation_size is 0"
         require(training.select == "last", "training.select", message)

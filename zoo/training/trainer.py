@@ -67,6 +67,7 @@ from zoo.pretrained import (
     WEIGHTS_NAME,
     folder_to_write,
 )
+from zoo.registry import registered_class
 from zoo.text import shown
 from zoo.training.augment import random_affine, random_shift
 from zoo.training.checkpoint import (
@@ -133,7 +134,8 @@ def train(
 
     Pass ``resume=True`` to go on from the checkpoint a killed run left in ``out``. The recipe
     must be the one that run used, but for its [evaluation] settings, which only the final
-    evaluation reads. With ``allow_recipe_changes=True`` too, it may also differ in its
+    evaluation reads (a laplace_lenet's posterior is fitted with them too, so there they must
+    agree as well). With ``allow_recipe_changes=True`` too, it may also differ in its
     optimiser's settings, its schedule and its [training] settings (after a diverged run, say):
     the optimiser's state is kept, the new settings apply from the next step, and the learning
     rate is the new schedule's at the step reached. Its model, data, seed and optimiser stay.
@@ -247,7 +249,14 @@ def _changes_to_resume_with(recipe: Recipe, state: TrainingState, folder: Path) 
     """The settings in which ``recipe`` differs from the one the checkpointed run used, but
     for the evaluation's; refuses those a run cannot change midway."""
     started_with = parse_recipe(state.recipe_toml, str(folder / CHECKPOINT_NAME))
-    changes = [key for key in recipe.differences(started_with) if not key.startswith("evaluation.")]
+    # A laplace_lenet's posterior is fitted with the evaluation's samples and seed.
+    model_class = registered_class(recipe.model.architecture)
+    fitted_by_evaluation = model_class is not None and issubclass(model_class, LaplaceLeNet)
+    changes = [
+        key
+        for key in recipe.differences(started_with)
+        if not key.startswith("evaluation.") or fitted_by_evaluation
+    ]
     fixed = [key for key in changes if key in _FIXED_KEYS or key.startswith(_FIXED_SECTIONS)]
     if fixed:
         raise TrainingStateError(
@@ -312,7 +321,7 @@ class _Run:
         self.changes: list[str] = []  # recipe keys a resumed run changed, for its next log line
         self.amp_dtype = _amp_dtype(recipe, device)
         self.forward = self.model
-        if recipe.training.cuda_compile and device.type == "cuda":
+        if recipe.training.cuda_compile and device.type == "cuda" and not self.members:
             self.forward = torch.compile(self.model, dynamic=False)
         self.setup = self._describe_setup()  # the same for every epoch: read the machine once
         self.epoch = 0
