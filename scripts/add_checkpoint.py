@@ -217,7 +217,7 @@ def add_calibrated(folder: Path, base_name: str, name: str, data_dir: Path | Non
 def retime(data_dir: Path | None) -> None:
     """Evaluate every shipped checkpoint again and record its evaluation's wall time."""
     for name, entry in zoo.weights.all_weights().items():
-        report = evaluate(name, samples=16, seed=0, device="cpu", data_dir=data_dir)
+        report = zoo.evaluate(name, samples=16, seed=0, device="cpu", data_dir=data_dir)
         measured = flat_metrics(report.to_dict()["metrics"])
         for key, value in flat_metrics(entry.metrics).items():
             if not math.isclose(measured[key], value, abs_tol=1e-4):

@@ -17,9 +17,15 @@ from huggingface_hub import constants, file_download
 
 from .hub_server import HubServer, point_client_at
 
-ARCHITECTURES = ["lenet", "mc_dropout_lenet", "bayesian_lenet"]  # each ships MNIST weights
-# Every registered architecture: those above, and those without official weights yet.
-ALL_ARCHITECTURES = [*ARCHITECTURES, "deep_ensemble_lenet", "laplace_lenet"]
+# Every registered architecture; each ships MNIST weights.
+ARCHITECTURES = [
+    "lenet",
+    "mc_dropout_lenet",
+    "bayesian_lenet",
+    "deep_ensemble_lenet",
+    "laplace_lenet",
+]
+ALL_ARCHITECTURES = ARCHITECTURES
 # Every official checkpoint: each architecture's MNIST weights, and lenet.mnist temperature-scaled.
 CHECKPOINTS = sorted([*(f"{name}.mnist" for name in ARCHITECTURES), "lenet.mnist_ts"])
 STOCHASTIC = ["mc_dropout_lenet", "bayesian_lenet"]
