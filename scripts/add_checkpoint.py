@@ -27,7 +27,6 @@ sha256 resets the Hub entry to "not published".
 from __future__ import annotations
 
 import argparse
-import copy
 import dataclasses
 import json
 import math
@@ -38,7 +37,7 @@ import zoo
 from zoo.atomic import atomic_write_bytes
 from zoo.data import load_dataset
 from zoo.evaluation import evaluate
-from zoo.laplace import fit_posterior
+from zoo.laplace import fit_laplace
 from zoo.models.laplace_lenet import LaplaceLeNet
 from zoo.pretrained import (
     CONFIG_NAME,
@@ -51,7 +50,7 @@ from zoo.pretrained import (
 from zoo.publishing import write_model_card
 from zoo.registry import architecture_summary
 from zoo.report import flat_metrics
-from zoo.temperature import fit_temperature
+from zoo.temperature import HELD_OUT_IMAGES, fit_temperature
 from zoo.training.log import read_log, summarize_log
 from zoo.training.recipe import read_recipe
 from zoo.weights import CHECKPOINTS_DIR, INDEX_NAME, NOT_PUBLISHED, PretrainedWeights
@@ -137,18 +136,16 @@ def add_checkpoint(run: Path, recipe_path: Path, data_dir: Path | None, default:
 def _laplace_fit(model: LaplaceLeNet, recipe, data_dir: Path | None) -> dict:
     """Fit the run's posterior again from its MAP weights; check that it picks the run's
     prior precision; return how the choice was made."""
-    split = load_dataset(recipe.data.dataset, "train", data_dir)
-    cut = len(split) - recipe.data.validation_size
-    refitted = copy.deepcopy(model)
-    fit = fit_posterior(
-        refitted,
-        split.images[:cut],
-        split.images[cut:],
-        split.targets[cut:],
-        training_labels=split.targets[:cut],
+    if recipe.data.validation_size != HELD_OUT_IMAGES:
+        raise ValueError(
+            f"the recipe must hold out the {HELD_OUT_IMAGES:,} images zoo.laplace does"
+        )
+    _, fit = fit_laplace(
+        model,
         samples=recipe.evaluation.samples,
         seed=recipe.evaluation.seed,
         device="cpu",
+        data_dir=data_dir,
     )
     if not math.isclose(fit.prior_precision, float(model.prior_precision), rel_tol=1e-6):
         raise ValueError(

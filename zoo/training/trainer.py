@@ -543,23 +543,10 @@ class _Run:
     def _step(self, images: Tensor, targets: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """One optimiser step; returns the batch's mean loss, its correct count and its KL."""
         training = self.recipe.training
-        autocast = (
-            torch.autocast(self.device.type, dtype=self.amp_dtype)
-            if self.amp_dtype
-            else nullcontext()
-        )
-        with autocast:
+        with self._autocast():
             logits = self._logits(images)  # (B, K, C)
             samples = logits.shape[1]
-            flat_logits = logits.flatten(0, 1).float()
-            flat_targets = targets.repeat_interleave(samples)
-            if _gathers_nll(flat_logits):
-                log_probs = flat_logits.log_softmax(-1)
-                loss = _gathered_nll(log_probs, flat_targets, training.label_smoothing).mean()
-            else:
-                loss = F.cross_entropy(
-                    flat_logits, flat_targets, label_smoothing=training.label_smoothing
-                )
+            loss = self._cross_entropy(logits.flatten(0, 1), targets.repeat_interleave(samples))
             kl = kl_divergence(self.model) if self.bayesian else torch.zeros((), device=self.device)
             objective = loss + (training.kl_weight or 0.0) * kl
         self.optimizer.zero_grad(set_to_none=True)
@@ -571,30 +558,30 @@ class _Run:
             correct = (predicted == targets).sum()
         return objective.detach(), correct, kl.detach()
 
+    def _autocast(self) -> contextlib.AbstractContextManager[object]:
+        """bfloat16 autocast where the run uses it (see `_amp_dtype`), else nothing."""
+        if self.amp_dtype:
+            return torch.autocast(self.device.type, dtype=self.amp_dtype)
+        return nullcontext()
+
+    def _cross_entropy(self, logits: Tensor, targets: Tensor) -> Tensor:
+        """The mean cross-entropy of (N, C) ``logits`` in float32, with the recipe's label
+        smoothing; by a gather where torch's loss has no deterministic kernel."""
+        logits = logits.float()
+        smoothing = self.recipe.training.label_smoothing
+        if _gathers_nll(logits):
+            return _gathered_nll(logits.log_softmax(-1), targets, smoothing).mean()
+        return F.cross_entropy(logits, targets, label_smoothing=smoothing)
+
     def _members_step(self, images: Tensor, targets: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """One optimiser step of every member, each on its own batch: (M, B, 28, 28) images and
         (M, B) targets. The objective is the sum of the members' mean losses, so that each
         member's gradient is the one it would get alone (and no member's depends on another's);
         returns the loss per member, the correct count of all members and a zero KL."""
         assert isinstance(self.model, IndependentMembers)
-        training = self.recipe.training
-        autocast = (
-            torch.autocast(self.device.type, dtype=self.amp_dtype)
-            if self.amp_dtype
-            else nullcontext()
-        )
-        with autocast:
+        with self._autocast():
             logits = self.model.forward_members(images)  # (M, B, C)
-            flat_logits = logits.flatten(0, 1).float()
-            flat_targets = targets.flatten()
-            if _gathers_nll(flat_logits):
-                log_probs = flat_logits.log_softmax(-1)
-                losses = _gathered_nll(log_probs, flat_targets, training.label_smoothing)
-                loss = losses.mean()
-            else:
-                loss = F.cross_entropy(
-                    flat_logits, flat_targets, label_smoothing=training.label_smoothing
-                )
+            loss = self._cross_entropy(logits.flatten(0, 1), targets.flatten())
             objective = loss * self.model.members
         self.optimizer.zero_grad(set_to_none=True)
         objective.backward()
