@@ -44,7 +44,7 @@ def test_predict_invariants(name: str, samples: int, images: torch.Tensor) -> No
         for parameter in model.parameters():
             parameter.mul_(3.0)
     prediction = model.predict(images, samples=samples)
-    expected_samples = samples if model.stochastic else 1
+    expected_samples = model.samples_per_image(samples)  # S = M for an ensemble
     assert prediction.sample_probs.shape == (6, expected_samples, 10)
     assert prediction.probs.shape == prediction.log_probs.shape == (6, 10)
     for field in (prediction.entropy, prediction.aleatoric, prediction.mutual_information):
@@ -111,8 +111,7 @@ def test_predict_accepts_a_single_image(name: str, images: torch.Tensor) -> None
 def test_empty_batch_gives_empty_outputs(name: str) -> None:
     model = build(name)
     prediction = model.predict(torch.zeros(0, 28, 28, dtype=torch.uint8), samples=4)
-    samples = 4 if model.stochastic else 1
-    assert prediction.sample_probs.shape == (0, samples, 10)
+    assert prediction.sample_probs.shape == (0, model.samples_per_image(4), 10)
     assert prediction.probs.shape == (0, 10)
     assert prediction.entropy.shape == prediction.mutual_information.shape == (0,)
     empty_floats = torch.zeros(0, 1, 28, 28)
