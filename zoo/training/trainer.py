@@ -7,9 +7,10 @@ The folder ends up holding:
 - ``recipe.toml``: the recipe as run, every default and command-line override filled in;
 - ``eval.json``: the final `zoo.evaluate` report on the test set.
 
-A deep ensemble (a model with `IndependentMembers`) trains its M members in the same run, in
-one batched pass per step, and apart: member m starts, orders its batches and augments them
-from its own seed, `member_seed` (seed, m), just as a LeNet trained alone with that seed would.
+A deep ensemble (a model with `IndependentMembers`) trains its M members in the same run, all
+in each step, and apart: member m starts, orders its batches and augments them from its own
+seed, `member_seed` (seed, m), just as a LeNet trained alone with that seed would. A
+laplace_lenet trains as a LeNet, then gets its last-layer posterior (`zoo.laplace`).
 
 While it runs, ``training_state.safetensors`` is rewritten after every epoch, so that a killed
 run goes on with ``resume=True``; on the CPU the result is then bit-identical to that of a run
@@ -199,7 +200,6 @@ def _fit_posterior(
         seed=recipe.evaluation.seed,
         device=device,
     )
-    model.cpu()
     if progress:
         print(
             f"last-layer Laplace: prior precision {fit.prior_precision:.4g} (held-out NLL "
