@@ -58,6 +58,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "zoo.plot",
             "zoo.temperature",
             "zoo.laplace",
+            "zoo.shift",
             "zoo.training*",
         ),
     ),

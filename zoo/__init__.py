@@ -6,8 +6,10 @@ The public API is what this module exports. It loads lazily, so that ``import zo
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from zoo._version import __version__
@@ -76,6 +78,7 @@ if TYPE_CHECKING:
     from zoo.prediction import Prediction
     from zoo.publishing import push_to_hub
     from zoo.report import EvaluationReport
+    from zoo.shift import ShiftReport
     from zoo.temperature import calibrate
 
 __all__ = [
@@ -145,8 +148,10 @@ def evaluate(
     ood_score: str = "entropy",
     data_dir: str | os.PathLike[str] | None = None,
     progress: bool = False,
-) -> EvaluationReport:
-    """Measure ``model`` on the test split of ``dataset``, and on ``ood`` as unseen data.
+    shift: str | None = None,
+) -> EvaluationReport | ShiftReport:
+    """Measure ``model`` on the test split of ``dataset``, and on ``ood`` as unseen data; or,
+    with ``shift``, on the MNIST test set shifted step by step.
 
     The same arguments give the same numbers: the sampling is seeded with ``seed``, and on the
     CPU the result is reproducible bit for bit. On a GPU, TensorFloat-32 is off for the
@@ -166,10 +171,15 @@ def evaluate(
         ood_score: how an image is scored as OOD: "entropy", "msp" or "mi".
         data_dir: the data root; see `zoo.data`.
         progress: show a progress bar on stderr.
+        shift: "rotation" or "translation" (Ovadia et al., 2019; see `zoo.shift`): the
+            figures at every step of that shift, as a `zoo.shift.ShiftReport`; ``ood`` and
+            ``ood_score`` play no part then (each step's AUROC scores the shifted images
+            against the unshifted ones by entropy).
 
     Returns:
         The metrics, grouped as classification, calibration, selective and ood, with the
-        provenance of the run (see `zoo.evaluation.evaluate`, which measures a model object).
+        provenance of the run (see `zoo.evaluation.evaluate`, which measures a model object);
+        with ``shift``, a row of figures per step.
     """
     from zoo.evaluation import check_arguments
     from zoo.evaluation import evaluate as evaluate_model
@@ -179,8 +189,19 @@ def evaluate(
     arguments: dict[str, Any] = {"dataset": dataset, "ood": ood, "samples": samples}
     arguments |= {"batch_size": batch_size, "device": device, "seed": seed}
     arguments |= {"ood_score": ood_score, "data_dir": data_dir, "progress": progress}
+    if shift is not None:
+        from zoo.shift import SHIFTS, evaluate_shift
+
+        if shift not in SHIFTS:
+            raise InvalidInputError(f"shift must be one of {', '.join(SHIFTS)}; got {shift!r}")
+        if dataset != "mnist":
+            raise InvalidInputError(f"shifts are of the MNIST test set, not of {dataset!r}")
+        del arguments["dataset"], arguments["ood"], arguments["ood_score"]
+        measure: Callable[..., Any] = functools.partial(evaluate_shift, kind=shift)
+    else:
+        measure = evaluate_model
     if isinstance(model, ZooModel):
-        return evaluate_model(model, **arguments)
+        return measure(model, **arguments)
     check_samples(samples)
     if not isinstance(model, (str, os.PathLike)):
         raise InvalidInputError(
@@ -188,7 +209,7 @@ def evaluate(
             f"{type(model).__name__}"
         )
     check_arguments(dataset, ood, samples, batch_size, seed, ood_score)
-    return evaluate_model(load(model), **arguments, source=str(model))
+    return measure(load(model), **arguments, source=str(model))
 
 
 def __getattr__(name: str) -> Any:

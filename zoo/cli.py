@@ -26,6 +26,7 @@ from zoo.options import (
     OOD_DATASETS,
     OOD_SCORES,
     SEED_RANGE,
+    SHIFT_KINDS,
 )
 from zoo.text import escaped
 
@@ -158,6 +159,12 @@ def info_command(model: str) -> None:
     help="Also write a PNG: reliability diagram, risk-coverage curve, OOD score "
     "histograms (needs the plot extra).",
 )
+@click.option(
+    "--shift",
+    type=click.Choice(SHIFT_KINDS),
+    help="Measure on the MNIST test set shifted step by step instead: rotated by 0-180 "
+    "degrees, or translated by 0-26 pixels (Ovadia et al., 2019); a row per step.",
+)
 def eval_command(
     model: str,
     data_dir: Path | None,
@@ -169,6 +176,7 @@ def eval_command(
     seed: int,
     json_path: Path | None,
     plot_path: Path | None,
+    shift: str | None,
 ) -> None:
     """Measure MODEL's accuracy, calibration, selective classification and OOD detection.
 
@@ -179,6 +187,9 @@ def eval_command(
     from zoo.plot import plot_report, require_matplotlib
 
     with zoo_errors():
+        if shift:
+            _eval_shift(model, shift, data_dir, samples, batch_size, device, seed, json_path)
+            return
         if plot_path:
             require_matplotlib()  # fail before the evaluation, not after it
         _check_destinations(json_path, plot_path)
@@ -200,6 +211,38 @@ def eval_command(
         if plot_path:
             plot_report(report, plot_path)
             click.echo(f"wrote {plot_path}", err=True)
+
+
+def _eval_shift(
+    model: str,
+    shift: str,
+    data_dir: Path | None,
+    samples: int,
+    batch_size: int,
+    device: str,
+    seed: int,
+    json_path: Path | None,
+) -> None:
+    """`zoo eval --shift`: the table of every step, and its JSON."""
+    from zoo import evaluate
+    from zoo.atomic import atomic_write_bytes
+
+    _check_destinations(json_path, None)
+    report = evaluate(
+        model,
+        samples=samples,
+        batch_size=batch_size,
+        device=device,
+        seed=seed,
+        data_dir=data_dir,
+        progress=True,
+        shift=shift,
+    )
+    click.echo(report.format())
+    if json_path:
+        text = json.dumps(report.to_dict(), indent=2, allow_nan=False) + "\n"
+        atomic_write_bytes(json_path, text.encode("utf-8"))
+        click.echo(f"wrote {json_path}", err=True)
 
 
 @main.command("calibrate", epilog=MODEL_HELP)

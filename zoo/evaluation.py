@@ -105,7 +105,7 @@ def evaluate(
 
     started = time.perf_counter()
     with evaluating(model, target), seeded(seed, target), full_float32_precision() as precision:
-        run = _Run(model, samples, batch_size, ood_score, progress)
+        run = MetricRun(model, samples, batch_size, ood_score, progress)
         run.in_distribution(in_distribution)
         if out_of_distribution is not None:
             run.out_of_distribution(out_of_distribution)
@@ -131,7 +131,7 @@ def evaluate(
     return EvaluationReport(run.results(), provenance, run.outcomes())
 
 
-class _Run:
+class MetricRun:
     """The metric state of one evaluation, fed batch by batch."""
 
     def __init__(
