@@ -179,33 +179,22 @@ def evaluate_shift(
     target = select_device(device)
     test = load_dataset("mnist", "test", data_dir)
     started = time.perf_counter()
-    steps, reference = [], None
-    with evaluating(model, target), full_float32_precision():
-        images = test.images.to(target)
-        shifted_sets = [(value, shift.transform(images, value)) for value in shift.steps]
-        for value, shifted in shifted_sets:
-            data = ImageSet(test.name, test.split, shifted, test.targets, test.folder, {})
-            with seeded(seed, target):
-                run = MetricRun(model, samples, batch_size, "entropy", progress)
-                run.in_distribution(data)
-            outcomes = run.outcomes()
-            scores = outcomes.in_distribution_scores
-            reference = scores if reference is None else reference
-            figures = {
-                key: value for group in run.results().values() for key, value in group.items()
-            }
-            steps.append(
-                {"step": value}
-                | {key: figures[key] for key in ("acc", "nll", "brier", "ece", "entropy", "mi")}
-                | {
-                    "confidence": float(outcomes.confidence.double().mean()),
-                    "auroc": _auroc(reference, scores),
-                }
-            )
+    images = test.images.to(target)
+    shifted_sets = [(value, shift.transform(images, value)) for value in shift.steps]
+    steps, samples_used = measure_steps(
+        model,
+        shifted_sets,
+        test,
+        samples=samples,
+        batch_size=batch_size,
+        seed=seed,
+        device=target,
+        progress=progress,
+    )
     provenance = {
         "model": source or model.architecture,
         "architecture": model.architecture,
-        "samples": run.samples_used,
+        "samples": samples_used,
         "seed": seed,
         "batch_size": batch_size,
         "dataset": {"name": test.name, "split": test.split, "size": len(test)},
@@ -214,8 +203,42 @@ def evaluate_shift(
         "wall_time_s": round(time.perf_counter() - started, 3),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    steps = [{key: step[key] for key in ("step", *STEP_METRICS)} for step in steps]
     return ShiftReport(kind, shift.unit, steps, provenance)
+
+
+def measure_steps(
+    model: ZooModel,
+    shifted_sets: list[tuple[float, Tensor]],
+    test: ImageSet,
+    *,
+    samples: int,
+    batch_size: int,
+    seed: int,
+    device: torch.device,
+    progress: bool = False,
+) -> tuple[list[dict[str, float]], int]:
+    """Each step's figures for (value, (N, 28, 28) uint8 images) ``shifted_sets``, the first
+    being the unshifted images, whose labels are ``test``'s: every step is measured as an
+    evaluation measures its test set, from the same seed, in eval mode on ``device``, and
+    scored against the first. Returns the steps and the samples drawn per image."""
+    steps, reference, samples_used = [], None, samples
+    with evaluating(model, device), full_float32_precision():
+        for value, shifted in shifted_sets:
+            data = ImageSet(test.name, test.split, shifted, test.targets, test.folder, {})
+            with seeded(seed, device):
+                run = MetricRun(model, samples, batch_size, "entropy", progress)
+                run.in_distribution(data)
+            samples_used = run.samples_used
+            outcomes = run.outcomes()
+            scores = outcomes.in_distribution_scores
+            reference = scores if reference is None else reference
+            figures = {
+                key: value for group in run.results().values() for key, value in group.items()
+            }
+            figures["confidence"] = float(outcomes.confidence.double().mean())
+            figures["auroc"] = _auroc(reference, scores)
+            steps.append({"step": value} | {key: figures[key] for key in STEP_METRICS})
+    return steps, samples_used
 
 
 def _auroc(unshifted: Tensor, shifted: Tensor) -> float:
