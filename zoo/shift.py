@@ -36,8 +36,10 @@ from zoo.data import ImageSet, load_dataset
 from zoo.devices import describe_device, seeded, select_device
 from zoo.errors import InvalidInputError
 from zoo.evaluation import MetricRun, check_arguments, evaluating, full_float32_precision
+from zoo.metrics.suite import SPECS
 from zoo.models.base import ZooModel
 from zoo.options import DEFAULT_BATCH_SIZE, DEFAULT_SAMPLES, SHIFT_KINDS
+from zoo.report import format_metric
 
 ROTATION_DEGREES = tuple(range(0, 181, 15))
 TRANSLATION_PIXELS = tuple(range(0, 27, 2))
@@ -124,22 +126,17 @@ class ShiftReport:
 
     def format(self) -> str:
         """A table with a row per step, then the summary."""
-        header = [self.unit, "Acc", "NLL", "Brier", "ECE", "Conf", "Entropy", "MI", "AUROC"]
+        header = [
+            self.unit,
+            *(SPECS[key].label if key in SPECS else "Conf" for key in STEP_METRICS),
+        ]
         rows = [header]
         for step in self.steps:
-            rows.append(
-                [
-                    f"{step['step']:g}",
-                    f"{step['acc']:.2%}",
-                    f"{step['nll']:.4f}",
-                    f"{step['brier']:.4f}",
-                    f"{step['ece']:.2%}",
-                    f"{step['confidence']:.2%}",
-                    f"{step['entropy']:.4f}",
-                    f"{step['mi']:.4f}",
-                    f"{step['auroc']:.2%}",
-                ]
-            )
+            cells = [
+                format_metric(key, step[key]) if key in SPECS else f"{step[key]:.2%}"
+                for key in STEP_METRICS
+            ]
+            rows.append([f"{step['step']:g}", *cells])
         widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
         lines = [
             "  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True))
