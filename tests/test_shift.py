@@ -91,6 +91,10 @@ def test_zoo_eval_shift_prints_a_row_per_step_and_writes_json(
     assert lines[0].split()[:3] == ["degrees", "Acc", "NLL"]
     assert [line.split()[0] for line in lines[1:14]] == [str(step) for step in ROTATION_DEGREES]
     assert lines[-1].startswith("mean over the shifted steps")
+    assert not (tmp_path / "rotation.png").exists()
+    plotted = CliRunner().invoke(main, [*arguments, "--plot", str(tmp_path / "rotation.png")])
+    assert plotted.exit_code == 0, plotted.output
+    assert (tmp_path / "rotation.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     written = json.loads(out.read_text())
     assert written["kind"] == "rotation" and len(written["steps"]) == 13
     assert written["provenance"]["model"] == "lenet.mnist"

@@ -157,7 +157,7 @@ def info_command(model: str) -> None:
     "plot_path",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also write a PNG: reliability diagram, risk-coverage curve, OOD score "
-    "histograms (needs the plot extra).",
+    "histograms; with --shift, the figures against the shift (needs the plot extra).",
 )
 @click.option(
     "--shift",
@@ -188,7 +188,8 @@ def eval_command(
 
     with zoo_errors():
         if shift:
-            _eval_shift(model, shift, data_dir, samples, batch_size, device, seed, json_path)
+            arguments = (data_dir, samples, batch_size, device, seed, json_path, plot_path)
+            _eval_shift(model, shift, *arguments)
             return
         if plot_path:
             require_matplotlib()  # fail before the evaluation, not after it
@@ -222,12 +223,16 @@ def _eval_shift(
     device: str,
     seed: int,
     json_path: Path | None,
+    plot_path: Path | None,
 ) -> None:
-    """`zoo eval --shift`: the table of every step, and its JSON."""
+    """`zoo eval --shift`: the table of every step, its JSON and its plot."""
     from zoo import evaluate
     from zoo.atomic import atomic_write_bytes
+    from zoo.plot import plot_shift, require_matplotlib
 
-    _check_destinations(json_path, None)
+    if plot_path:
+        require_matplotlib()  # fail before the evaluation, not after it
+    _check_destinations(json_path, plot_path)
     report = evaluate(
         model,
         samples=samples,
@@ -243,6 +248,9 @@ def _eval_shift(
         text = json.dumps(report.to_dict(), indent=2, allow_nan=False) + "\n"
         atomic_write_bytes(json_path, text.encode("utf-8"))
         click.echo(f"wrote {json_path}", err=True)
+    if plot_path:
+        plot_shift([report], plot_path)
+        click.echo(f"wrote {plot_path}", err=True)
 
 
 @main.command("calibrate", epilog=MODEL_HELP)

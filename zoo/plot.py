@@ -1,4 +1,5 @@
-"""One PNG that shows an evaluation: reliability, risk against coverage, and OOD separation.
+"""PNGs of evaluations: one evaluation's reliability, risk against coverage and OOD separation
+(`plot_report`), and the figures of one or more models along a shift (`plot_shift`).
 
 Needs the ``plot`` extra (matplotlib): ``pip install 'uncertainty-zoo[plot]'``.
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Sequence
 
 import torch
 
@@ -14,6 +16,7 @@ from zoo.atomic import atomic_write_bytes
 from zoo.errors import InvalidInputError, MissingExtraError
 from zoo.metrics.selective import risk_coverage_curve
 from zoo.report import EvaluationReport, Outcomes
+from zoo.shift import ShiftReport
 
 RELIABILITY_BINS = 15
 INSTALL_HINT = "pip install 'uncertainty-zoo[plot]'"
@@ -46,6 +49,40 @@ def plot_report(report: EvaluationReport, path: str | os.PathLike[str]) -> None:
     _risk_coverage(risk, report.outcomes)
     _score_histograms(scores, report)
     figure.suptitle(f"{report.provenance['model']}: {report.provenance['samples']} samples")
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+# The panels of a shift plot: a figure of each step, its title, and whether it is a fraction.
+SHIFT_PANELS = (
+    ("acc", "accuracy", True),
+    ("ece", "ECE", True),
+    ("nll", "NLL", False),
+    ("confidence", "mean confidence", True),
+)
+
+
+def plot_shift(reports: Sequence[ShiftReport], path: str | os.PathLike[str]) -> None:
+    """Write the figures of ``reports`` (one per model, all of the same shift) against the
+    shift as a PNG, atomically: accuracy, ECE, NLL and mean confidence, a line per model."""
+    require_matplotlib()
+    from matplotlib.figure import Figure
+
+    if not reports or len({(report.kind, report.unit) for report in reports}) != 1:
+        raise InvalidInputError("a shift plot takes one or more reports of the same shift")
+    figure = Figure(figsize=(11, 8), layout="constrained")
+    for axes, (key, title, fraction) in zip(figure.subplots(2, 2).flat, SHIFT_PANELS, strict=True):
+        for report in reports:
+            steps = [step["step"] for step in report.steps]
+            values = [step[key] * (100 if fraction else 1) for step in report.steps]
+            axes.plot(steps, values, marker="o", markersize=3, label=report.provenance["model"])
+        axes.set_title(title)
+        axes.set_xlabel(f"{reports[0].kind} ({reports[0].unit})")
+        axes.set_ylabel("%" if fraction else "nats")
+        axes.grid(alpha=0.3)
+    figure.axes[0].legend(fontsize="small")
+    figure.suptitle(f"MNIST test set under {reports[0].kind}")
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110)
     atomic_write_bytes(path, buffer.getvalue())
