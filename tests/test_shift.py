@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,9 @@ def test_no_shift_leaves_the_images_as_they_are() -> None:
     assert torch.equal(translate(images, 0), images)
     assert torch.equal(translate(images, 28), images)  # once round the width
     assert torch.equal(rotate(images, 360), images)
+    for degrees in (math.nan, math.inf, "90"):
+        with pytest.raises(zoo.InvalidInputError, match="finite number of degrees"):
+            rotate(images, degrees)  # type: ignore[arg-type]
 
 
 def test_translation_wraps_around_along_the_width() -> None:

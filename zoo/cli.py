@@ -184,13 +184,9 @@ def eval_command(
     test set. The same seed gives the same numbers.
     """
     from zoo import evaluate
-    from zoo.plot import plot_report, require_matplotlib
+    from zoo.plot import plot_report, plot_shift, require_matplotlib
 
     with zoo_errors():
-        if shift:
-            arguments = (data_dir, samples, batch_size, device, seed, json_path, plot_path)
-            _eval_shift(model, shift, *arguments)
-            return
         if plot_path:
             require_matplotlib()  # fail before the evaluation, not after it
         _check_destinations(json_path, plot_path)
@@ -204,53 +200,18 @@ def eval_command(
             ood_score=ood_score,
             data_dir=data_dir,
             progress=True,
+            shift=shift,
         )
         click.echo(report.format(), nl=False)
         if json_path:
             report.save_json(json_path)
             click.echo(f"wrote {json_path}", err=True)
         if plot_path:
-            plot_report(report, plot_path)
+            if shift:
+                plot_shift([report], plot_path)
+            else:
+                plot_report(report, plot_path)
             click.echo(f"wrote {plot_path}", err=True)
-
-
-def _eval_shift(
-    model: str,
-    shift: str,
-    data_dir: Path | None,
-    samples: int,
-    batch_size: int,
-    device: str,
-    seed: int,
-    json_path: Path | None,
-    plot_path: Path | None,
-) -> None:
-    """`zoo eval --shift`: the table of every step, its JSON and its plot."""
-    from zoo import evaluate
-    from zoo.atomic import atomic_write_bytes
-    from zoo.plot import plot_shift, require_matplotlib
-
-    if plot_path:
-        require_matplotlib()  # fail before the evaluation, not after it
-    _check_destinations(json_path, plot_path)
-    report = evaluate(
-        model,
-        samples=samples,
-        batch_size=batch_size,
-        device=device,
-        seed=seed,
-        data_dir=data_dir,
-        progress=True,
-        shift=shift,
-    )
-    click.echo(report.format())
-    if json_path:
-        text = json.dumps(report.to_dict(), indent=2, allow_nan=False) + "\n"
-        atomic_write_bytes(json_path, text.encode("utf-8"))
-        click.echo(f"wrote {json_path}", err=True)
-    if plot_path:
-        plot_shift([report], plot_path)
-        click.echo(f"wrote {plot_path}", err=True)
 
 
 @main.command("calibrate", epilog=MODEL_HELP)

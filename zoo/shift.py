@@ -19,6 +19,7 @@ exactly. The shifted sets are built once, on the evaluation device.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -32,6 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchmetrics.functional.classification import binary_auroc
 
+from zoo.atomic import atomic_write_bytes
 from zoo.data import ImageSet, load_dataset
 from zoo.devices import describe_device, seeded, select_device
 from zoo.errors import InvalidInputError
@@ -51,6 +53,8 @@ def rotate(images: Tensor, degrees: float) -> Tensor:
     """(N, 28, 28) uint8 ``images`` turned ``degrees`` counter-clockwise about their centre:
     bilinear resampling, zeros outside, rounded to uint8. 0 degrees returns them as they are."""
     _check_images(images)
+    if not isinstance(degrees, (int, float)) or not math.isfinite(degrees):
+        raise InvalidInputError(f"a rotation takes a finite number of degrees, got {degrees!r}")
     if degrees % 360 == 0:
         return images
     angle = math.radians(degrees)
@@ -124,8 +128,13 @@ class ShiftReport:
             "provenance": self.provenance,
         }
 
+    def save_json(self, path: str | os.PathLike[str]) -> None:
+        """Write `to_dict` to ``path`` as JSON, atomically."""
+        text = json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n"
+        atomic_write_bytes(path, text.encode("utf-8"))
+
     def format(self) -> str:
-        """A table with a row per step, then the summary."""
+        """A table with a row per step, then the summary, each line ending in a newline."""
         header = [
             self.unit,
             *(SPECS[key].label if key in SPECS else "Conf" for key in STEP_METRICS),
@@ -147,7 +156,7 @@ class ShiftReport:
             f"mean over the shifted steps: Acc {summary['acc']:.2%}, NLL {summary['nll']:.4f}, "
             f"ECE {summary['ece']:.2%}"
         )
-        return "\n".join(lines)
+        return "\n".join(lines) + "\n"
 
 
 def evaluate_shift(
