@@ -18,10 +18,13 @@ Its weights must be those of the shipped checkpoint; its temperature is fitted a
 agree, and the entry keeps the base's recipe and training, with the fit beside them.
 
 The metrics recorded are those of `zoo eval NAME` (16 samples, seed 0) on the CPU, which the
-test suite re-measures. `--retime` evaluates every shipped checkpoint again, one after another
-on the same machine, checks that its metrics are the recorded ones, and records the new
-evaluation time, so that the times the README tables compare were measured alike. A new
-sha256 resets the Hub entry to "not published".
+test suite re-measures; so are the figures under dataset shift, those of
+`zoo eval NAME --shift rotation`, `translation` and `corruption`, each step's accuracy, NLL, ECE and
+mean confidence, and their means over the shifted steps. `--shift` measures them again for
+every shipped checkpoint, on shifted sets built once for all of them. `--retime` evaluates every
+shipped checkpoint again, one after another on the same machine, checks that its metrics are the
+recorded ones, and records the new evaluation time, so that the times the README tables compare were
+measured alike. A new sha256 resets the Hub entry to "not published".
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ from zoo.pretrained import (
 from zoo.publishing import write_model_card
 from zoo.registry import architecture_summary
 from zoo.report import flat_metrics
+from zoo.shift import evaluate_shifts
 from zoo.temperature import HELD_OUT_IMAGES, fit_temperature
 from zoo.training.log import read_log, summarize_log
 from zoo.training.recipe import read_recipe
@@ -57,6 +61,9 @@ from zoo.weights import CHECKPOINTS_DIR, INDEX_NAME, NOT_PUBLISHED, PretrainedWe
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 WEIGHTS_LICENSE = "cc-by-sa-3.0"  # that of the MNIST training data
+SHIFT_SUMMARY_KINDS = ("rotation", "translation", "corruption")
+SHIFT_STEP_KEYS = ("step", "acc", "nll", "ece", "confidence")
+SHIFT_PROVENANCE_KEYS = ("samples", "seed", "device")
 
 
 def main() -> None:
@@ -64,6 +71,9 @@ def main() -> None:
     parser.add_argument("run", type=Path, nargs="?", help="a folder written by zoo train")
     parser.add_argument(
         "--retime", action="store_true", help="re-measure every shipped checkpoint's eval time"
+    )
+    parser.add_argument(
+        "--shift", action="store_true", help="re-measure every shipped checkpoint under shift"
     )
     parser.add_argument("--recipe", type=Path, help="the recipe, in recipes/")
     parser.add_argument("--calibrated-from", help="the shipped checkpoint RUN calibrates")
@@ -76,6 +86,9 @@ def main() -> None:
     try:
         if arguments.retime:
             retime(arguments.data_dir)
+            return
+        if arguments.shift:
+            record_shift(arguments.data_dir)
             return
         if arguments.run is None:
             parser.error("give the RUN folder")
@@ -124,6 +137,7 @@ def add_checkpoint(run: Path, recipe_path: Path, data_dir: Path | None, default:
         num_params=sum(parameter.numel() for parameter in model.parameters()),
         metrics=report.to_dict()["metrics"],
         evaluation=report.provenance | {"model": recipe.name},
+        shift=measure_shift({recipe.name: model}, data_dir)[recipe.name],
         recipe=str(recipe_path.resolve().relative_to(REPOSITORY)),
         training=training,
         license=WEIGHTS_LICENSE,
@@ -202,6 +216,7 @@ def add_calibrated(folder: Path, base_name: str, name: str, data_dir: Path | Non
         num_params=base.num_params,
         metrics=report.to_dict()["metrics"],
         evaluation=report.provenance | {"model": name},
+        shift=measure_shift({name: model}, data_dir)[name],
         recipe=base.recipe,
         training=base.training | {"calibration": calibration},
         license=base.license,
@@ -225,6 +240,33 @@ def retime(data_dir: Path | None) -> None:
         }
         _install(dataclasses.replace(entry, evaluation=evaluation), entry.folder)
         print(f"{name}: {report.provenance['wall_time_s']:.2f} s")
+
+
+def measure_shift(models: dict, data_dir: Path | None) -> dict[str, dict]:
+    """Each model's figures under rotation and under the corruptions, as `zoo eval --shift`
+    measures them on the CPU (16 samples, seed 0), on sets built once for all the models."""
+    recorded: dict[str, dict] = {name: {} for name in models}
+    for kind in SHIFT_SUMMARY_KINDS:
+        reports = evaluate_shifts(
+            list(models.items()), kind, samples=16, seed=0, device="cpu", data_dir=data_dir
+        )
+        for name, report in zip(models, reports, strict=True):
+            steps = [{key: step[key] for key in SHIFT_STEP_KEYS} for step in report.steps]
+            recorded[name][kind] = {"summary": report.summary(), "steps": steps}
+            provenance = {key: report.provenance[key] for key in SHIFT_PROVENANCE_KEYS}
+            recorded[name] |= provenance  # the same for every kind
+            print(f"{name}: {kind} {report.summary()} in {report.provenance['wall_time_s']} s")
+    return recorded
+
+
+def record_shift(data_dir: Path | None) -> None:
+    """Measure every shipped checkpoint under shift again and record the figures."""
+    entries = zoo.weights.all_weights()
+    recorded = measure_shift({name: zoo.load(name) for name in entries}, data_dir)
+    for name, entry in entries.items():
+        updated = dataclasses.replace(entry, shift=recorded[name])
+        _install(updated, entry.folder)
+        write_model_card(updated, REPOSITORY)
 
 
 def _hub_entry(name: str, sha256: str) -> dict:

@@ -35,7 +35,7 @@ def main() -> None:
     try:
         from scipy import ndimage
     except ImportError:
-        sys.exit("error: scipy is not installed (pip install scipy)")
+        sys.exit("error: scipy is not installed: pip install 'uncertainty-zoo[crosscheck]'")
 
     model = zoo.load(arguments.model)
     test = load_dataset("mnist", "test", arguments.data_dir)

@@ -1,12 +1,13 @@
-"""Write the table of official checkpoints into README.md and recipes/README.md, from the registry.
+"""Write the tables of official checkpoints into README.md and recipes/README.md, from the registry.
 
     python scripts/make_readme_table.py           # rewrite the tables
     python scripts/make_readme_table.py --check   # exit 1 if a table is not the generated one
 
-Each document holds the table between the lines `<!-- checkpoints: begin -->` and
-`<!-- checkpoints: end -->`. Every figure comes from zoo/checkpoints/index.json, which
-scripts/add_checkpoint.py writes from a real `zoo eval` and training run; the test suite fails
-while a committed table differs from the generated one.
+Both documents hold the table of checkpoints between the lines `<!-- checkpoints: begin -->`
+and `<!-- checkpoints: end -->`; README.md also holds their figures under dataset shift between
+`<!-- shift: begin -->` and `<!-- shift: end -->`. Every figure comes from
+zoo/checkpoints/index.json, which scripts/add_checkpoint.py writes from a real `zoo eval` and
+training run; the test suite fails while a committed table differs from the generated one.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from zoo.weights import PretrainedWeights, all_weights
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 DOCUMENTS = (REPOSITORY / "README.md", REPOSITORY / "recipes" / "README.md")
-BEGIN, END = "<!-- checkpoints: begin -->", "<!-- checkpoints: end -->"
+README, RECIPES_README = DOCUMENTS
 COLUMNS = ("acc", "nll", "ece", "auroc", "fpr95")
+SHIFT_KINDS = ("rotation", "translation", "corruption")
 
 
 def checkpoint_table() -> str:
@@ -55,32 +57,57 @@ def _training(entry: PretrainedWeights) -> str:
     return text
 
 
-def with_table(text: str, table: str) -> str:
-    """``text`` with the table between its markers replaced by ``table``."""
-    pattern = re.compile(rf"{re.escape(BEGIN)}\n(.*?\n)?{re.escape(END)}", flags=re.DOTALL)
+def shift_table() -> str:
+    """Every official checkpoint's mean figures over the shifted steps of each shift."""
+    lines = [
+        "| name | rotation: Acc | NLL | ECE | translation: Acc | NLL | ECE "
+        "| corruptions: Acc | NLL | ECE |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, entry in all_weights().items():
+        figures = [
+            format_metric(key, entry.shift[kind]["summary"][key])
+            for kind in SHIFT_KINDS
+            for key in ("acc", "nll", "ece")
+        ]
+        lines.append(f"| `{name}` | {' | '.join(figures)} |")
+    return "\n".join(lines)
+
+
+def with_table(text: str, table: str, block: str = "checkpoints") -> str:
+    """``text`` with the table between the markers of ``block`` replaced by ``table``."""
+    begin, end = f"<!-- {block}: begin -->", f"<!-- {block}: end -->"
+    pattern = re.compile(rf"{re.escape(begin)}\n(.*?\n)?{re.escape(end)}", flags=re.DOTALL)
     if len(pattern.findall(text)) != 1:
-        raise ValueError(f"the document needs one {BEGIN} ... {END} block")
-    return pattern.sub(lambda _: f"{BEGIN}\n{table}\n{END}", text)
+        raise ValueError(f"the document needs one {begin} ... {end} block")
+    return pattern.sub(lambda _: f"{begin}\n{table}\n{end}", text)
+
+
+def generated(document: Path, text: str) -> str:
+    """``document``'s ``text`` with every table it holds generated afresh."""
+    text = with_table(text, checkpoint_table())
+    if document == README:
+        text = with_table(text, shift_table(), "shift")
+    return text
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.partition("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="only check the tables")
     arguments = parser.parse_args()
-    table = checkpoint_table()
     stale = []
     for document in DOCUMENTS:
         text = document.read_text(encoding="utf-8")
-        updated = with_table(text, table)
+        updated = generated(document, text)
         if updated == text:
             continue
         stale.append(document.relative_to(REPOSITORY))
         if not arguments.check:
             atomic_write_bytes(document, updated.encode("utf-8"))
     if arguments.check and stale:
-        sys.exit(f"not the generated table: {', '.join(map(str, stale))}")
+        sys.exit(f"not the generated tables: {', '.join(map(str, stale))}")
     for document in stale:
-        print(f"wrote the table in {document}")
+        print(f"wrote the tables in {document}")
 
 
 if __name__ == "__main__":

@@ -66,9 +66,21 @@ def test_the_checkpoint_tables_in_the_docs_are_generated_from_the_registry() -> 
         metrics = flat_metrics(entry.metrics)
         expected = [format_metric(key, metrics[key]) for key in ("acc", "nll", "ece", "auroc")]
         assert [cell.strip() for cell in row.group(1).split("|")][:4] == expected
+    shift = script.shift_table()
+    for name, entry in all_weights().items():  # the means of the recorded steps
+        row = re.search(rf"^\| `{re.escape(name)}` \|(.*)$", shift, flags=re.MULTILINE)
+        assert row, name
+        expected = []
+        for kind in ("rotation", "translation", "corruption"):
+            shifted = entry.shift[kind]["steps"][1:]
+            for key in ("acc", "nll", "ece"):
+                mean = sum(step[key] for step in shifted) / len(shifted)
+                expected.append(format_metric(key, mean))
+        assert [cell.strip() for cell in row.group(1).split("|")][:9] == expected
     for document in script.DOCUMENTS:
         text = document.read_text()
-        assert script.with_table(text, table) == text, "run scripts/make_readme_table.py"
+        assert script.generated(document, text) == text, "run scripts/make_readme_table.py"
+    assert "<!-- shift: begin -->" in script.README.read_text()
 
 
 def test_the_readme_tables_the_limits_the_code_enforces() -> None:

@@ -12,7 +12,8 @@ from click.testing import CliRunner
 
 import zoo
 from zoo.cli import main
-from zoo.shift import ROTATION_DEGREES, STEP_METRICS, TRANSLATION_PIXELS, rotate, translate
+from zoo.corruptions import SEVERITIES
+from zoo.shift import SHIFTS, STEP_METRICS, rotate, translate
 
 
 def digits() -> torch.Tensor:
@@ -63,19 +64,19 @@ def test_a_rotation_keeps_the_ink_inside_and_fills_with_black() -> None:
     assert ((turned.float().sum((1, 2)) / ink - 1).abs() < 0.05).all()
 
 
-@pytest.mark.parametrize("kind", ["rotation", "translation"])
+@pytest.mark.parametrize("kind", ["rotation", "translation", "corruption"])
 def test_step_zero_repeats_the_plain_evaluation(kind: str, tiny_data_root: Path) -> None:
     model = zoo.create_model("mc_dropout_lenet")
     report = zoo.evaluate(model, samples=4, data_dir=tiny_data_root, shift=kind)
     plain = zoo.evaluate(model, samples=4, ood=None, data_dir=tiny_data_root)
     figures = {key: value for group in plain.metrics.values() for key, value in group.items()}
     first = report.steps[0]
-    assert first["step"] == 0
+    assert first["step"] == (0 if kind != "corruption" else "identity")
     for key in ("acc", "nll", "brier", "ece", "entropy", "mi"):
         assert first[key] == figures[key], key
     assert first["auroc"] == 0.5  # the unshifted images against themselves
     steps = [step["step"] for step in report.steps]
-    assert steps == list(ROTATION_DEGREES if kind == "rotation" else TRANSLATION_PIXELS)
+    assert steps == list(SHIFTS[kind].steps)
     assert all(list(step) == ["step", *STEP_METRICS] for step in report.steps)
     assert any(step["acc"] != first["acc"] for step in report.steps[1:])
     summary = report.summary()
@@ -93,7 +94,7 @@ def test_zoo_eval_shift_prints_a_row_per_step_and_writes_json(
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0].split()[:3] == ["degrees", "Acc", "NLL"]
-    assert [line.split()[0] for line in lines[1:14]] == [str(step) for step in ROTATION_DEGREES]
+    assert [line.split()[0] for line in lines[1:14]] == [str(step) for step in range(0, 181, 15)]
     assert lines[-1].startswith("mean over the shifted steps")
     assert not (tmp_path / "rotation.png").exists()
     plotted = CliRunner().invoke(main, [*arguments, "--plot", str(tmp_path / "rotation.png")])
@@ -107,5 +108,33 @@ def test_zoo_eval_shift_prints_a_row_per_step_and_writes_json(
 
 
 def test_an_unknown_shift_is_refused_before_anything_loads() -> None:
-    with pytest.raises(zoo.InvalidInputError, match="shift must be one of rotation, translation"):
+    with pytest.raises(zoo.InvalidInputError, match="one of rotation, translation, corruption"):
         zoo.evaluate("no-such-model", shift="zoom")
+
+
+def test_zoo_eval_shift_corruption_names_each_corruption_and_its_severity(
+    tiny_data_root: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "corruption.json"
+    arguments = ["eval", "mc_dropout_lenet.mnist", "--shift", "corruption", "--samples", "2"]
+    arguments += ["--data-dir", str(tiny_data_root), "--json", str(out)]
+    arguments += ["--plot", str(tmp_path / "corruption.png")]
+    result = CliRunner().invoke(main, arguments)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].split()[:2] == ["corruption", "Acc"]
+    assert lines[1].split()[0] == "identity" and lines[2].split()[:2] == ["shot", "noise"]
+    assert len(lines) == 1 + 16 + 1
+    written = json.loads(out.read_text())
+    assert [step["step"] for step in written["steps"]] == list(SHIFTS["corruption"].steps)
+    assert written["provenance"]["severities"] == SEVERITIES
+    assert "MNIST-C" in written["provenance"]["shift"]
+    assert (tmp_path / "corruption.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    again = zoo.evaluate(
+        "mc_dropout_lenet.mnist", samples=2, data_dir=tiny_data_root, shift="corruption"
+    )
+    assert again.steps == written["steps"]  # the same seed, the same corrupted images
+    other = zoo.evaluate(
+        "mc_dropout_lenet.mnist", samples=2, data_dir=tiny_data_root, shift="corruption", seed=1
+    )
+    assert other.steps != again.steps

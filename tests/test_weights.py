@@ -18,6 +18,7 @@ from zoo.cards import model_card
 from zoo.errors import ChecksumMismatchError, ModelConfigError, PretrainedWeightsError
 from zoo.pretrained import CONFIG_NAME, WEIGHTS_NAME
 from zoo.report import flat_metrics
+from zoo.shift import SHIFTS, measure_steps
 from zoo.training import read_recipe
 from zoo.weights import PretrainedWeights
 
@@ -123,6 +124,55 @@ def test_the_registry_entry_is_complete(name: str) -> None:
     else:  # written by scripts/publish_all
         assert record.hub["repo_id"] == f"uncertainty-zoo/{name}"
         assert re.fullmatch(r"[0-9a-f]{40}", record.hub["revision"])
+
+
+@pytest.mark.parametrize("name", OFFICIAL)
+def test_the_figures_under_shift_are_recorded_for_every_step(name: str) -> None:
+    shift = entry(name).shift
+    assert (shift["samples"], shift["seed"]) == (zoo.load(name).samples_per_image(16), 0)
+    for kind in ("rotation", "translation", "corruption"):
+        steps = shift[kind]["steps"]
+        assert [step["step"] for step in steps] == list(SHIFTS[kind].steps)
+        assert all(list(step) == ["step", "acc", "nll", "ece", "confidence"] for step in steps)
+        assert steps[0]["acc"] == flat_metrics(entry(name).metrics)["acc"]  # no shift
+        for key, mean in shift[kind]["summary"].items():
+            assert mean == pytest.approx(sum(step[key] for step in steps[1:]) / (len(steps) - 1))
+    # Every model is worse under shift than without, and rotation by 90 degrees is as hard
+    # as Ovadia et al. found it for their LeNet.
+    assert shift["rotation"]["summary"]["ece"] > 0.2
+    assert shift["rotation"]["steps"][6]["acc"] < 0.25 < shift["rotation"]["steps"][6]["confidence"]
+
+
+# One step of each checkpoint, measured again: a different kind and step for each, so that the
+# suite re-measures a sample of the recorded figures at the cost of one evaluation per model.
+RECHECKED_STEPS = {
+    "bayesian_lenet.mnist": ("corruption", "shot_noise"),
+    "deep_ensemble_lenet.mnist": ("rotation", 45),
+    "laplace_lenet.mnist": ("corruption", "zigzag"),
+    "lenet.mnist": ("translation", 8),
+    "lenet.mnist_ts": ("corruption", "glass_blur"),
+    "mc_dropout_lenet.mnist": ("rotation", 120),
+}
+
+
+@pytest.mark.parametrize("name", OFFICIAL)
+def test_zoo_eval_shift_reproduces_a_recorded_step(name: str, data_root: Path) -> None:
+    kind, value = RECHECKED_STEPS[name]
+    test = zoo.load_dataset("mnist", "test", data_root)
+    shifted = SHIFTS[kind].transform(test.images, value, 0)
+    (measured,), _ = measure_steps(
+        zoo.load(name),
+        [(value, shifted)],
+        test,
+        samples=16,
+        batch_size=1000,
+        seed=0,
+        device=torch.device("cpu"),
+    )
+    recorded = next(step for step in entry(name).shift[kind]["steps"] if step["step"] == value)
+    assert measured["acc"] == recorded["acc"]
+    for key in ("nll", "ece", "confidence"):
+        assert measured[key] == pytest.approx(recorded[key], abs=1e-4), key
 
 
 @pytest.mark.parametrize("name", OFFICIAL)

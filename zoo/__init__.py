@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import importlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from zoo._version import __version__
@@ -47,9 +47,11 @@ from zoo.errors import (
 from zoo.options import DEFAULT_BATCH_SIZE, DEFAULT_SAMPLES
 
 _LAZY_NAMES = {
+    "Comparison": "zoo.comparison",
     "EvaluationReport": "zoo.report",
     "ImageSet": "zoo.data",
     "Prediction": "zoo.prediction",
+    "ShiftReport": "zoo.shift",
     "ZooModel": "zoo.models.base",
     "calibrate": "zoo.temperature",
     "create_model": "zoo.factory",
@@ -69,6 +71,7 @@ if TYPE_CHECKING:
     import torch
 
     from zoo import layers, metrics, models, training, weights
+    from zoo.comparison import Comparison
     from zoo.data import ImageSet, load_dataset
     from zoo.factory import create_model, list_models, register_model
     from zoo.laplace import fit_laplace
@@ -84,6 +87,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CheckpointError",
     "ChecksumMismatchError",
+    "Comparison",
     "ConfigFileError",
     "CorruptDatasetError",
     "DatasetError",
@@ -107,6 +111,7 @@ __all__ = [
     "Prediction",
     "PretrainedWeightsError",
     "RecipeError",
+    "ShiftReport",
     "StateDictMismatchError",
     "TrainingDivergedError",
     "TrainingStateError",
@@ -117,6 +122,7 @@ __all__ = [
     "ZooWarning",
     "__version__",
     "calibrate",
+    "compare",
     "create_model",
     "ensemble",
     "evaluate",
@@ -171,10 +177,10 @@ def evaluate(
         ood_score: how an image is scored as OOD: "entropy", "msp" or "mi".
         data_dir: the data root; see `zoo.data`.
         progress: show a progress bar on stderr.
-        shift: "rotation" or "translation" (Ovadia et al., 2019; see `zoo.shift`): the
-            figures at every step of that shift, as a `zoo.shift.ShiftReport`; ``ood`` and
-            ``ood_score`` play no part then (each step's AUROC scores the shifted images
-            against the unshifted ones by entropy).
+        shift: "rotation", "translation" (Ovadia et al., 2019) or "corruption" (MNIST-C, Mu
+            and Gilmer, 2019; see `zoo.shift`): the figures at every step of that shift, as a
+            `zoo.ShiftReport`; ``ood`` and ``ood_score`` play no part then (each step's AUROC
+            scores the shifted images against the unshifted ones by entropy).
 
     Returns:
         The metrics, grouped as classification, calibration, selective and ood, with the
@@ -210,6 +216,77 @@ def evaluate(
         )
     check_arguments(dataset, ood, samples, batch_size, seed, ood_score)
     return measure(load(model), **arguments, source=str(model))
+
+
+def compare(
+    models: Sequence[ZooModel | str | os.PathLike[str]],
+    *,
+    shift: str | None = None,
+    dataset: str = "mnist",
+    ood: str | None = "fashion_mnist",
+    samples: int = DEFAULT_SAMPLES,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    device: str | torch.device = "auto",
+    seed: int = 0,
+    ood_score: str = "entropy",
+    data_dir: str | os.PathLike[str] | None = None,
+    progress: bool = False,
+) -> Comparison:
+    """Measure several ``models`` on the same data, each as `evaluate` would alone.
+
+    The test sets are read once, and with ``shift`` the shifted sets are built once, for all
+    the models; each model draws its samples from ``seed``, so its figures are those `evaluate`
+    gives it. The other arguments mean what they mean there.
+
+    Args:
+        models: 2 to `zoo.limits.MAX_COMPARED_MODELS` models, registered names, folders or
+            Hub ids. A name labels its column; a model object is labelled by its
+            architecture (numbered when several share one).
+
+    Returns:
+        A `zoo.Comparison`: a report per model, and a table with a column per model.
+    """
+    from zoo.comparison import check_models
+    from zoo.comparison import compare as compare_models
+    from zoo.evaluation import check_arguments
+    from zoo.loading import load
+    from zoo.models.base import ZooModel
+
+    if isinstance(models, (str, os.PathLike, ZooModel)) or not isinstance(models, Sequence):
+        raise InvalidInputError("models must be a list of models, names, folders or Hub ids")
+    for model in models:
+        if not isinstance(model, (ZooModel, str, os.PathLike)):
+            raise InvalidInputError(
+                f"each model must be a zoo model, a model folder or a registered name, not "
+                f"{type(model).__name__}"
+            )
+    named = [model.architecture if isinstance(model, ZooModel) else str(model) for model in models]
+    labels = [
+        f"{label} #{index + 1}" if isinstance(model, ZooModel) and named.count(label) > 1 else label
+        for index, (label, model) in enumerate(zip(named, models, strict=True))
+    ]
+    check_models(list(zip(labels, models, strict=True)))
+    if shift is None:
+        check_arguments(dataset, ood, samples, batch_size, seed, ood_score)
+    else:
+        check_arguments("mnist", None, samples, batch_size, seed, "entropy")
+    loaded = [
+        (label, model if isinstance(model, ZooModel) else load(model))
+        for label, model in zip(labels, models, strict=True)
+    ]
+    return compare_models(
+        loaded,
+        shift=shift,
+        dataset=dataset,
+        ood=ood,
+        samples=samples,
+        batch_size=batch_size,
+        device=device,
+        seed=seed,
+        ood_score=ood_score,
+        data_dir=data_dir,
+        progress=progress,
+    )
 
 
 def __getattr__(name: str) -> Any:

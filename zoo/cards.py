@@ -36,6 +36,21 @@ _FASHION_MNIST_CITATION = """@article{xiao2017,
   journal = {arXiv:1708.07747}, year = {2017}
 }"""
 
+_OVADIA_CITATION = """@inproceedings{ovadia2019,
+  title     = {Can You Trust Your Model's Uncertainty? Evaluating Predictive Uncertainty Under
+               Dataset Shift},
+  author    = {Ovadia, Yaniv and Fertig, Emily and Ren, Jie and Nado, Zachary and Sculley, D. and
+               Nowozin, Sebastian and Dillon, Joshua V. and Lakshminarayanan, Balaji and
+               Snoek, Jasper},
+  booktitle = {Advances in Neural Information Processing Systems}, year = {2019}
+}"""
+
+_MNIST_C_CITATION = """@article{mu2019,
+  title   = {{MNIST-C}: A Robustness Benchmark for Computer Vision},
+  author  = {Mu, Norman and Gilmer, Justin},
+  journal = {arXiv:1906.02337}, year = {2019}
+}"""
+
 
 def model_card(
     entry: ModelDescription, recipe: Recipe | None, *, shipped: bool = True
@@ -63,6 +78,7 @@ def model_card(
         _intended_use(entry),
         _training(entry, recipe, shipped),
         _evaluation(entry, shipped),
+        _under_shift(entry, shipped),
         _reading_uncertainty(entry),
         _limitations(entry),
         _citations(entry),
@@ -360,6 +376,46 @@ def _measurement(entry: ModelDescription, shipped: bool) -> str:
     )
 
 
+# The shifts a card summarises, and how it names each.
+_SHIFT_ROWS = {
+    "rotation": "rotated by 15 to 180 degrees (12 steps)",
+    "translation": "translated by 2 to 26 pixels (13 steps)",
+    "corruption": "with each of the 15 MNIST-C corruptions",
+}
+
+
+def _under_shift(entry: ModelDescription, shipped: bool) -> str:
+    """The means over the shifted steps of each shift measured, and how they were measured."""
+    if not entry.shift:
+        return ""
+    shift = entry.shift
+    command = f"zoo eval {entry.name}" if shipped else "zoo eval"
+    kinds = [kind for kind in _SHIFT_ROWS if kind in shift]
+    named = [f"`--shift {kind}`" for kind in kinds]
+    options = " and ".join([", ".join(named[:-1]), named[-1]] if len(named) > 1 else named)
+    text = (
+        f"Measured by `{command}` with {options}, {_count(shift['samples'], 'sample')} per "
+        f"image and seed {shift['seed']}, on {shift['device']}: the MNIST test images rotated and "
+        "translated step by step as Ovadia et al. (2019) shift them, and corrupted in the "
+        "fifteen ways of MNIST-C (Mu and Gilmer, 2019), each generated on the fly at one "
+        "severity. The figures are means over the shifted steps; the unshifted images are "
+        "left out. `zoo eval --shift` prints every step."
+    )
+    lines = [
+        "## Under dataset shift",
+        "",
+        _paragraph(text),
+        "",
+        "| MNIST test images | mean Acc | mean NLL | mean ECE |",
+        "|---|---|---|---|",
+    ]
+    for kind in kinds:
+        summary = shift[kind]["summary"]
+        figures = " | ".join(format_metric(key, summary[key]) for key in ("acc", "nll", "ece"))
+        lines.append(f"| {_SHIFT_ROWS[kind]} | {figures} |")
+    return "\n".join(lines)
+
+
 def _card_value(key: str, value: float) -> str:
     """As `zoo eval` prints it, with more digits for small percentages such as AURC."""
     if SPECS[key].percent and 0 < value < 0.01:
@@ -398,7 +454,8 @@ def _limitations(entry: ModelDescription) -> str:
         "the same preprocessing as MNIST (`zoo predict` pads, resizes and can invert them). "
         "OOD detection was measured against FashionMNIST only; other kinds of unfamiliar input "
         "may get confident predictions. The uncertainty estimates are approximate, and they "
-        "are calibrated on MNIST's test distribution, not under distribution shift."
+        "are calibrated on MNIST's test distribution: under distribution shift they are worse"
+        + (", as measured above." if entry.shift else ".")
     )
     if _is_stochastic(entry):
         text += " Predictions are stochastic: fix a seed (`torch.manual_seed`) to repeat them."
@@ -409,6 +466,8 @@ def _citations(entry: ModelDescription) -> str:
     _, entries = _about(entry)
     if entry.evaluation.get("ood_dataset"):
         entries = [*entries, _FASHION_MNIST_CITATION]
+    if entry.shift:
+        entries = [*entries, _OVADIA_CITATION, _MNIST_C_CITATION]
     if not entries:
         return ""
     return "## Citations\n\n```bibtex\n" + "\n\n".join(entries) + "\n```"

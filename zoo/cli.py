@@ -119,39 +119,52 @@ def info_command(model: str) -> None:
         click.echo(format_model_info(model_info(model)))
 
 
-@main.command("eval", epilog=MODEL_HELP)
-@click.argument("model")
-@data_dir_option
-@samples_option
-@click.option(
+ood_option = click.option(
     "--ood",
     type=click.Choice([*OOD_DATASETS, "none"]),
     default=OOD_DATASETS[0],
     show_default=True,
     help="Out-of-distribution test set, or none.",
 )
-@click.option(
+ood_score_option = click.option(
     "--ood-score",
     type=click.Choice(OOD_SCORES),
     default=OOD_SCORES[0],
     show_default=True,
     help="OOD score: predictive entropy, 1 - max probability (msp), or mutual information.",
 )
-@click.option(
+batch_size_option = click.option(
     "--batch-size",
     type=click.IntRange(min=1),
     default=DEFAULT_BATCH_SIZE,
     show_default=True,
     help="Images per forward pass.",
 )
-@device_option
-@seed_option
-@click.option(
+json_option = click.option(
     "--json",
     "json_path",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Also write every metric and the provenance to this JSON file.",
+    help="Also write every figure and the provenance to this JSON file.",
 )
+shift_option = click.option(
+    "--shift",
+    type=click.Choice(SHIFT_KINDS),
+    help="Measure on the MNIST test set shifted step by step instead: rotated by 0-180 "
+    "degrees or translated by 0-26 pixels (Ovadia et al., 2019), or with each of the 15 "
+    "MNIST-C corruptions (Mu and Gilmer, 2019); a row per step.",
+)
+
+
+@main.command("eval", epilog=MODEL_HELP)
+@click.argument("model")
+@data_dir_option
+@samples_option
+@ood_option
+@ood_score_option
+@batch_size_option
+@device_option
+@seed_option
+@json_option
 @click.option(
     "--plot",
     "plot_path",
@@ -159,12 +172,7 @@ def info_command(model: str) -> None:
     help="Also write a PNG: reliability diagram, risk-coverage curve, OOD score "
     "histograms; with --shift, the figures against the shift (needs the plot extra).",
 )
-@click.option(
-    "--shift",
-    type=click.Choice(SHIFT_KINDS),
-    help="Measure on the MNIST test set shifted step by step instead: rotated by 0-180 "
-    "degrees, or translated by 0-26 pixels (Ovadia et al., 2019); a row per step.",
-)
+@shift_option
 def eval_command(
     model: str,
     data_dir: Path | None,
@@ -211,6 +219,73 @@ def eval_command(
                 plot_shift([report], plot_path)
             else:
                 plot_report(report, plot_path)
+            click.echo(f"wrote {plot_path}", err=True)
+
+
+@main.command("compare", epilog=MODEL_HELP)
+@click.argument("models", nargs=-1, required=True)
+@data_dir_option
+@samples_option
+@ood_option
+@ood_score_option
+@batch_size_option
+@device_option
+@seed_option
+@json_option
+@click.option(
+    "--plot",
+    "plot_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write a PNG with a line per model: reliability and risk-coverage; with "
+    "--shift, the figures against the shift (needs the plot extra).",
+)
+@shift_option
+def compare_command(
+    models: tuple[str, ...],
+    data_dir: Path | None,
+    samples: int,
+    ood: str,
+    ood_score: str,
+    batch_size: int,
+    device: str,
+    seed: int,
+    json_path: Path | None,
+    plot_path: Path | None,
+    shift: str | None,
+) -> None:
+    """Measure two or more MODELS on the same data: a table with a column per model.
+
+    Each model's figures are those `zoo eval` gives it with the same options: the data is
+    read once, and with --shift the shifted sets are built once, for all of them.
+    """
+    from zoo import compare
+    from zoo.plot import plot_comparison, plot_shift, require_matplotlib
+
+    with zoo_errors():
+        if plot_path:
+            require_matplotlib()
+        _check_destinations(json_path, plot_path)
+        comparison = compare(
+            list(models),
+            shift=shift,
+            ood=None if ood == "none" else ood,
+            samples=samples,
+            batch_size=batch_size,
+            device=device,
+            seed=seed,
+            ood_score=ood_score,
+            data_dir=data_dir,
+            progress=True,
+        )
+        click.echo(comparison.format(), nl=False)
+        if json_path:
+            comparison.save_json(json_path)
+            click.echo(f"wrote {json_path}", err=True)
+        if plot_path:
+            if shift:
+                plot_shift(comparison.reports, plot_path)
+            else:
+                plot_comparison(comparison.reports, plot_path)
             click.echo(f"wrote {plot_path}", err=True)
 
 

@@ -5,6 +5,7 @@ the host."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import platform
 from collections.abc import Iterator
@@ -105,6 +106,12 @@ def check_seed(seed: int) -> int:
     if isinstance(seed, bool) or not isinstance(seed, int) or not low <= seed <= high:
         raise InvalidInputError(f"seed must be an integer from {low} to {high}, got {seed!r}")
     return seed
+
+
+def derived_seed(label: str) -> int:
+    """A seed for the random stream that ``label`` names: 63 bits of its SHA-256, so that
+    streams with different labels never coincide, as small consecutive seeds would."""
+    return int.from_bytes(hashlib.sha256(label.encode()).digest()[:8], "big") >> 1
 
 
 @contextlib.contextmanager

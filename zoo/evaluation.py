@@ -82,29 +82,42 @@ def evaluate(
         provenance of the run.
     """
     samples = check_samples(samples)
-    if not isinstance(model, ZooModel):
-        raise InvalidInputError(
-            f"model must be a zoo model, not {type(model).__name__}; zoo.evaluate also takes "
-            "a model folder or a registered name"
-        )
-    if any(parameter.is_meta for parameter in model.parameters()):
-        raise InvalidInputError(
-            "the model is on the meta device, which holds shapes but no values: nothing to evaluate"
-        )
+    check_model(model, samples, batch_size)
     check_arguments(dataset, ood, samples, batch_size, seed, ood_score)
-    rows_per_batch = batch_size * model.samples_per_image(samples)
-    if rows_per_batch > MAX_EVALUATION_ROWS:  # an ensemble gives M rows whatever samples says
-        raise InvalidInputError(
-            f"batch_size x the model's {model.samples_per_image(samples):,} rows per image is "
-            f"{rows_per_batch:,}, more than the {MAX_EVALUATION_ROWS:,} that bound its memory; "
-            "lower the batch size"
-        )
     target = select_device(device)
     in_distribution = load_dataset(dataset, "test", data_dir)
     out_of_distribution = load_dataset(ood, "test", data_dir) if ood else None
+    return measure(
+        model,
+        in_distribution,
+        out_of_distribution,
+        samples=samples,
+        batch_size=batch_size,
+        device=target,
+        seed=seed,
+        ood_score=ood_score,
+        progress=progress,
+        source=source,
+    )
 
+
+def measure(
+    model: ZooModel,
+    in_distribution: ImageSet,
+    out_of_distribution: ImageSet | None,
+    *,
+    samples: int,
+    batch_size: int,
+    device: torch.device,
+    seed: int,
+    ood_score: str,
+    progress: bool,
+    source: str | None,
+) -> EvaluationReport:
+    """`evaluate` on data already loaded and arguments already checked, so that several
+    models can be measured on the same data (`zoo.comparison`)."""
     started = time.perf_counter()
-    with evaluating(model, target), seeded(seed, target), full_float32_precision() as precision:
+    with evaluating(model, device), seeded(seed, device), full_float32_precision() as precision:
         run = MetricRun(model, samples, batch_size, ood_score, progress)
         run.in_distribution(in_distribution)
         if out_of_distribution is not None:
@@ -122,13 +135,36 @@ def evaluate(
         "dataset": _describe_data(in_distribution),
         "ood_dataset": _describe_data(out_of_distribution) if out_of_distribution else None,
         "ood_score": ood_score if out_of_distribution else None,
-        "device": describe_device(target),
+        "device": describe_device(device),
         "float32_precision": precision,
         "versions": _versions(),
         "wall_time_s": round(wall_time, 3),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     return EvaluationReport(run.results(), provenance, run.outcomes())
+
+
+def check_model(model: ZooModel, samples: int, batch_size: int) -> None:
+    """Refuse what is not a zoo model with values, and a batch whose rows would exceed
+    `MAX_EVALUATION_ROWS` for this model (an ensemble gives M rows whatever samples says)."""
+    if not isinstance(model, ZooModel):
+        raise InvalidInputError(
+            f"model must be a zoo model, not {type(model).__name__}; zoo.evaluate also takes "
+            "a model folder or a registered name"
+        )
+    if any(parameter.is_meta for parameter in model.parameters()):
+        raise InvalidInputError(
+            "the model is on the meta device, which holds shapes but no values: nothing to evaluate"
+        )
+    rows_per_batch = check_positive_integer("batch_size", batch_size) * model.samples_per_image(
+        samples
+    )
+    if rows_per_batch > MAX_EVALUATION_ROWS:
+        raise InvalidInputError(
+            f"batch_size x the model's {model.samples_per_image(samples):,} rows per image is "
+            f"{rows_per_batch:,}, more than the {MAX_EVALUATION_ROWS:,} that bound its memory; "
+            "lower the batch size"
+        )
 
 
 class MetricRun:

@@ -11,6 +11,7 @@ from zoo.factory import create_model
 from zoo.hub import HubReference, download
 from zoo.loading import resolve
 from zoo.models.base import ZooModel
+from zoo.options import SHIFT_KINDS
 from zoo.pretrained import (
     CONFIG_NAME,
     RECIPE_NAME,
@@ -78,6 +79,8 @@ def _weights_info(name: str, entry: PretrainedWeights) -> dict[str, Any]:
     info = _describe(name, summary, model, weights)
     info |= {
         "metrics": entry.metrics,
+        "shift": {kind: entry.shift[kind]["summary"] for kind in SHIFT_KINDS if kind in entry.shift}
+        or None,
         "recipe": entry.recipe,
         "license": entry.license,
         "training": entry.training,
@@ -130,6 +133,7 @@ def _describe(
         "stochastic": model.stochastic,
         "weights": weights,
         "metrics": None,
+        "shift": None,
         "recipe": None,
         "license": None,
         "training": None,
@@ -180,6 +184,7 @@ def format_model_info(info: dict[str, Any]) -> str:
         "temperature": _format_temperature(info["temperature"]),
         "weights": [weights["file"], f"sha256 {weights['sha256']}"] if weights else "none",
         "metrics": ", ".join(f"{key} {value:.4g}" for key, value in metrics.items()) or "none",
+        "under shift": _format_shift(info["shift"]),
         "recipe": info["recipe"] or "none",
         "training": _format_training(info["training"]),
         "hub": _format_hub(info["hub"]),
@@ -191,6 +196,16 @@ def format_model_info(info: dict[str, Any]) -> str:
         f"{field:<{width}}  {indent.join(map(escaped, _as_lines(value)))}"
         for field, value in lines.items()
     )
+
+
+def _format_shift(shift: dict[str, dict[str, float]] | None) -> str | list[str]:
+    """The means over the shifted steps of each shift measured, a line per kind."""
+    if not shift:
+        return "not measured (zoo eval MODEL --shift KIND measures it)"
+    return [
+        f"{kind}: mean acc {summary['acc']:.4g}, nll {summary['nll']:.4g}, ece {summary['ece']:.4g}"
+        for kind, summary in shift.items()
+    ]
 
 
 def _format_temperature(temperature: float) -> str:

@@ -19,6 +19,8 @@ MAX_TRAINING_ROWS = 65_536
 MAX_EPOCHS = 10_000
 # Members of a deep ensemble.
 MAX_MEMBERS = 64
+# Models that one zoo compare loads and measures side by side.
+MAX_COMPARED_MODELS = 16
 
 # Image files: decoded pixels (width x height), and the longer side, which also bounds the
 # square an image is padded to.

@@ -12,7 +12,8 @@ TRAINING_DATASETS = ("mnist",)  # what recipes train on; zoo.evaluate tests on i
 OOD_DATASETS = ("fashion_mnist",)
 DEVICE_NAMES = ("auto", "cpu", "cuda", "mps")
 OOD_SCORES = ("entropy", "msp", "mi")
-SHIFT_KINDS = ("rotation", "translation")  # what zoo.shift shifts the MNIST test set by
+# what zoo.shift does to the MNIST test set, step by step
+SHIFT_KINDS = ("rotation", "translation", "corruption")
 DEFAULT_SAMPLES = 16
 SEED_RANGE = (0, 2**64 - 1)  # what torch.manual_seed takes, without negative aliases
 DEFAULT_BATCH_SIZE = 1000

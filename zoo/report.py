@@ -214,6 +214,19 @@ def format_metric(key: str, value: float) -> str:
     return f"{100 * value:.2f}%" if SPECS[key].percent else f"{value:.4f}"
 
 
+def aligned(rows: list[list[str]], *, label_column: bool = False) -> list[str]:
+    """``rows`` of cells as lines, each column right-aligned to its widest cell; with
+    ``label_column`` the first is left-aligned, as a column of names."""
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    return [
+        "  ".join(
+            cell.ljust(width) if label_column and column == 0 else cell.rjust(width)
+            for column, (cell, width) in enumerate(zip(row, widths, strict=True))
+        )
+        for row in rows
+    ]
+
+
 def _table(title: str, rows: list[tuple[str, str]]) -> str:
     """A two-column table under a titled rule, values right-aligned."""
     label_width = max(len(label) for label, _ in rows)

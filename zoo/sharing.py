@@ -126,6 +126,7 @@ def describe(
         num_params=num_params,
         metrics=report.metrics if report else {},
         evaluation=report.provenance if report else {},
+        shift={},
         recipe=RECIPE_NAME if recipe else "",
         training=training,
         license=None,

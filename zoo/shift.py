@@ -8,13 +8,17 @@ Predictive Uncertainty Under Dataset Shift", NeurIPS 2019 (their code's ``mnist`
   scipy's cubic spline; ``scripts/crosscheck_shift.py`` measures what that changes) and
   rounded back to uint8, so that a shifted image is an image like any other;
 - translation: 0, 2, ..., 26 pixels along the width, wrapping around (``np.roll`` in their
-  code, `torch.roll` here); 28 pixels would be the image itself.
+  code, `torch.roll` here); 28 pixels would be the image itself;
+- corruption: the unshifted images ("identity"), then each of the fifteen corruptions of
+  MNIST-C (Mu and Gilmer, 2019), made by `zoo.corruptions` at the severity MNIST-C's code
+  takes by default, with random choices drawn from the evaluation's seed.
 
 At each step the shifted test set is measured like any evaluation (accuracy, NLL, Brier, ECE,
 mean confidence, mean entropy and mutual information), and the AUROC of the entropy score
 says how well the model tells the shifted images from the unshifted ones. Every step draws
 its samples from the same seed, so step 0 repeats `zoo.evaluate`'s in-distribution figures
-exactly. The shifted sets are built once, on the evaluation device.
+exactly. The shifted sets are built once, on the evaluation device, and serve every model
+measured on them (`evaluate_shifts`).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -33,18 +37,27 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchmetrics.functional.classification import binary_auroc
 
-from zoo.atomic import atomic_write_bytes
+from zoo.atomic import atomic_write_bytes, sha256_hex
+from zoo.corruptions import CORRUPTIONS, SEVERITIES, corrupt
 from zoo.data import ImageSet, load_dataset
 from zoo.devices import describe_device, seeded, select_device
 from zoo.errors import InvalidInputError
-from zoo.evaluation import MetricRun, check_arguments, evaluating, full_float32_precision
+from zoo.evaluation import (
+    MetricRun,
+    check_arguments,
+    check_model,
+    evaluating,
+    full_float32_precision,
+)
 from zoo.metrics.suite import SPECS
 from zoo.models.base import ZooModel
 from zoo.options import DEFAULT_BATCH_SIZE, DEFAULT_SAMPLES, SHIFT_KINDS
-from zoo.report import format_metric
+from zoo.pretrained import weights_bytes
+from zoo.report import aligned, format_metric
 
 ROTATION_DEGREES = tuple(range(0, 181, 15))
 TRANSLATION_PIXELS = tuple(range(0, 27, 2))
+CORRUPTION_STEPS = ("identity", *CORRUPTIONS)
 # What each step reports, in this order: keys of the evaluation's metrics, and two of its own.
 STEP_METRICS = ("acc", "nll", "brier", "ece", "confidence", "entropy", "mi", "auroc")
 
@@ -79,19 +92,47 @@ def _check_images(images: Tensor) -> None:
         raise InvalidInputError("shifts take (N, 28, 28) uint8 images")
 
 
+def corrupt_step(images: Tensor, name: str, seed: int) -> Tensor:
+    """``images`` corrupted by the MNIST-C corruption ``name`` (`zoo.corruptions.corrupt`), or
+    as they are for "identity"."""
+    return images if name == "identity" else corrupt(images, name, seed)
+
+
 @dataclass(frozen=True)
 class ShiftKind:
-    """One kind of shift: its steps, what a step's value means, and the transform."""
+    """One kind of shift: its steps, the first being no shift, what a step's value is, and the
+    transform, which takes the images, a step and the evaluation's seed."""
 
     name: str
-    steps: tuple[int, ...]
+    steps: tuple[int | str, ...]
     unit: str
-    transform: Callable[[Tensor, int], Tensor]
+    transform: Callable[[Tensor, Any, int], Tensor]
+    protocol: str
 
 
 SHIFTS = {
-    "rotation": ShiftKind("rotation", ROTATION_DEGREES, "degrees", rotate),
-    "translation": ShiftKind("translation", TRANSLATION_PIXELS, "pixels", translate),
+    "rotation": ShiftKind(
+        "rotation",
+        ROTATION_DEGREES,
+        "degrees",
+        lambda images, degrees, seed: rotate(images, degrees),
+        "Ovadia et al. (2019): counter-clockwise about the centre, bilinear, zeros outside",
+    ),
+    "translation": ShiftKind(
+        "translation",
+        TRANSLATION_PIXELS,
+        "pixels",
+        lambda images, pixels, seed: translate(images, pixels),
+        "Ovadia et al. (2019): to the right, wrapping around",
+    ),
+    "corruption": ShiftKind(
+        "corruption",
+        CORRUPTION_STEPS,
+        "corruption",
+        corrupt_step,
+        "MNIST-C (Mu and Gilmer, 2019) at its code's default severities, made by "
+        "zoo.corruptions from the seed",
+    ),
 }
 assert tuple(SHIFTS) == SHIFT_KINDS  # the command line offers these without importing torch
 
@@ -101,20 +142,21 @@ class ShiftReport:
     """A model's figures at every step of a shift, and how they were measured.
 
     Attributes:
-        kind: "rotation" or "translation".
-        unit: what a step's value is in.
-        steps: one dict per step: "step" (its value) and each of `STEP_METRICS`.
+        kind: "rotation", "translation" or "corruption".
+        unit: what a step's value is in ("corruption": its name).
+        steps: one dict per step: "step" (its value or name) and each of `STEP_METRICS`; the
+            first is the unshifted test set.
         provenance: model, samples, seed, device, data, wall time.
     """
 
     kind: str
     unit: str
-    steps: list[dict[str, float]]
+    steps: list[dict[str, Any]]
     provenance: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> dict[str, float]:
-        """Mean accuracy, NLL and ECE over the shifted steps (the unshifted one excluded)."""
-        shifted = [step for step in self.steps if step["step"] != 0]
+        """Mean accuracy, NLL and ECE over the shifted steps (the unshifted first excluded)."""
+        shifted = self.steps[1:]
         return {
             key: sum(step[key] for step in shifted) / len(shifted) for key in ("acc", "nll", "ece")
         }
@@ -141,16 +183,9 @@ class ShiftReport:
         ]
         rows = [header]
         for step in self.steps:
-            cells = [
-                format_metric(key, step[key]) if key in SPECS else f"{step[key]:.2%}"
-                for key in STEP_METRICS
-            ]
-            rows.append([f"{step['step']:g}", *cells])
-        widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
-        lines = [
-            "  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True))
-            for row in rows
-        ]
+            cells = [format_step_figure(key, step[key]) for key in STEP_METRICS]
+            rows.append([format_step(step["step"]), *cells])
+        lines = aligned(rows)
         summary = self.summary()
         lines.append(
             f"mean over the shifted steps: Acc {summary['acc']:.2%}, NLL {summary['nll']:.4f}, "
@@ -176,45 +211,96 @@ def evaluate_shift(
     Raises:
         InvalidInputError: an unknown kind, or arguments `zoo.evaluate` would refuse.
     """
+    (report,) = evaluate_shifts(
+        [(source or getattr(model, "architecture", ""), model)],
+        kind,
+        samples=samples,
+        batch_size=batch_size,
+        device=device,
+        seed=seed,
+        data_dir=data_dir,
+        progress=progress,
+    )
+    return report
+
+
+def evaluate_shifts(
+    models: Sequence[tuple[str, ZooModel]],
+    kind: str,
+    *,
+    samples: int = DEFAULT_SAMPLES,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    device: str | torch.device = "auto",
+    seed: int = 0,
+    data_dir: str | os.PathLike[str] | None = None,
+    progress: bool = False,
+) -> list[ShiftReport]:
+    """Measure each of the (name, model) ``models`` at every step of the shift ``kind``, on
+    shifted sets built once for all of them on the device; a report per model, in order.
+
+    Raises:
+        InvalidInputError: an unknown kind, or arguments `zoo.evaluate` would refuse.
+    """
     if kind not in SHIFTS:
         raise InvalidInputError(f"shift must be one of {', '.join(SHIFTS)}; got {kind!r}")
-    if not isinstance(model, ZooModel):
-        raise InvalidInputError(f"model must be a zoo model, not {type(model).__name__}")
     samples = check_arguments("mnist", None, samples, batch_size, seed, "entropy")
+    for _, model in models:
+        check_model(model, samples, batch_size)
     shift = SHIFTS[kind]
     target = select_device(device)
     test = load_dataset("mnist", "test", data_dir)
     started = time.perf_counter()
     images = test.images.to(target)
-    shifted_sets = [(value, shift.transform(images, value)) for value in shift.steps]
-    steps, samples_used = measure_steps(
-        model,
-        shifted_sets,
-        test,
-        samples=samples,
-        batch_size=batch_size,
-        seed=seed,
-        device=target,
-        progress=progress,
-    )
-    provenance = {
-        "model": source or model.architecture,
-        "architecture": model.architecture,
-        "samples": samples_used,
-        "seed": seed,
-        "batch_size": batch_size,
-        "dataset": {"name": test.name, "split": test.split, "size": len(test)},
-        "file_md5s": test.file_md5s,
-        "device": describe_device(target),
-        "wall_time_s": round(time.perf_counter() - started, 3),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-    return ShiftReport(kind, shift.unit, steps, provenance)
+    shifted_sets = [(value, shift.transform(images, value, seed)) for value in shift.steps]
+    build_time = time.perf_counter() - started
+    reports = []
+    for name, model in models:
+        started = time.perf_counter()
+        steps, samples_used = measure_steps(
+            model,
+            shifted_sets,
+            test,
+            samples=samples,
+            batch_size=batch_size,
+            seed=seed,
+            device=target,
+            progress=progress,
+        )
+        provenance = {
+            "model": name,
+            "architecture": model.architecture,
+            "weights_sha256": sha256_hex(weights_bytes(model)),
+            "temperature": model.temperature,
+            "samples": samples_used,
+            "seed": seed,
+            "batch_size": batch_size,
+            "dataset": {"name": test.name, "split": test.split, "size": len(test)},
+            "file_md5s": test.file_md5s,
+            "shift": shift.protocol,
+            "device": describe_device(target),
+            "build_time_s": round(build_time, 3),
+            "wall_time_s": round(time.perf_counter() - started, 3),
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        if kind == "corruption":
+            provenance["severities"] = dict(SEVERITIES)
+        reports.append(ShiftReport(kind, shift.unit, steps, provenance))
+    return reports
+
+
+def format_step_figure(key: str, value: float) -> str:
+    """A figure of a step as tables show it: as the evaluation's, or mean confidence in %."""
+    return format_metric(key, value) if key in SPECS else f"{value:.2%}"
+
+
+def format_step(value: int | str) -> str:
+    """A step as a table shows it: a number as it is, a corruption's name with spaces."""
+    return value.replace("_", " ") if isinstance(value, str) else f"{value:g}"
 
 
 def measure_steps(
     model: ZooModel,
-    shifted_sets: list[tuple[float, Tensor]],
+    shifted_sets: Sequence[tuple[int | str, Tensor]],
     test: ImageSet,
     *,
     samples: int,

@@ -20,7 +20,6 @@ that was never stopped. The checkpoint is removed once the model is written.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import math
 import os
 import sys
@@ -39,6 +38,7 @@ from tqdm.auto import tqdm
 from zoo.atomic import atomic_write_bytes
 from zoo.data import load_dataset
 from zoo.devices import (
+    derived_seed,
     describe_device,
     describe_hardware,
     deterministic_algorithms,
@@ -94,8 +94,7 @@ def member_seed(seed: int, member: int) -> int:
     """The seed of member ``member`` of a deep ensemble trained with the recipe seed ``seed``:
     63 bits of a SHA-256 of both, so that no member repeats a run with a small seed (member 0
     of a seed-0 ensemble is not the seed-0 LeNet) and members of different seeds never meet."""
-    digest = hashlib.sha256(f"uncertainty-zoo ensemble member {member} of seed {seed}".encode())
-    return int.from_bytes(digest.digest()[:8], "big") >> 1
+    return derived_seed(f"uncertainty-zoo ensemble member {member} of seed {seed}")
 
 
 @dataclass(frozen=True)
