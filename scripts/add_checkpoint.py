@@ -18,13 +18,14 @@ Its weights must be those of the shipped checkpoint; its temperature is fitted a
 agree, and the entry keeps the base's recipe and training, with the fit beside them.
 
 The metrics recorded are those of `zoo eval NAME` (16 samples, seed 0) on the CPU, which the
-test suite re-measures; so are the figures under dataset shift, those of
-`zoo eval NAME --shift rotation`, `translation` and `corruption`, each step's accuracy, NLL, ECE and
-mean confidence, and their means over the shifted steps. `--shift` measures them again for
-every shipped checkpoint, on shifted sets built once for all of them. `--retime` evaluates every
-shipped checkpoint again, one after another on the same machine, checks that its metrics are the
-recorded ones, and records the new evaluation time, so that the times the README tables compare were
-measured alike. A new sha256 resets the Hub entry to "not published".
+test suite re-measures; so are the figures under dataset shift, those of `zoo eval NAME --shift
+rotation`, `translation` and `corruption`, each step's accuracy, NLL, ECE and mean confidence,
+and their means over the shifted steps. `--shift` measures them again for every shipped
+checkpoint, on shifted sets built once for all of them. `--retime` evaluates every shipped
+checkpoint again, one after another on the same machine, checks that its metrics are the
+recorded ones, and records the new evaluation time (and the OOD threshold `zoo serve` flags at),
+so that the times the README tables compare were measured alike. A new sha256 resets the Hub
+entry to "not published".
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from zoo.data import load_dataset
 from zoo.evaluation import evaluate
 from zoo.laplace import fit_laplace
 from zoo.models.laplace_lenet import LaplaceLeNet
+from zoo.options import SHIFT_KINDS
 from zoo.pretrained import (
     CONFIG_NAME,
     LOG_NAME,
@@ -61,7 +63,6 @@ from zoo.weights import CHECKPOINTS_DIR, INDEX_NAME, NOT_PUBLISHED, PretrainedWe
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 WEIGHTS_LICENSE = "cc-by-sa-3.0"  # that of the MNIST training data
-SHIFT_SUMMARY_KINDS = ("rotation", "translation", "corruption")
 SHIFT_STEP_KEYS = ("step", "acc", "nll", "ece", "confidence")
 SHIFT_PROVENANCE_KEYS = ("samples", "seed", "device")
 
@@ -235,18 +236,17 @@ def retime(data_dir: Path | None) -> None:
             if not math.isclose(measured[key], value, abs_tol=1e-4):
                 raise ValueError(f"{name}: {key} is now {measured[key]:g}, not {value:g}")
         evaluation = entry.evaluation | {
-            "wall_time_s": report.provenance["wall_time_s"],
-            "created": report.provenance["created"],
+            key: report.provenance[key] for key in ("ood_threshold", "wall_time_s", "created")
         }
         _install(dataclasses.replace(entry, evaluation=evaluation), entry.folder)
         print(f"{name}: {report.provenance['wall_time_s']:.2f} s")
 
 
 def measure_shift(models: dict, data_dir: Path | None) -> dict[str, dict]:
-    """Each model's figures under rotation and under the corruptions, as `zoo eval --shift`
-    measures them on the CPU (16 samples, seed 0), on sets built once for all the models."""
+    """Each model's figures under every shift, as `zoo eval --shift KIND` measures them on the
+    CPU (16 samples, seed 0), on sets built once for all the models."""
     recorded: dict[str, dict] = {name: {} for name in models}
-    for kind in SHIFT_SUMMARY_KINDS:
+    for kind in SHIFT_KINDS:
         reports = evaluate_shifts(
             list(models.items()), kind, samples=16, seed=0, device="cpu", data_dir=data_dir
         )

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from zoo.atomic import atomic_write_bytes
+from zoo.options import SHIFT_KINDS
 from zoo.report import flat_metrics, format_metric
 from zoo.weights import PretrainedWeights, all_weights
 
@@ -25,7 +26,6 @@ REPOSITORY = Path(__file__).resolve().parent.parent
 DOCUMENTS = (REPOSITORY / "README.md", REPOSITORY / "recipes" / "README.md")
 README, RECIPES_README = DOCUMENTS
 COLUMNS = ("acc", "nll", "ece", "auroc", "fpr95")
-SHIFT_KINDS = ("rotation", "translation", "corruption")
 
 
 def checkpoint_table() -> str:

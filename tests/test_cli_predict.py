@@ -17,7 +17,7 @@ import zoo
 from zoo.cli import main
 from zoo.devices import seeded
 from zoo.errors import ImageFileError
-from zoo.images import classify_files, read_digit_image
+from zoo.images import classify_files, image_seed, read_digit_image
 
 
 @pytest.fixture(scope="module")
@@ -37,11 +37,25 @@ def digit(seed: int = 0) -> torch.Tensor:
     return torch.randint(0, 256, (28, 28), dtype=torch.uint8, generator=generator)
 
 
-def test_a_28x28_grayscale_png_is_read_pixel_for_pixel(tmp_path: Path) -> None:
-    pixels = digit()
+def mnist_like() -> torch.Tensor:
+    """A 28x28 digit laid out as MNIST's are: 20 pixels tall, centred by its mass."""
+    pixels = torch.zeros(28, 28, dtype=torch.uint8)
+    pixels[4:24, 12:16] = 255  # a "1" with a foot and a flag, balanced about the centre
+    pixels[4:6, 9:16] = 180
+    pixels[22:24, 12:19] = 180
+    return pixels
+
+
+def test_a_28x28_mnist_like_png_is_read_pixel_for_pixel(tmp_path: Path) -> None:
+    pixels = mnist_like()
     path = save_image(tmp_path / "digit.png", pixels)
-    assert torch.equal(read_digit_image(path), pixels)
-    assert torch.equal(read_digit_image(path, invert=True), 255 - pixels)
+    kept = read_digit_image(path)
+    assert torch.equal(kept.pixels, pixels) and kept.layout == "kept" and not kept.inverted
+    on_paper = read_digit_image(save_image(tmp_path / "paper.png", 255 - pixels))
+    assert torch.equal(on_paper.pixels, pixels) and on_paper.inverted  # from its white border
+    noise = digit()
+    assert torch.equal(read_digit_image(save_image(tmp_path / "noise.png", noise), invert=False,
+                                        as_is=True).pixels, noise)  # fmt: skip
 
 
 def test_any_size_and_colour_becomes_28x28_grayscale(tmp_path: Path) -> None:
@@ -49,7 +63,7 @@ def test_any_size_and_colour_becomes_28x28_grayscale(tmp_path: Path) -> None:
     white_on_black[10:50, 50:70] = 255  # a bar in the middle of a wide colour image
     path = tmp_path / "wide.jpg"
     Image.fromarray(white_on_black.numpy(), mode="RGB").save(path)
-    image = read_digit_image(path)
+    image = read_digit_image(path).pixels
     assert image.shape == (28, 28) and image.dtype == torch.uint8
     assert image[:, :5].max() < 40 and image[:, -5:].max() < 40  # black border stays black
     assert image[14, 14] > 200  # the bar stays in the centre, still bright
@@ -59,8 +73,8 @@ def test_transparent_pixels_are_shown_on_white(tmp_path: Path) -> None:
     rgba = torch.zeros(28, 28, 4, dtype=torch.uint8)  # transparent black everywhere...
     rgba[10:18, 10:18, 3] = 255  # ...but an opaque black square
     path = save_image(tmp_path / "ink.png", rgba, mode="RGBA")
-    image = read_digit_image(path, invert=True)
-    assert image[0, 0] == 0 and image[12, 12] == 255  # white paper and black ink, inverted
+    image = read_digit_image(path, invert=True).pixels
+    assert image[0, 0] == 0 and image[14, 14] == 255  # white paper and black ink, inverted
 
 
 def test_unreadable_files_raise_an_error_naming_them(tmp_path: Path) -> None:
@@ -83,11 +97,14 @@ def test_predict_prints_label_confidence_uncertainty_and_votes(
     )
     assert result.exit_code == 0, result.output
     blocks = result.output.strip().split("\n")
-    assert len(blocks) == 4  # per image: a summary line and a line of votes
-    for path, summary, votes in zip(paths, blocks[::2], blocks[1::2], strict=True):
+    assert len(blocks) == 6  # per image: a summary line, a line of votes, how it was prepared
+    for path, summary, votes, prepared in zip(
+        paths, blocks[::3], blocks[1::3], blocks[2::3], strict=True
+    ):
         assert summary.startswith(f"{path}: ") and "confidence" in summary
         assert "mutual information" in summary
         assert len(votes.split(":")[1].split()) == 5
+        assert prepared.startswith("  prepared: ") and "from its border" in prepared
 
 
 def test_predict_json_matches_the_python_api(model_folder: Path, tmp_path: Path) -> None:
@@ -96,9 +113,10 @@ def test_predict_json_matches_the_python_api(model_folder: Path, tmp_path: Path)
     assert result.exit_code == 0, result.output
     [entry] = json.loads(result.output)
     model = zoo.from_pretrained(model_folder)
-    with seeded(0):  # the command's default seed
-        [expected] = model.predict(read_digit_image(path)).per_image(model.class_labels)
-    assert entry == {"image": str(path), **expected}
+    prepared = read_digit_image(path)
+    with seeded(image_seed(0, prepared.pixels)):  # from the command's default seed
+        [expected] = model.predict(prepared.pixels).per_image(model.class_labels)
+    assert entry == {"image": str(path), "prepared": prepared.describe(), **expected}
     assert len(entry["votes"]) == 16
 
 

@@ -67,6 +67,40 @@ def test_bad_lists_are_refused_before_anything_loads(models: object, message: st
         zoo.compare(models)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"shift": "zoom"}, "shift must be one of rotation, translation, corruption"),
+        ({"shift": ["rotation"]}, "shift must be one of"),
+        ({"shift": "rotation", "dataset": "fashion_mnist"}, "shifts are of the MNIST test set"),
+        ({"samples": 0}, "samples"),
+        ({"device": "tpu"}, "tpu"),
+    ],
+)
+def test_bad_arguments_are_refused_before_any_model_loads(
+    arguments: dict, message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import zoo.loading
+
+    def no_loading(*_: object, **__: object) -> None:
+        raise AssertionError("a model was loaded")
+
+    monkeypatch.setattr(zoo.loading, "load", no_loading)
+    with pytest.raises(zoo.ZooError, match=message):
+        zoo.compare(["lenet.mnist", "no-such-model"], **arguments)
+
+
+def test_a_model_with_values_on_the_meta_device_is_refused(tiny_data_root: Path) -> None:
+    laplace = zoo.create_model("laplace_lenet")
+    laplace.posterior_scale = laplace.posterior_scale.to("meta")  # a buffer without values
+    with pytest.raises(zoo.InvalidInputError, match="meta device"):
+        zoo.compare([zoo.create_model("lenet"), laplace], data_dir=tiny_data_root)
+    with pytest.raises(zoo.InvalidInputError, match="meta device"):
+        zoo.evaluate(laplace, shift="rotation", data_dir=tiny_data_root)
+    with pytest.raises(zoo.InvalidInputError, match="at least one report"):
+        zoo.Comparison([])
+
+
 def test_zoo_compare_prints_a_column_per_model_and_writes_json_and_a_plot(
     tiny_data_root: Path, tmp_path: Path
 ) -> None:

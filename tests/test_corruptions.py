@@ -8,7 +8,8 @@ import pytest
 import torch
 
 import zoo
-from zoo.corruptions import CORRUPTIONS, SEVERITIES, corrupt
+from zoo import corruptions
+from zoo.corruptions import CHUNK, CORRUPTIONS, SEVERITIES, corrupt
 from zoo.shift import rotate as rotate_by_degrees
 
 # Corruptions that draw nothing at random: the seed cannot change them.
@@ -58,11 +59,42 @@ def test_bad_input_is_refused_with_a_clear_error() -> None:
     images = digits()
     with pytest.raises(zoo.InvalidInputError, match="corruption must be one of shot_noise"):
         corrupt(images, "snow")
-    with pytest.raises(zoo.InvalidInputError, match="uint8"):
+    with pytest.raises(zoo.InvalidInputError, match="corruption must be one of"):
+        corrupt(images, ["fog"])  # type: ignore[arg-type]
+    with pytest.raises(
+        zoo.InvalidInputError, match=r"\(N, 28, 28\) uint8 images, not \(12, 28, 28\)"
+    ):
         corrupt(images.float(), "fog")
-    with pytest.raises(zoo.InvalidInputError, match="28x28"):
+    with pytest.raises(zoo.InvalidInputError, match=r"not \(2, 32, 32\)"):
         corrupt(torch.zeros(2, 32, 32, dtype=torch.uint8), "fog")
+    for seed in (-1, 2**70, 1.5, "0"):
+        with pytest.raises(zoo.InvalidInputError, match="seed must be an integer"):
+            corrupt(images, "fog", seed=seed)  # type: ignore[arg-type]
     assert corrupt(images[:0], "fog").shape == (0, 28, 28)
+
+
+def test_chunks_are_drawn_from_their_own_streams_whatever_the_default_dtype() -> None:
+    images = digits(2 * CHUNK + 5)
+    whole = corrupt(images, "impulse_noise", seed=4)
+    # a chunk starting at the same place gets the same corruption alone
+    assert torch.equal(corrupt(images[:CHUNK], "impulse_noise", seed=4), whole[:CHUNK])
+    assert not torch.equal(whole[:CHUNK], whole[CHUNK : 2 * CHUNK])
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        for name in CORRUPTIONS:
+            assert torch.equal(corrupt(images[:20], name, seed=4), corrupt_again(images, name))
+    finally:
+        torch.set_default_dtype(default)
+
+
+def corrupt_again(images: torch.Tensor, name: str) -> torch.Tensor:
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float32)
+    try:
+        return corrupt(images[:20], name, seed=4)
+    finally:
+        torch.set_default_dtype(default)
 
 
 def test_brightness_adds_half_the_range_and_stripe_inverts_the_side_quarters() -> None:
@@ -117,7 +149,7 @@ def test_scale_shrinks_the_ink_about_the_centre() -> None:
     assert (shrunk[:, :4].sum() == 0) and (shrunk[:, -4:].sum() == 0)
 
 
-def test_shear_keeps_the_centre_row_and_slants_the_others() -> None:
+def test_shear_slants_by_the_sine_of_its_angle_about_the_centre() -> None:
     image = torch.zeros(1, 28, 28, dtype=torch.uint8)
     image[0, 4:24, 13:15] = 255  # an upright bar through the centre
     sheared = corrupt(image, "shear", seed=0)[0]
@@ -127,10 +159,13 @@ def test_shear_keeps_the_centre_row_and_slants_the_others() -> None:
         weights = sheared[row].float()
         return float((weights * columns).sum() / weights.sum())
 
-    top, bottom = centre_of(6), centre_of(21)
-    # sin(0.4) columns per row about the centre, cos(0.4) rows per row
-    expected = math.sin(0.4) / math.cos(0.4) * (21 - 6)
-    assert abs(abs(bottom - top) - expected) < 1.0
+    # Output (x, y) reads the input at (x - sin(0.4) y, cos(0.4) y) about the centre, so row y
+    # shows the upright bar sin(0.4) y to one side: 11 sin(0.4) between rows 8 and 19. (The
+    # shear of scikit-image 0.21 and later, which MNIST-C did not use, would give 11 tan(0.4).)
+    shift = abs(centre_of(19) - centre_of(8))
+    assert shift == pytest.approx(11 * math.sin(0.4), abs=0.1)
+    middle = centre_of(13)
+    assert abs(middle - 13.5) < 0.3  # the centre stays
 
 
 def test_shot_noise_counts_photons_and_leaves_black_black() -> None:
@@ -178,21 +213,38 @@ def test_glass_blur_blurs_down_the_columns_only_and_swaps_locally() -> None:
     assert glassy[..., 11:13].sum() > 0 and glassy[..., :10].sum() > 0
 
 
-def test_fog_brightens_the_background_and_keeps_the_digit_brightest() -> None:
+def test_fog_adds_three_plasma_layers_and_rescales_by_the_brightest_pixel(monkeypatch) -> None:
     images = digits()
+    layer = torch.linspace(0, 1, 28 * 28).reshape(28, 28)
+    monkeypatch.setattr(
+        corruptions, "_plasma_corner", lambda count, *_: layer.expand(count, 28, 28)
+    )
     fogged = corrupt(images, "fog")
-    background = images == 0
-    assert fogged[background].float().mean() > 40
-    strokes = images >= 200
-    assert fogged[strokes].float().mean() > fogged[background].float().mean()
+    x = images.float() / 255
+    brightest = x.amax(dim=(1, 2), keepdim=True)
+    expected = ((x + 3 * layer) * brightest / (brightest + 3)).clamp(0, 1) * 255
+    assert (fogged.float() - expected).abs().max() <= 0.5 + 1e-4
 
 
-def test_spatter_fades_pixels_to_the_mud_grey() -> None:
-    white = torch.full((50, 28, 28), 255, dtype=torch.uint8)
-    spattered = corrupt(white, "spatter")
-    changed = spattered != 255
-    assert changed.any()
-    assert (spattered[changed] >= 63).all()  # between white and mud, never darker
+def test_the_plasma_is_scaled_to_the_whole_map_and_differs_per_image() -> None:
+    generator = torch.Generator().manual_seed(0)
+    corners = corruptions._plasma_corner(3, 1.4, generator, torch.device("cpu"))
+    assert corners.shape == (3, 28, 28)
+    assert corners.min() >= 0 and corners.max() <= 1
+    assert not torch.equal(corners[0], corners[1])
+
+
+def test_spatter_drops_follow_the_noise_field(monkeypatch) -> None:
+    white = torch.full((4, 28, 28), 255, dtype=torch.uint8)
+    level = torch.zeros(4, 28, 28)
+    monkeypatch.setattr(corruptions, "_normal", lambda shape, *_: level)
+    assert torch.equal(corrupt(white, "spatter"), white)  # at the level: no drop
+    level.fill_(1.0)  # far above: one drop over everything, all mud
+    assert (corrupt(white, "spatter") == 63).all()
+    level.zero_()
+    level[:, :, :14] = 1.0  # drops on the left half: mud there, paper on the right
+    half = corrupt(white, "spatter")
+    assert (half[:, :, :10] == 63).all() and (half[:, :, 18:] == 255).all()
 
 
 def test_the_dotted_line_lies_in_its_dot_columns_only() -> None:

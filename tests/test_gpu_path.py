@@ -414,7 +414,7 @@ def test_per_image_summaries_read_each_field_once(images: torch.Tensor) -> None:
     prediction = zoo.create_model("mc_dropout_lenet").predict(images.repeat(10, 1, 1), 4)
     with _Watch() as watch:
         summaries = prediction.per_image()
-    assert len(summaries) == 60 and len(watch.waits) == 6  # five fields and the votes
+    assert len(summaries) == 60 and len(watch.waits) == 7  # five fields, votes, probabilities
     assert summaries[7]["confidence"] == float(prediction.probs[7].max())
 
 

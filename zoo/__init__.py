@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from zoo._version import __version__
 from zoo.errors import (
+    BlankImageError,
     CheckpointError,
     ChecksumMismatchError,
     ConfigFileError,
@@ -30,9 +31,11 @@ from zoo.errors import (
     HubRepositoryNotFoundError,
     HubRevisionNotFoundError,
     ImageFileError,
+    ImageTooLargeError,
     InvalidInputError,
     MissingExtraError,
     ModelConfigError,
+    NoDigitError,
     OutputFileError,
     PretrainedWeightsError,
     RecipeError,
@@ -51,6 +54,7 @@ _LAZY_NAMES = {
     "EvaluationReport": "zoo.report",
     "ImageSet": "zoo.data",
     "Prediction": "zoo.prediction",
+    "PreparedDigit": "zoo.digits",
     "ShiftReport": "zoo.shift",
     "ZooModel": "zoo.models.base",
     "calibrate": "zoo.temperature",
@@ -62,6 +66,7 @@ _LAZY_NAMES = {
     "list_models": "zoo.factory",
     "load": "zoo.loading",
     "load_dataset": "zoo.data",
+    "prepare_digit": "zoo.digits",
     "push_to_hub": "zoo.publishing",
     "register_model": "zoo.factory",
 }
@@ -73,6 +78,7 @@ if TYPE_CHECKING:
     from zoo import layers, metrics, models, training, weights
     from zoo.comparison import Comparison
     from zoo.data import ImageSet, load_dataset
+    from zoo.digits import PreparedDigit, prepare_digit
     from zoo.factory import create_model, list_models, register_model
     from zoo.laplace import fit_laplace
     from zoo.layers.bayesian import kl_divergence
@@ -85,6 +91,7 @@ if TYPE_CHECKING:
     from zoo.temperature import calibrate
 
 __all__ = [
+    "BlankImageError",
     "CheckpointError",
     "ChecksumMismatchError",
     "Comparison",
@@ -104,11 +111,14 @@ __all__ = [
     "HubRevisionNotFoundError",
     "ImageFileError",
     "ImageSet",
+    "ImageTooLargeError",
     "InvalidInputError",
     "MissingExtraError",
     "ModelConfigError",
+    "NoDigitError",
     "OutputFileError",
     "Prediction",
+    "PreparedDigit",
     "PretrainedWeightsError",
     "RecipeError",
     "ShiftReport",
@@ -135,6 +145,7 @@ __all__ = [
     "load_dataset",
     "metrics",
     "models",
+    "prepare_digit",
     "push_to_hub",
     "register_model",
     "training",
@@ -196,12 +207,9 @@ def evaluate(
     arguments |= {"batch_size": batch_size, "device": device, "seed": seed}
     arguments |= {"ood_score": ood_score, "data_dir": data_dir, "progress": progress}
     if shift is not None:
-        from zoo.shift import SHIFTS, evaluate_shift
+        from zoo.shift import check_shift, evaluate_shift
 
-        if shift not in SHIFTS:
-            raise InvalidInputError(f"shift must be one of {', '.join(SHIFTS)}; got {shift!r}")
-        if dataset != "mnist":
-            raise InvalidInputError(f"shifts are of the MNIST test set, not of {dataset!r}")
+        check_shift(shift, dataset)
         del arguments["dataset"], arguments["ood"], arguments["ood_score"]
         measure: Callable[..., Any] = functools.partial(evaluate_shift, kind=shift)
     else:
@@ -246,33 +254,29 @@ def compare(
     Returns:
         A `zoo.Comparison`: a report per model, and a table with a column per model.
     """
-    from zoo.comparison import check_models
+    from zoo.comparison import check_models, labels_of
     from zoo.comparison import compare as compare_models
-    from zoo.evaluation import check_arguments
+    from zoo.devices import select_device
+    from zoo.evaluation import check_arguments, check_model
     from zoo.loading import load
-    from zoo.models.base import ZooModel
+    from zoo.models.base import ZooModel, check_samples
+    from zoo.shift import check_shift
 
     if isinstance(models, (str, os.PathLike, ZooModel)) or not isinstance(models, Sequence):
         raise InvalidInputError("models must be a list of models, names, folders or Hub ids")
-    for model in models:
-        if not isinstance(model, (ZooModel, str, os.PathLike)):
-            raise InvalidInputError(
-                f"each model must be a zoo model, a model folder or a registered name, not "
-                f"{type(model).__name__}"
-            )
-    named = [model.architecture if isinstance(model, ZooModel) else str(model) for model in models]
-    labels = [
-        f"{label} #{index + 1}" if isinstance(model, ZooModel) and named.count(label) > 1 else label
-        for index, (label, model) in enumerate(zip(named, models, strict=True))
-    ]
-    check_models(list(zip(labels, models, strict=True)))
+    labelled = list(zip(labels_of(models), models, strict=True))
+    check_models(labelled)
     if shift is None:
         check_arguments(dataset, ood, samples, batch_size, seed, ood_score)
     else:
+        check_shift(shift, dataset)
         check_arguments("mnist", None, samples, batch_size, seed, "entropy")
+    select_device(device)
+    for _, model in labelled:
+        if isinstance(model, ZooModel):
+            check_model(model, check_samples(samples), batch_size)
     loaded = [
-        (label, model if isinstance(model, ZooModel) else load(model))
-        for label, model in zip(labels, models, strict=True)
+        (label, model if isinstance(model, ZooModel) else load(model)) for label, model in labelled
     ]
     return compare_models(
         loaded,

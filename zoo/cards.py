@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from zoo.metrics.suite import GROUP_TITLES, SPECS
-from zoo.options import DATASET_HUB_IDS, DATASET_TITLES
+from zoo.options import DATASET_HUB_IDS, DATASET_TITLES, SHIFT_KINDS
 from zoo.pretrained import RECIPE_NAME
 from zoo.registry import registered_class
 from zoo.report import flat_metrics, format_metric
@@ -384,22 +384,32 @@ _SHIFT_ROWS = {
 }
 
 
+_MOVES = {"rotation": "rotated", "translation": "translated"}
+
+
 def _under_shift(entry: ModelDescription, shipped: bool) -> str:
     """The means over the shifted steps of each shift measured, and how they were measured."""
     if not entry.shift:
         return ""
     shift = entry.shift
     command = f"zoo eval {entry.name}" if shipped else "zoo eval"
-    kinds = [kind for kind in _SHIFT_ROWS if kind in shift]
+    kinds = [kind for kind in SHIFT_KINDS if kind in shift]
     named = [f"`--shift {kind}`" for kind in kinds]
     options = " and ".join([", ".join(named[:-1]), named[-1]] if len(named) > 1 else named)
+    shifts = []
+    moved = [verb for kind, verb in _MOVES.items() if kind in kinds]
+    if moved:
+        shifts.append(f"{' and '.join(moved)} step by step as Ovadia et al. (2019) shift them")
+    if "corruption" in kinds:
+        shifts.append(
+            "corrupted in the fifteen ways of MNIST-C (Mu and Gilmer, 2019), each generated on "
+            "the fly at one severity"
+        )
     text = (
         f"Measured by `{command}` with {options}, {_count(shift['samples'], 'sample')} per "
-        f"image and seed {shift['seed']}, on {shift['device']}: the MNIST test images rotated and "
-        "translated step by step as Ovadia et al. (2019) shift them, and corrupted in the "
-        "fifteen ways of MNIST-C (Mu and Gilmer, 2019), each generated on the fly at one "
-        "severity. The figures are means over the shifted steps; the unshifted images are "
-        "left out. `zoo eval --shift` prints every step."
+        f"image and seed {shift['seed']}, on {shift['device']}: the MNIST test images "
+        f"{', and '.join(shifts)}. The figures are means over the shifted steps; the unshifted "
+        "images are left out. `zoo eval --shift` prints every step."
     )
     lines = [
         "## Under dataset shift",

@@ -356,25 +356,43 @@ def ensemble_command(members: tuple[str, ...], out: Path) -> None:
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
 @samples_option
 @click.option(
-    "--invert", is_flag=True, help="Invert the images first: for dark digits on a light background."
+    "--invert/--no-invert",
+    default=None,
+    help="Say whether to invert the images (for dark ink on light paper) instead of deciding "
+    "from each image's border.",
+)
+@click.option(
+    "--as-is",
+    is_flag=True,
+    help="Only pad each image to a square and resize it to 28x28, instead of laying it out "
+    "as MNIST's digits are.",
 )
 @seed_option
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 def predict_command(
-    model: str, images: tuple[Path, ...], samples: int, invert: bool, seed: int, as_json: bool
+    model: str,
+    images: tuple[Path, ...],
+    samples: int,
+    invert: bool | None,
+    as_is: bool,
+    seed: int,
+    as_json: bool,
 ) -> None:
     """Classify digit IMAGES with MODEL and show how uncertain each prediction is.
 
     Each IMAGE is a PNG, JPEG, GIF, BMP, TIFF, WebP or PPM/PGM of any size or colour. It is
-    converted to grayscale (transparent parts shown on white), inverted if --invert is given,
-    padded with black to a square and resized to 28x28; a 28x28 image is used pixel for pixel.
-    MNIST digits are light on a dark background: pass --invert for dark ink on light paper.
+    laid out as MNIST's digits are: grayscale, light ink on dark (an image with a light border
+    is taken for ink on paper and inverted), cropped to the ink, fitted to 20x20 pixels and
+    centred by its centre of mass in 28x28. A 28x28 image laid out so already keeps its
+    pixels. Each image's samples are drawn from a seed derived from --seed and its pixels.
     """
     from zoo.images import classify_files
     from zoo.loading import load
 
     with zoo_errors():
-        entries = classify_files(load(model), images, samples, invert=invert, seed=seed)
+        entries = classify_files(
+            load(model), images, samples, invert=invert, seed=seed, as_is=as_is
+        )
     if as_json:
         click.echo(json.dumps(entries, indent=2, allow_nan=False))
     for entry in entries:
@@ -384,6 +402,43 @@ def predict_command(
             click.echo(_describe(entry))
     if any("error" in entry for entry in entries):
         raise SystemExit(1)
+
+
+@main.command("serve", epilog=MODEL_HELP)
+@click.argument("models", nargs=-1)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", type=click.IntRange(1, 65535), default=8000, show_default=True, help="Port."
+)
+@samples_option
+@seed_option
+@data_dir_option
+def serve_command(
+    models: tuple[str, ...], host: str, port: int, samples: int, seed: int, data_dir: Path | None
+) -> None:
+    """Start a local web page to draw digits on, with a JSON API, serving MODELS.
+
+    After each stroke the page shows the predicted digit, the probability of each class, the
+    samples' votes, the entropy split into aleatoric and mutual information, whether the
+    drawing looks unfamiliar to the model, and the 28x28 image it saw. Without MODELS it
+    serves the default weights of every architecture. Ctrl-C stops it. Needs the serve extra:
+    pip install 'uncertainty-zoo[serve]'.
+    """
+    from zoo.server import load_models, require_server, serve
+    from zoo.weights import all_weights
+
+    with zoo_errors():
+        require_server()
+        names = list(models) or [name for name, entry in all_weights().items() if entry.default]
+        served = load_models(names, data_dir)
+        click.echo(
+            f"serving {', '.join(model.name for model in served)} at http://{host}:{port}/ "
+            "(Ctrl-C stops)",
+            err=True,
+        )
+        with contextlib.suppress(KeyboardInterrupt):  # uvicorn stops, then raises Ctrl-C again
+            serve(served, host=host, port=port, samples=samples, seed=seed)
+        click.echo("stopped", err=True)
 
 
 @main.command("train")
@@ -489,14 +544,27 @@ def push_command(
 
 
 def _describe(result: dict) -> str:
-    """Two lines: the prediction with its uncertainty, then each sample's vote."""
+    """Three lines: the prediction with its uncertainty, each sample's vote, and how the
+    image was prepared."""
     confidence, entropy = 100 * result["confidence"], result["entropy"]
     information, votes = result["mutual_information"], result["votes"]
+    prepared = result["prepared"]
+    polarity = "inverted" if prepared["inverted"] else "not inverted"
+    how = "from its border" if prepared["polarity"] == "detected" else "as asked"
+    layout = _LAYOUTS[prepared["layout"]]
     return (
         f"{escaped(result['image'])}: {escaped(result['label'])}  (confidence "
         f"{confidence:.1f}%, entropy {entropy:.3f}, mutual information {information:.3f} nats)\n"
-        f"  votes of the {len(votes)} samples: {escaped(' '.join(votes))}"
+        f"  votes of the {len(votes)} samples: {escaped(' '.join(votes))}\n"
+        f"  prepared: {polarity} ({how}), {layout}"
     )
+
+
+_LAYOUTS = {
+    "mnist": "laid out as MNIST's digits are",
+    "kept": "already laid out as MNIST's digits are: pixels kept",
+    "as-is": "padded to a square and resized (--as-is)",
+}
 
 
 def _interrupted(folder: Path) -> str:

@@ -8,6 +8,7 @@ so a model's column is the figure `zoo eval` gives it alone.
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 from collections.abc import Sequence
@@ -27,15 +28,15 @@ from zoo.models.base import ZooModel
 from zoo.options import DEFAULT_BATCH_SIZE, DEFAULT_SAMPLES
 from zoo.report import EvaluationReport, aligned, format_metric
 from zoo.shift import (
+    STEP_LABELS,
     STEP_METRICS,
     ShiftReport,
+    check_shift,
     evaluate_shifts,
     format_step,
     format_step_figure,
 )
 
-# How a shift table names its figures: the evaluation's labels, and one of its own.
-_STEP_LABELS = {key: SPECS[key].label if key in SPECS else "Conf" for key in STEP_METRICS}
 _STEP_TITLES = {
     "acc": "accuracy",
     "nll": "NLL",
@@ -59,6 +60,10 @@ class Comparison:
 
     reports: list[EvaluationReport] | list[ShiftReport]
     shift: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.reports:
+            raise InvalidInputError("a comparison needs at least one report")
 
     @property
     def names(self) -> list[str]:
@@ -113,7 +118,7 @@ class Comparison:
         summaries = [report.summary() for report in reports]
         rows = [["mean over the shifted steps", *self.names], ["Samples", *self._samples()]]
         for key in ("acc", "nll", "ece"):
-            rows.append([_STEP_LABELS[key], *(format_step_figure(key, s[key]) for s in summaries)])
+            rows.append([STEP_LABELS[key], *(format_step_figure(key, s[key]) for s in summaries)])
         tables = ["\n".join(aligned(rows, label_column=True))]
         for key in STEP_METRICS:
             rows = [[unit, *self.names]]
@@ -149,8 +154,7 @@ def compare(
     """
     check_models(models)
     if shift is not None:
-        if dataset != "mnist":
-            raise InvalidInputError(f"shifts are of the MNIST test set, not of {dataset!r}")
+        check_shift(shift, dataset)
         reports = evaluate_shifts(
             models,
             shift,
@@ -186,15 +190,45 @@ def compare(
     return Comparison(evaluations)
 
 
+def labels_of(models: Sequence[Any]) -> list[str]:
+    """A column label per model: a name or folder as given, a model object by its
+    architecture, numbered when several objects share one.
+
+    Raises:
+        InvalidInputError: fewer than two models or more than `MAX_COMPARED_MODELS`, or one
+            that is neither a model nor a name.
+    """
+    _check_count(len(models))
+    named = []
+    for model in models:
+        if isinstance(model, ZooModel):
+            named.append(model.architecture)
+        elif isinstance(model, (str, os.PathLike)):
+            named.append(str(model))
+        else:
+            raise InvalidInputError(
+                f"each model must be a zoo model, a model folder or a registered name, not "
+                f"{type(model).__name__}"
+            )
+    counts = collections.Counter(named)
+    return [
+        f"{label} #{index + 1}" if isinstance(model, ZooModel) and counts[label] > 1 else label
+        for index, (label, model) in enumerate(zip(named, models, strict=True))
+    ]
+
+
 def check_models(models: Sequence[tuple[str, Any]]) -> None:
-    """Refuse fewer than two (name, model) pairs, more than `MAX_COMPARED_MODELS`, or a name
-    given twice, before anything is loaded or measured."""
-    if not 2 <= len(models) <= MAX_COMPARED_MODELS:
-        raise InvalidInputError(
-            f"compare takes 2 to {MAX_COMPARED_MODELS} models, got {len(models)}; "
-            "zoo eval measures one"
-        )
-    names = [name for name, _ in models]
-    repeated = sorted({name for name in names if names.count(name) > 1})
+    """Refuse fewer than two (label, model) pairs, more than `MAX_COMPARED_MODELS`, or a
+    label given twice, before anything is loaded or measured."""
+    _check_count(len(models))
+    counts = collections.Counter(label for label, _ in models)
+    repeated = sorted(label for label, count in counts.items() if count > 1)
     if repeated:
         raise InvalidInputError(f"each model may be compared once; given twice: {repeated[0]}")
+
+
+def _check_count(count: int) -> None:
+    if not 2 <= count <= MAX_COMPARED_MODELS:
+        raise InvalidInputError(
+            f"compare takes 2 to {MAX_COMPARED_MODELS} models, got {count}; zoo eval measures one"
+        )

@@ -13,8 +13,9 @@ at once, on whatever device holds them:
 - each is at one severity: the one its function in MNIST-C's ``corruptions.py`` takes by
   default (the numbers are in `SEVERITIES`);
 - every random choice the original makes per image (a noise field, an angle, a direction) is
-  drawn per image from the generator, so `corrupt` gives the same images for the same seed
-  and device. A CUDA or MPS generator draws other numbers than the CPU's: the images then
+  drawn per image from a generator that the seed, the corruption and the chunk of images fix
+  (`corrupt`), so the same images in the same order get the same corruptions on the same kind
+  of device. A CUDA or MPS generator draws other numbers than the CPU's: the images then
   differ, their statistics do not.
 
 Each function's docstring says what the original does and where this one departs from it.
@@ -32,10 +33,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from zoo.devices import derived_seed
+from zoo.devices import check_seed, derived_seed
 from zoo.errors import InvalidInputError
 
 SIZE = 28
+FLOAT = torch.float32  # whatever torch's default dtype is
+CHUNK = 1000  # images corrupted at once, each chunk from its own generator
 CENTRE = (SIZE - 1) / 2  # the pixel coordinate of the image centre, 13.5
 
 # What each corruption's severity sets, as MNIST-C's functions take it by default.
@@ -61,23 +64,43 @@ Corruption = Callable[[Tensor, torch.Generator], Tensor]
 
 
 def corrupt(images: Tensor, name: str, seed: int = 0) -> Tensor:
-    """(N, 28, 28) uint8 ``images`` corrupted by the MNIST-C corruption ``name``, drawing its
-    random choices from a generator on the images' device that ``seed`` and ``name`` fix.
+    """(N, 28, 28) uint8 ``images`` corrupted by the MNIST-C corruption ``name``.
+
+    The images are corrupted in chunks of `CHUNK`, which bounds the memory a corruption
+    takes, each chunk drawing its random choices from a generator on the images' device that
+    ``seed``, ``name`` and the chunk's place fix: the same images in the same order get the
+    same corruptions, and an image's corruption depends on the others in its chunk only
+    through where it falls in the chunk's stream.
 
     Raises:
-        InvalidInputError: an unknown name, or images that are not (N, 28, 28) uint8.
+        InvalidInputError: an unknown name, a seed torch cannot take, or images that are not
+            (N, 28, 28) uint8.
     """
-    if name not in CORRUPTIONS:
+    if not isinstance(name, str) or name not in CORRUPTIONS:
         raise InvalidInputError(f"corruption must be one of {', '.join(CORRUPTIONS)}; got {name!r}")
-    if not isinstance(images, Tensor) or images.dtype != torch.uint8 or images.dim() != 3:
-        raise InvalidInputError("corruptions take (N, 28, 28) uint8 images")
-    if tuple(images.shape[1:]) != (SIZE, SIZE):
-        raise InvalidInputError(f"corruptions take 28x28 images, not {tuple(images.shape[1:])}")
-    generator = torch.Generator(device=images.device)
-    generator.manual_seed(derived_seed(f"uncertainty-zoo corruption {name} of seed {seed}"))
-    if len(images) == 0:
-        return images.clone()
-    return CORRUPTIONS[name](images, generator)
+    check_seed(seed)
+    check_images(images)
+    chunks = []
+    for index, chunk in enumerate(torch.split(images, CHUNK)):
+        generator = torch.Generator(device=images.device)
+        label = f"uncertainty-zoo corruption {name} of seed {seed}, chunk {index}"
+        generator.manual_seed(derived_seed(label))
+        chunks.append(CORRUPTIONS[name](chunk, generator))
+    return torch.cat(chunks) if chunks else images.clone()
+
+
+def check_images(images: Tensor) -> None:
+    """Refuse what is not (N, 28, 28) uint8 images, with a one-line `InvalidInputError`."""
+    if (
+        not isinstance(images, Tensor)
+        or images.dtype != torch.uint8
+        or images.dim() != 3
+        or tuple(images.shape[1:]) != (SIZE, SIZE)
+    ):
+        shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
+        raise InvalidInputError(
+            f"shifts and corruptions take (N, 28, 28) uint8 images, not {shape}"
+        )
 
 
 # Noise
@@ -155,7 +178,7 @@ def motion_blur(images: Tensor, generator: torch.Generator) -> Tensor:
     exp(-i^2 / (2 sigma^2)) and placed at the rounded offset (i cos a, i sin a), pixels
     outside the image repeating the edge. So it is here."""
     radius, sigma = 10, 3.0
-    taps = torch.arange(2 * radius + 1, device=images.device, dtype=torch.float32)
+    taps = torch.arange(2 * radius + 1, device=images.device, dtype=FLOAT)
     weights = torch.exp(-(taps**2) / (2 * sigma**2))
     weights = weights / weights.sum()
     angles = torch.deg2rad(_uniform((len(images),), generator, images.device) * 90 - 45)
@@ -177,11 +200,12 @@ def motion_blur(images: Tensor, generator: torch.Generator) -> Tensor:
 
 def shear(images: Tensor, generator: torch.Generator) -> Tensor:
     """A shear of 0.4 rad about the centre, left or right with equal odds (MNIST-C's ``shear``,
-    severity 2: scikit-image's ``AffineTransform(shear=0.4)`` as the inverse map of ``warp``,
-    so each output pixel (x, y) reads the input at (x - sin(0.4) y, cos(0.4) y) about the
-    centre; bilinear, zeros outside)."""
+    severity 2: ``AffineTransform(shear=0.4)`` as the inverse map of ``warp``, in the
+    scikit-image MNIST-C was written for, before 0.21 changed what ``shear`` means: each output
+    pixel (x, y) reads the input at (x - sin(0.4) y, cos(0.4) y) about the centre; bilinear,
+    zeros outside)."""
     angle = 0.4 * _signs(len(images), generator, images.device)
-    matrices = torch.zeros(len(images), 2, 2, device=images.device)
+    matrices = torch.zeros(len(images), 2, 2, device=images.device, dtype=FLOAT)
     matrices[:, 0, 0] = 1
     matrices[:, 0, 1] = -torch.sin(angle)
     matrices[:, 1, 1] = torch.cos(angle)
@@ -191,7 +215,7 @@ def shear(images: Tensor, generator: torch.Generator) -> Tensor:
 def scale(images: Tensor, generator: torch.Generator) -> Tensor:
     """The digit shrunk to 0.7 of its size about the centre (MNIST-C's ``scale``, severity 3:
     the inverse map scales by 1 / 0.7; bilinear, zeros outside). Nothing is random."""
-    matrices = torch.eye(2, device=images.device).expand(len(images), 2, 2) / 0.7
+    matrices = torch.eye(2, device=images.device, dtype=FLOAT).expand(len(images), 2, 2) / 0.7
     return _to_images(_warp(_intensities(images), matrices))
 
 
@@ -212,7 +236,7 @@ def translate(images: Tensor, generator: torch.Generator) -> Tensor:
     offsets = 3.0 * torch.stack(
         [_signs(len(images), generator, images.device) for _ in range(2)], dim=-1
     )
-    matrices = torch.eye(2, device=images.device).expand(len(images), 2, 2)
+    matrices = torch.eye(2, device=images.device, dtype=FLOAT).expand(len(images), 2, 2)
     return _to_images(_warp(_intensities(images), matrices, offsets))
 
 
@@ -281,7 +305,7 @@ def dotted_line(images: Tensor, generator: torch.Generator) -> Tensor:
     count = len(images)
     start = torch.randint(0, SIZE - 1, (count,), generator=generator, device=images.device)
     end = torch.randint(0, SIZE - 1, (count,), generator=generator, device=images.device)
-    zeros = torch.zeros(count, device=images.device)
+    zeros = torch.zeros(count, device=images.device, dtype=FLOAT)
     line = _line(zeros, start.float(), zeros + SIZE - 1, end.float())
     columns = torch.arange(SIZE, device=images.device)
     dots = (columns // 2) % 2 == 1
@@ -297,25 +321,25 @@ def zigzag(images: Tensor, generator: torch.Generator) -> Tensor:
     count = len(images)
     device = images.device
     first_row = torch.randint(0, SIZE - 1, (count,), generator=generator, device=device)
-    rise = torch.randint(-5, 5, (count,), generator=generator, device=device).float()
+    rise = torch.randint(-5, 5, (count,), generator=generator, device=device).to(FLOAT)
     first_column, last_column, step, swing = 2.0, 25.0, 2.0, 2.0
     heading = torch.atan(rise / (last_column - first_column))
     length = (last_column - first_column) / torch.cos(heading)
     # the corners in the heading's frame: along, across. A heading rises at most 5 rows over
     # 23 columns, so its length lies in [23, 23.6]: six swings, then the short end.
-    along = [torch.zeros(count, device=device)]
-    across = [torch.zeros(count, device=device)]
+    along = [torch.zeros(count, device=device, dtype=FLOAT)]
+    across = [torch.zeros(count, device=device, dtype=FLOAT)]
     swings = int((23.0 - step) // (2 * step)) + 1
     for index in range(swings):
-        along.append(torch.full((count,), (2 * index + 1) * step, device=device))
-        across.append(torch.full((count,), (-1) ** index * swing, device=device))
+        along.append(torch.full((count,), (2 * index + 1) * step, device=device, dtype=FLOAT))
+        across.append(torch.full((count,), (-1) ** index * swing, device=device, dtype=FLOAT))
     turns = 2 * step * torch.floor(length / (2 * step))
     along.append(length)
     across.append(across[-1] / (2 * (length - turns)))
     cos, sin = torch.cos(heading), torch.sin(heading)
     columns = [first_column + a * cos - c * sin for a, c in zip(along, across, strict=True)]
     rows = [first_row + a * sin + c * cos for a, c in zip(along, across, strict=True)]
-    drawn = torch.zeros(images.shape, device=device)
+    drawn = torch.zeros(images.shape, device=device, dtype=FLOAT)
     for index in range(1, len(columns)):
         drawn = drawn + _line(columns[index - 1], rows[index - 1], columns[index], rows[index])
     return _to_images(_intensities(images) + drawn)
@@ -384,7 +408,7 @@ assert tuple(CORRUPTIONS) == tuple(SEVERITIES)
 
 
 def _intensities(images: Tensor) -> Tensor:
-    return images.float() / 255
+    return images.to(FLOAT) / 255
 
 
 def _to_images(intensities: Tensor) -> Tensor:
@@ -392,16 +416,16 @@ def _to_images(intensities: Tensor) -> Tensor:
 
 
 def _uniform(shape, generator: torch.Generator, device: torch.device) -> Tensor:
-    return torch.rand(tuple(shape), generator=generator, device=device)
+    return torch.rand(tuple(shape), generator=generator, device=device, dtype=FLOAT)
 
 
 def _normal(shape, generator: torch.Generator, device: torch.device) -> Tensor:
-    return torch.randn(tuple(shape), generator=generator, device=device)
+    return torch.randn(tuple(shape), generator=generator, device=device, dtype=FLOAT)
 
 
 def _signs(count: int, generator: torch.Generator, device: torch.device) -> Tensor:
     """-1 or 1 with equal odds, ``count`` of them."""
-    return torch.randint(0, 2, (count,), generator=generator, device=device).float() * 2 - 1
+    return torch.randint(0, 2, (count,), generator=generator, device=device).to(FLOAT) * 2 - 1
 
 
 def _pixel_grid(device: torch.device) -> tuple[Tensor, Tensor]:
@@ -483,7 +507,7 @@ def _plasma_corner(
 ) -> Tensor:
     """The top-left 28x28 corners of ``count`` 256x256 plasma fractals scaled to [0, 1]."""
     size = 256
-    heights = torch.zeros(count, size, size, device=device)
+    heights = torch.zeros(count, size, size, device=device, dtype=FLOAT)
     step, wibble = size, 100.0
 
     def noisy_mean(total: Tensor) -> Tensor:

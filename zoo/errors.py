@@ -77,6 +77,10 @@ class CorruptDatasetError(DatasetError):
     """A dataset file that is damaged: a wrong checksum, a truncated file."""
 
 
+class BlankImageError(InvalidInputError):
+    """An image with no digit in it: one level, or too little contrast between ink and paper."""
+
+
 class DeviceError(ZooError, ValueError):
     """A device name that is unknown, or a device this machine does not have."""
 
@@ -93,8 +97,20 @@ class ImageFileError(ZooError, ValueError):
     """An image file that cannot be read or decoded."""
 
 
+class ImageTooLargeError(ImageFileError):
+    """An image file, or the image in it, over the size limits of `zoo.limits`."""
+
+
+class NoDigitError(ImageFileError):
+    """An image file that holds no digit: one level, or too little contrast."""
+
+
 class OutputFileError(ZooError, OSError):
     """A result file (a report, a plot, a model) that cannot be written."""
+
+
+class ListenError(ZooError, OSError):
+    """A server that cannot listen where asked: a port in use, an unknown address."""
 
 
 class RecipeError(ZooError, ValueError):

@@ -8,6 +8,7 @@ them. The metrics are defined in `zoo.metrics`.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import platform
 import time
@@ -123,6 +124,7 @@ def measure(
         if out_of_distribution is not None:
             run.out_of_distribution(out_of_distribution)
     wall_time = time.perf_counter() - started
+    outcomes = run.outcomes()
 
     provenance = {
         "model": source or model.architecture,
@@ -135,13 +137,23 @@ def measure(
         "dataset": _describe_data(in_distribution),
         "ood_dataset": _describe_data(out_of_distribution) if out_of_distribution else None,
         "ood_score": ood_score if out_of_distribution else None,
+        "ood_threshold": ood_threshold(outcomes.ood_scores),
         "device": describe_device(device),
         "float32_precision": precision,
         "versions": _versions(),
         "wall_time_s": round(wall_time, 3),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    return EvaluationReport(run.results(), provenance, run.outcomes())
+    return EvaluationReport(run.results(), provenance, outcomes)
+
+
+def ood_threshold(ood_scores: Tensor | None) -> float | None:
+    """The OOD score at and above which 95% of the OOD images lie: the threshold FPR95 is
+    measured at, for flagging unfamiliar inputs. None without OOD images."""
+    if ood_scores is None or len(ood_scores) == 0:
+        return None
+    ordered = ood_scores.double().sort().values
+    return float(ordered[int(0.05 * len(ordered))])
 
 
 def check_model(model: ZooModel, samples: int, batch_size: int) -> None:
@@ -152,7 +164,7 @@ def check_model(model: ZooModel, samples: int, batch_size: int) -> None:
             f"model must be a zoo model, not {type(model).__name__}; zoo.evaluate also takes "
             "a model folder or a registered name"
         )
-    if any(parameter.is_meta for parameter in model.parameters()):
+    if any(tensor.is_meta for tensor in itertools.chain(model.parameters(), model.buffers())):
         raise InvalidInputError(
             "the model is on the meta device, which holds shapes but no values: nothing to evaluate"
         )

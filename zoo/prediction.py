@@ -46,8 +46,9 @@ class Prediction:
         """One JSON-ready summary per image, in batch order.
 
         Each holds the predicted class index and ``label``, its ``confidence`` (the predictive
-        probability), ``entropy``, ``aleatoric`` and ``mutual_information`` in nats, and
-        ``votes``: the label each of the S samples would predict on its own.
+        probability), ``entropy``, ``aleatoric`` and ``mutual_information`` in nats,
+        ``votes``: the label each of the S samples would predict on its own, and
+        ``probabilities``: the predictive probability of each class, in class order.
         """
         labels = class_labels or [str(index) for index in range(self.probs.shape[1])]
         confidence, predicted = self.probs.max(dim=-1)
@@ -57,6 +58,7 @@ class Prediction:
             column.tolist() for column in columns
         )
         votes = self.sample_probs.argmax(dim=-1).tolist()
+        probabilities = self.probs.tolist()
         return [
             {
                 "class": classes[i],
@@ -66,6 +68,7 @@ class Prediction:
                 "aleatoric": aleatorics[i],
                 "mutual_information": informations[i],
                 "votes": [labels[vote] for vote in votes[i]],
+                "probabilities": probabilities[i],
             }
             for i in range(len(classes))
         ]

@@ -176,6 +176,8 @@ def _report_problem(raw: object) -> str | None:
         "ood_score": provenance.get("ood_score") in (None, *OOD_SCORES),
         "samples": _is_integer(provenance.get("samples"), 1, MAX_SAMPLES),
         "seed": _is_integer(provenance.get("seed"), *SEED_RANGE),
+        "ood_threshold": provenance.get("ood_threshold") is None
+        or _is_finite_number(provenance["ood_threshold"]),
         "versions": isinstance(provenance.get("versions"), dict)
         and all(is_version(provenance["versions"].get(name)) for name in ("zoo", "torch")),
     }

@@ -38,7 +38,7 @@ from torch import Tensor
 from torchmetrics.functional.classification import binary_auroc
 
 from zoo.atomic import atomic_write_bytes, sha256_hex
-from zoo.corruptions import CORRUPTIONS, SEVERITIES, corrupt
+from zoo.corruptions import CORRUPTIONS, SEVERITIES, check_images, corrupt
 from zoo.data import ImageSet, load_dataset
 from zoo.devices import describe_device, seeded, select_device
 from zoo.errors import InvalidInputError
@@ -60,12 +60,13 @@ TRANSLATION_PIXELS = tuple(range(0, 27, 2))
 CORRUPTION_STEPS = ("identity", *CORRUPTIONS)
 # What each step reports, in this order: keys of the evaluation's metrics, and two of its own.
 STEP_METRICS = ("acc", "nll", "brier", "ece", "confidence", "entropy", "mi", "auroc")
+STEP_LABELS = {key: SPECS[key].label if key in SPECS else "Conf" for key in STEP_METRICS}
 
 
 def rotate(images: Tensor, degrees: float) -> Tensor:
     """(N, 28, 28) uint8 ``images`` turned ``degrees`` counter-clockwise about their centre:
     bilinear resampling, zeros outside, rounded to uint8. 0 degrees returns them as they are."""
-    _check_images(images)
+    check_images(images)
     if not isinstance(degrees, (int, float)) or not math.isfinite(degrees):
         raise InvalidInputError(f"a rotation takes a finite number of degrees, got {degrees!r}")
     if degrees % 360 == 0:
@@ -83,13 +84,8 @@ def rotate(images: Tensor, degrees: float) -> Tensor:
 def translate(images: Tensor, pixels: int) -> Tensor:
     """(N, 28, 28) ``images`` moved ``pixels`` to the right, what leaves on the right coming
     back on the left, as ``np.roll`` along the width does."""
-    _check_images(images)
+    check_images(images)
     return torch.roll(images, shifts=int(pixels), dims=-1)
-
-
-def _check_images(images: Tensor) -> None:
-    if not isinstance(images, Tensor) or images.dtype != torch.uint8 or images.dim() != 3:
-        raise InvalidInputError("shifts take (N, 28, 28) uint8 images")
 
 
 def corrupt_step(images: Tensor, name: str, seed: int) -> Tensor:
@@ -177,10 +173,7 @@ class ShiftReport:
 
     def format(self) -> str:
         """A table with a row per step, then the summary, each line ending in a newline."""
-        header = [
-            self.unit,
-            *(SPECS[key].label if key in SPECS else "Conf" for key in STEP_METRICS),
-        ]
+        header = [self.unit, *(STEP_LABELS[key] for key in STEP_METRICS)]
         rows = [header]
         for step in self.steps:
             cells = [format_step_figure(key, step[key]) for key in STEP_METRICS]
@@ -192,6 +185,16 @@ class ShiftReport:
             f"ECE {summary['ece']:.2%}"
         )
         return "\n".join(lines) + "\n"
+
+
+def check_shift(kind: object, dataset: str = "mnist") -> str:
+    """Return ``kind`` if it names a shift of the MNIST test set, else raise
+    `InvalidInputError`."""
+    if not isinstance(kind, str) or kind not in SHIFTS:
+        raise InvalidInputError(f"shift must be one of {', '.join(SHIFTS)}; got {kind!r}")
+    if dataset != "mnist":
+        raise InvalidInputError(f"shifts are of the MNIST test set, not of {dataset!r}")
+    return kind
 
 
 def evaluate_shift(
@@ -241,9 +244,10 @@ def evaluate_shifts(
     Raises:
         InvalidInputError: an unknown kind, or arguments `zoo.evaluate` would refuse.
     """
-    if kind not in SHIFTS:
-        raise InvalidInputError(f"shift must be one of {', '.join(SHIFTS)}; got {kind!r}")
+    check_shift(kind)
     samples = check_arguments("mnist", None, samples, batch_size, seed, "entropy")
+    if not models:
+        raise InvalidInputError("no models to measure")
     for _, model in models:
         check_model(model, samples, batch_size)
     shift = SHIFTS[kind]

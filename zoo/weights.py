@@ -39,9 +39,9 @@ class ModelDescription:
         sha256: the sha256 of ``model.safetensors``, checked on every load.
         metrics: ``zoo eval``'s grouped metrics; {} when it has not been evaluated.
         evaluation: how the metrics were measured: samples, seed, datasets, versions.
-        shift: by kind ("rotation", "corruption"), the figures under dataset shift: "summary"
-            (mean Acc, NLL and ECE over the shifted steps) and "steps"; with "samples",
-            "seed" and "device", how they were measured. {} when not measured.
+        shift: by kind (of `zoo.options.SHIFT_KINDS`), the figures under dataset shift:
+            "summary" (mean Acc, NLL and ECE over the shifted steps) and "steps"; with
+            "samples", "seed" and "device", how they were measured. {} when not measured.
         recipe: the recipe file that trained the weights; "" when unknown.
         training: epochs, seconds, device and hardware of the training run; {} when unknown.
         license: SPDX-style license of the weights; None where not stated.
