@@ -10,8 +10,9 @@ from __future__ import annotations
 import contextlib
 import json
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -210,16 +211,14 @@ def eval_command(
             progress=True,
             shift=shift,
         )
-        click.echo(report.format(), nl=False)
-        if json_path:
-            report.save_json(json_path)
-            click.echo(f"wrote {json_path}", err=True)
-        if plot_path:
+
+        def plot(path: Path) -> None:
             if shift:
-                plot_shift([report], plot_path)
+                plot_shift([report], path)
             else:
-                plot_report(report, plot_path)
-            click.echo(f"wrote {plot_path}", err=True)
+                plot_report(report, path)
+
+        _show_and_write(report, json_path, plot_path, plot)
 
 
 @main.command("compare", epilog=MODEL_HELP)
@@ -277,16 +276,10 @@ def compare_command(
             data_dir=data_dir,
             progress=True,
         )
-        click.echo(comparison.format(), nl=False)
-        if json_path:
-            comparison.save_json(json_path)
-            click.echo(f"wrote {json_path}", err=True)
-        if plot_path:
-            if shift:
-                plot_shift(comparison.reports, plot_path)
-            else:
-                plot_comparison(comparison.reports, plot_path)
-            click.echo(f"wrote {plot_path}", err=True)
+        plotter = plot_shift if shift else plot_comparison
+        _show_and_write(
+            comparison, json_path, plot_path, lambda path: plotter(comparison.reports, path)
+        )
 
 
 @main.command("calibrate", epilog=MODEL_HELP)
@@ -541,6 +534,19 @@ def push_command(
             commit_message=message,
         )
     click.echo(escaped(str(result), keep="\n"))  # the commit and its URL come from the Hub
+
+
+def _show_and_write(
+    result: Any, json_path: Path | None, plot_path: Path | None, plot: Callable[[Path], None]
+) -> None:
+    """Print ``result``'s tables, then write its JSON and its plot where asked."""
+    click.echo(result.format(), nl=False)
+    if json_path:
+        result.save_json(json_path)
+        click.echo(f"wrote {json_path}", err=True)
+    if plot_path:
+        plot(plot_path)
+        click.echo(f"wrote {plot_path}", err=True)
 
 
 def _describe(result: dict) -> str:
