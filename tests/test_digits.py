@@ -127,6 +127,31 @@ def test_polarity_is_read_from_the_border_unless_given(mnist_digits: torch.Tenso
         prepare_digit(dark_on_light, invert=False)  # no light ink on that white paper
 
 
+@pytest.mark.parametrize(
+    ("case", "paper", "pen", "inverted"),
+    [
+        ("dark ink on dim paper", 0.4, 0.05, True),
+        ("chalk on a grey board", 0.55, 0.95, False),
+    ],
+)
+def test_polarity_is_read_against_the_image_own_levels(
+    mnist_digits: torch.Tensor, case: str, paper: float, pen: float, inverted: bool
+) -> None:
+    digit = mnist_digits[2]
+    prepared = prepare_digit(on_paper(F.pad(strokes(digit, 5), (30, 30, 30, 30)), paper, pen))
+    assert prepared.inverted == inverted, case
+    assert distance(prepared.pixels, digit) < 12
+
+
+def test_a_speck_of_dust_does_not_shrink_the_digit(mnist_digits: torch.Tensor) -> None:
+    digit = mnist_digits[5]
+    page = on_paper(F.pad(strokes(digit, 5), (60, 200, 40, 180)))
+    page[-3, -3] = 0  # a black speck in the far corner
+    prepared = prepare_digit(page)
+    longer, _, _ = layout_of(prepared.pixels)
+    assert longer in (19, 20, 21) and distance(prepared.pixels, digit) < 12
+
+
 def test_arrays_pil_images_colour_and_alpha_give_the_same_digit(
     mnist_digits: torch.Tensor,
 ) -> None:

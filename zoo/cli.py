@@ -424,13 +424,13 @@ def serve_command(
         require_server()
         names = list(models) or [name for name, entry in all_weights().items() if entry.default]
         served = load_models(names, data_dir)
-        click.echo(
-            f"serving {', '.join(model.name for model in served)} at http://{host}:{port}/ "
-            "(Ctrl-C stops)",
-            err=True,
-        )
+        listed = ", ".join(model.name for model in served)
+
+        def announce(url: str) -> None:
+            click.echo(f"serving {listed} at {url} (Ctrl-C stops)", err=True)
+
         with contextlib.suppress(KeyboardInterrupt):  # uvicorn stops, then raises Ctrl-C again
-            serve(served, host=host, port=port, samples=samples, seed=seed)
+            serve(served, host=host, port=port, samples=samples, seed=seed, announce=announce)
         click.echo("stopped", err=True)
 
 

@@ -9,12 +9,14 @@ is nothing like that, and a model trained on MNIST reads it worse. `prepare_digi
 out the MNIST way:
 
 1. grayscale: colour is converted to luminance, transparency shown on white;
-2. polarity: MNIST's ink is light on dark. Unless told, the border decides: a light border is
-   paper, and the image is inverted (most photos and scans are dark ink on light paper);
+2. polarity: MNIST's ink is light on dark. Unless told, the border decides: a border in the
+   upper half of the image's range of levels is light paper, and the image is inverted
+   (most photos and scans are dark ink on light paper);
 3. background: the border's median level is taken as the paper and mapped to black, the
    brightest ink to white, so grey paper and faint ink come out as MNIST's black and white;
    what is fainter than a tenth of the ink is taken for paper texture or noise, and blackened;
-4. crop to the ink: the box of the pixels at least a fifth as bright as the brightest;
+4. crop to the ink: the box of the pixels at least a fifth as bright as the brightest, less
+   the outermost thousandth of their ink on each side, so that a speck of dust is left out;
 5. fit the longer side to 20 pixels, the aspect ratio kept, anti-aliased (bilinear with
    antialiasing when shrinking);
 6. paste into 28x28 with the centre of mass on pixel (14, 14), to the nearest pixel.
@@ -27,6 +29,7 @@ image costs and changes nothing at 20 pixels.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +45,7 @@ BOX = 20  # the side of the box an MNIST digit is fitted to
 CENTRE = 14.0  # where an MNIST digit's centre of mass lies, row and column
 WORKING_SIDE = 512  # larger images are shrunk to this first
 INK_LEVEL = 0.2  # ink: at least this share of the brightest pixel above the paper
+CROP_SHARE = 0.001  # the share of the ink a crop may leave out on each side: specks of dust
 NOISE_FLOOR = 0.1  # fainter than this share of the ink is paper texture or noise: black
 MIN_CONTRAST = 32 / 255  # less between paper and ink is a blank image
 DARK_BORDER = 48 / 255  # a 28x28 image whose border's median is darker may be MNIST-like
@@ -88,7 +92,7 @@ def prepare_digit(image: Any, *, invert: bool | None = None, as_is: bool = False
         grey = _shrink(grey, WORKING_SIDE / max(grey.shape))
     border = _border(grey)
     if invert is None:
-        inverted, polarity = bool(border.median() > 0.5), "detected"
+        inverted, polarity = _light_paper(grey, border), "detected"
     else:
         inverted, polarity = bool(invert), "given"
     if inverted:
@@ -104,15 +108,17 @@ def prepare_digit(image: Any, *, invert: bool | None = None, as_is: bool = False
         raise BlankImageError(f"no digit in the image: no ink stands out from its paper{hint}")
     ink = ((grey - paper) / contrast).clamp(0, 1)
     ink = torch.where(ink < NOISE_FLOOR, 0.0, ink)
-    rows, columns = torch.nonzero(ink >= INK_LEVEL, as_tuple=True)
-    cropped = ink[
-        int(rows.min()) : int(rows.max()) + 1, int(columns.min()) : int(columns.max()) + 1
-    ]
-    height, width = cropped.shape
-    scale = BOX / max(height, width)
-    size = (max(1, round(height * scale)), max(1, round(width * scale)))
+    strong = torch.where(ink >= INK_LEVEL, ink, 0.0)
+    top, bottom = _ink_span(strong.sum(1))
+    left, right = _ink_span(strong.sum(0))
+    cropped = ink[top:bottom, left:right]
+    scale = BOX / max(cropped.shape)
     fitted = F.interpolate(
-        cropped[None, None], size=size, mode="bilinear", antialias=scale < 1, align_corners=False
+        cropped[None, None],
+        size=_scaled(cropped.shape, scale),
+        mode="bilinear",
+        antialias=scale < 1,
+        align_corners=False,
     )[0, 0].clamp(0, 1)
     return PreparedDigit(_centred(fitted), inverted, polarity, "mnist")
 
@@ -121,6 +127,8 @@ def grayscale(image: Any) -> Tensor:
     """``image`` as a (H, W) float32 tensor of intensities in [0, 1]: colour as luminance (ITU-R
     601, as PIL converts), transparency shown on white, 16-bit grey scaled to 8 bits."""
     if isinstance(image, Image.Image):
+        if max(image.size) > 2 * WORKING_SIDE:  # shrink before converting: less memory
+            image = image.reduce(max(image.size) // WORKING_SIDE)
         grey = _pil_grayscale(image)
         pixels = torch.frombuffer(bytearray(grey.tobytes()), dtype=torch.uint8)
         return pixels.reshape(grey.height, grey.width).float() / 255
@@ -168,9 +176,31 @@ def _pil_grayscale(image: Image.Image) -> Image.Image:
 
 
 def _shrink(grey: Tensor, scale: float) -> Tensor:
-    height, width = grey.shape
-    size = (max(1, round(height * scale)), max(1, round(width * scale)))
-    return F.interpolate(grey[None, None], size=size, mode="area")[0, 0]
+    return F.interpolate(grey[None, None], size=_scaled(grey.shape, scale), mode="area")[0, 0]
+
+
+def _scaled(shape: Sequence[int], scale: float) -> tuple[int, int]:
+    """(height, width) ``shape`` times ``scale``, rounded, at least 1 pixel."""
+    height, width = shape
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def _light_paper(grey: Tensor, border: Tensor) -> bool:
+    """Whether the paper is lighter than the ink: the border, mostly paper, lies in the upper
+    half of the image's own range of levels, so that dark ink on dim paper and chalk on a
+    grey board are both read right."""
+    return float(border.median()) > (float(grey.min()) + float(grey.max())) / 2
+
+
+def _ink_span(profile: Tensor) -> tuple[int, int]:
+    """The first and one past the last row (or column) of ``profile``, the ink per row,
+    leaving out the outermost thousandth of the ink on either side: a speck of dust far
+    from the digit does not widen its box."""
+    cumulative = profile.cumsum(0)
+    total = float(cumulative[-1])
+    first = int(torch.searchsorted(cumulative, torch.tensor(CROP_SHARE * total), right=True))
+    last = int(torch.searchsorted(cumulative, torch.tensor((1 - CROP_SHARE) * total)))
+    return first, min(last, len(profile) - 1) + 1
 
 
 def _border(grey: Tensor) -> Tensor:

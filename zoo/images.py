@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -73,8 +74,7 @@ def decode_digit(
             with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as image:
                 _check_size(image.size, shown_name)
                 image.load()
-                upright = ImageOps.exif_transpose(image)
-                return prepare_digit(upright, invert=invert, as_is=as_is)
+                return prepare_digit(_upright(image), invert=invert, as_is=as_is)
     except ImageFileError:
         raise
     except BlankImageError as error:
@@ -88,6 +88,15 @@ def decode_digit(
         raise ImageFileError(
             f"{shown_name}: cannot read it as an image ({escaped(str(error))})"
         ) from None
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    """``image`` turned as its EXIF orientation says; as it is when that metadata is broken,
+    which a camera or a stranger may have written."""
+    try:
+        return ImageOps.exif_transpose(image)
+    except (SyntaxError, struct.error, ValueError, TypeError, KeyError, OSError):
+        return image
 
 
 def _check_size(size: tuple[int, int], shown_path: str) -> None:

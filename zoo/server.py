@@ -13,29 +13,32 @@ A Starlette app on uvicorn (the ``serve`` extra: ``pip install 'uncertainty-zoo[
 
 The threshold is the predictive entropy at and above which 95% of the FashionMNIST test
 images lie, from the model's evaluation (the registry's, or the eval.json of its folder), or
-measured at start where it has none and the data is there: with it, about the share of MNIST
-test images its FPR95 says would be flagged is flagged. Bad requests get a 4xx answer with a
-JSON ``error``: 413 for a body over the limit of ``zoo predict``'s files, 400 for what is not
-an image or not 28x28 pixels, 404 for an unknown model, 422 for an image with no digit.
+measured at start where it has none: with it, about the share of MNIST test images its FPR95
+says would be flagged is flagged. Bad requests get a 4xx answer with a JSON ``error``: 413
+for a body over the limit of ``zoo predict``'s files, 408 for one that takes over a minute
+to arrive, 400 for what is not an image or not 28x28 pixels, 404 for an unknown model or
+route, 422 for an image with no digit.
 
-Models are loaded once, at start. Requests are answered concurrently; the forward passes,
-which seed torch's generators, run one at a time in a worker thread.
+Models are loaded once, at start. Requests are answered concurrently, up to
+`MAX_CONNECTIONS` at once (uvicorn answers 503 beyond); images are decoded two at a time in
+worker threads, and the forward passes, which seed torch's generators, one at a time.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
 import threading
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from zoo.digits import PreparedDigit
+from zoo.digits import MIN_CONTRAST, PreparedDigit
 from zoo.errors import (
     DatasetError,
     ImageFileError,
@@ -52,12 +55,17 @@ from zoo.limits import MAX_IMAGE_FILE_BYTES, MAX_SAMPLES
 from zoo.loading import load
 from zoo.models.base import ZooModel
 from zoo.options import DEFAULT_SAMPLES
+from zoo.pretrained import CONFIG_NAME, read_config
+from zoo.report import read_folder_report
+from zoo.text import escaped
 from zoo.weights import find_weights
 
 INSTALL_HINT = "pip install 'uncertainty-zoo[serve]'"
 PAGE_DIR = Path(__file__).resolve().parent / "page"  # shipped in the package
 PAGE_FILES = {"app.js": "text/javascript", "style.css": "text/css"}
 MAX_JSON_BYTES = 64 << 10  # a 28x28 array of numbers, with room to spare
+BODY_SECONDS = 60  # a body slower than this to arrive is refused (408)
+MAX_CONNECTIONS = 32  # uvicorn answers 503 beyond these
 _IMAGE_ERROR_STATUS = {ImageTooLargeError: 413, NoDigitError: 422}
 
 
@@ -70,6 +78,7 @@ class ServedModel:
     summary: str
     threshold: float | None
     threshold_source: str
+    threshold_samples: int | None = None
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -79,6 +88,7 @@ class ServedModel:
             "stochastic": self.model.stochastic,
             "classes": list(self.model.class_labels),
             "unfamiliar_threshold": self.threshold,
+            "threshold_samples": self.threshold_samples,
             "threshold_source": self.threshold_source,
         }
 
@@ -112,23 +122,41 @@ def load_models(
         model = load(name)
         entry = find_weights(name)
         summary = entry.summary if entry else model.architecture
-        threshold, source = _threshold(name, model, entry, data_dir)
-        served.append(ServedModel(name, model, summary, threshold, source))
+        threshold, threshold_samples, source = _threshold(name, model, entry, data_dir)
+        served.append(ServedModel(name, model, summary, threshold, source, threshold_samples))
     return served
 
 
 def _threshold(
     name: str, model: ZooModel, entry: Any, data_dir: str | os.PathLike[str] | None
-) -> tuple[float | None, str]:
-    if entry is not None and entry.evaluation.get("ood_score") == "entropy":
-        value = entry.evaluation.get("ood_threshold")
+) -> tuple[float | None, int | None, str]:
+    """The model's unfamiliarity threshold, the samples it was measured with, and where it
+    comes from: its registry entry, its folder's eval.json, or an evaluation run now."""
+    evaluation = entry.evaluation if entry is not None else _folder_evaluation(name, model)
+    if evaluation and evaluation.get("ood_score") == "entropy":
+        value = evaluation.get("ood_threshold")
         if isinstance(value, float):
-            return value, "the registry's evaluation"
+            where = "the registry's evaluation" if entry is not None else "its eval.json"
+            return value, evaluation["samples"], where
     try:
         report = evaluate(model, ood="fashion_mnist", data_dir=data_dir, device="cpu")
     except DatasetError:
-        return None, "none: no evaluation records one, and MNIST or FashionMNIST is not at hand"
-    return report.provenance["ood_threshold"], "measured at start on FashionMNIST's test set"
+        return None, None, "none: no evaluation records one, and the test sets are not at hand"
+    provenance = report.provenance
+    where = "measured at start on FashionMNIST's test set"
+    return provenance["ood_threshold"], provenance["samples"], where
+
+
+def _folder_evaluation(name: str, model: ZooModel) -> dict[str, Any] | None:
+    folder = Path(name)
+    if not folder.is_dir():
+        return None
+    try:
+        config = read_config(folder / CONFIG_NAME)
+        report = read_folder_report(folder, config.weights_sha256, model.temperature)
+    except ZooError:
+        return None
+    return report.provenance if report else None
 
 
 def create_app(
@@ -138,12 +166,14 @@ def create_app(
     require_server()
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
+    from starlette.exceptions import HTTPException
     from starlette.requests import Request
     from starlette.responses import HTMLResponse, JSONResponse, Response
     from starlette.routing import Route
 
     by_name = {served.name: served for served in models}
     forward_lock = threading.Lock()
+    decoding = asyncio.Semaphore(2)  # images decoded at once: each may take a second and 1 GB
     page = _page_text("index.html")
 
     async def index(request: Request) -> Response:
@@ -160,7 +190,7 @@ def create_app(
 
     async def predict(request: Request) -> Response:
         try:
-            fields, digit, source = await _read_request(request)
+            fields, digit, source = await _read_request(request, decoding)
             served = by_name.get(fields.get("model") or models[0].name)
             if served is None:
                 raise RequestError(404, f"no model {str(fields.get('model'))[:200]!r} is served")
@@ -184,6 +214,7 @@ def create_app(
             "score": "entropy",
             "value": result["entropy"],
             "threshold": served.threshold,
+            "threshold_samples": served.threshold_samples,
             "flagged": flagged,
         }
         return JSONResponse(answer)
@@ -194,10 +225,17 @@ def create_app(
         Route("/api/models", list_models),
         Route("/api/predict", predict, methods=["POST"]),
     ]
-    return Starlette(routes=routes)
+
+    async def http_error(request: Request, error: Exception) -> Response:
+        status = getattr(error, "status_code", 500)
+        return JSONResponse({"error": getattr(error, "detail", "error")}, status_code=status)
+
+    return Starlette(routes=routes, exception_handlers={HTTPException: http_error})
 
 
-async def _read_request(request: Any) -> tuple[dict[str, str], PreparedDigit, str]:
+async def _read_request(
+    request: Any, decoding: asyncio.Semaphore
+) -> tuple[dict[str, str], PreparedDigit, str]:
     """The request's fields, its digit laid out, and what the digit came as."""
     fields = {key: value for key, value in request.query_params.items()}
     content_type = request.headers.get("content-type", "")
@@ -209,9 +247,7 @@ async def _read_request(request: Any) -> tuple[dict[str, str], PreparedDigit, st
             raise RequestError(400, "the body is not JSON") from None
         if not isinstance(raw, dict) or "pixels" not in raw:
             raise RequestError(400, 'a JSON body is {"pixels": 28 rows of 28 numbers 0-255}')
-        for key in ("model", "samples", "seed"):
-            if key in raw:
-                fields[key] = str(raw[key])
+        _take_fields(fields, raw)
         return fields, _pixels_digit(raw["pixels"]), "pixels"
     if content_type.startswith("multipart/form-data"):
         body = await _body(request, MAX_IMAGE_FILE_BYTES + (64 << 10))
@@ -220,35 +256,52 @@ async def _read_request(request: Any) -> tuple[dict[str, str], PreparedDigit, st
             upload = form.get("image")
             if upload is None or isinstance(upload, str):
                 raise RequestError(400, "send the image as the multipart form field 'image'")
-            for key in ("model", "samples", "seed"):
-                value = form.get(key)
-                if isinstance(value, str):
-                    fields[key] = value
-            data = await upload.read()
+            _take_fields(fields, {key: value for key, value in form.items() if key != "image"})
+            data = await upload.read(MAX_IMAGE_FILE_BYTES + 1)
             name = (upload.filename or "image")[:200]
         finally:
             await form.close()
-        try:
-            digit = decode_digit(data, name)
-        except ImageFileError as error:
-            status = _IMAGE_ERROR_STATUS.get(type(error), 400)
-            raise RequestError(status, str(error)) from None
+        if len(data) > MAX_IMAGE_FILE_BYTES:
+            raise RequestError(413, f"the image file is larger than {MAX_IMAGE_FILE_BYTES:,} bytes")
+        from starlette.concurrency import run_in_threadpool
+
+        async with decoding:  # decoding a large image takes a second: off the event loop
+            try:
+                digit = await run_in_threadpool(decode_digit, data, escaped(name))
+            except ImageFileError as error:
+                status = _IMAGE_ERROR_STATUS.get(type(error), 400)
+                raise RequestError(status, str(error)) from None
         return fields, digit, name
     raise RequestError(400, "send an image as multipart/form-data, or pixels as JSON")
 
 
+def _take_fields(fields: dict[str, str], given: dict[str, Any]) -> None:
+    """Copy the model, samples and seed that ``given`` holds into ``fields``, as text."""
+    for key in ("model", "samples", "seed"):
+        value = given.get(key)
+        if isinstance(value, (str, int)) and not isinstance(value, bool):
+            fields[key] = str(value)[:200]
+
+
 async def _body(request: Any, limit: int) -> bytes:
-    """The request's body, refused with 413 once it passes ``limit`` bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+    """The request's body, refused with 413 once it passes ``limit`` bytes, and with 408 when
+    it takes longer than `BODY_SECONDS` to arrive."""
+    declared = request.headers.get("content-length", "0")
+    if not (declared.isascii() and declared.isdigit()) or int(declared) > limit:
         raise RequestError(413, f"the request is larger than {limit:,} bytes")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise RequestError(413, f"the request is larger than {limit:,} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    body = bytearray()
+
+    async def receive() -> None:
+        async for chunk in request.stream():
+            body.extend(chunk)
+            if len(body) > limit:
+                raise RequestError(413, f"the request is larger than {limit:,} bytes")
+
+    try:
+        await asyncio.wait_for(receive(), BODY_SECONDS)
+    except asyncio.TimeoutError:
+        raise RequestError(408, f"the request took over {BODY_SECONDS} s to arrive") from None
+    return bytes(body)
 
 
 async def _parse_form(headers: Any, body: bytes) -> Any:
@@ -278,13 +331,16 @@ def _pixels_digit(pixels: object) -> PreparedDigit:
     if not values_ok:
         raise RequestError(400, "pixels must be 28 rows of 28 numbers from 0 to 255")
     tensor = torch.tensor(pixels, dtype=torch.float32).round().to(torch.uint8)
+    if int(tensor.max()) - int(tensor.min()) < MIN_CONTRAST * 255:
+        raise RequestError(422, "no digit in the pixels: they are all about one level")
     return PreparedDigit(tensor, inverted=False, polarity="given", layout="as-is")
 
 
 def _integer(value: str | None, default: int, low: int, high: int, name: str) -> int:
     if value is None or value == "":
         return default
-    if not (value.isascii() and value.isdigit()) or not low <= int(value) <= high:
+    digits = value.isascii() and value.isdigit() and len(value) <= len(str(high))
+    if not digits or not low <= int(value) <= high:
         raise RequestError(400, f"{name} must be a whole number from {low} to {high}")
     return int(value)
 
@@ -300,8 +356,10 @@ def serve(
     port: int = 8000,
     samples: int = DEFAULT_SAMPLES,
     seed: int = 0,
+    announce: Callable[[str], None] = print,
 ) -> None:
-    """Serve ``models`` on ``host``:``port`` until Ctrl-C.
+    """Serve ``models`` on ``host``:``port`` until Ctrl-C, calling ``announce`` with the
+    page's address once the port is bound.
 
     Raises:
         ListenError: the address cannot be listened on (a port in use, an unknown host).
@@ -310,9 +368,10 @@ def serve(
 
     app = create_app(models, samples=samples, seed=seed)
     listening = listen(host, port)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    config = uvicorn.Config(app, log_level="warning", limit_concurrency=MAX_CONNECTIONS)
     with listening:
-        server.run(sockets=[listening])
+        announce(f"http://{f'[{host}]' if ':' in host else host}:{port}/")
+        uvicorn.Server(config).run(sockets=[listening])
 
 
 def listen(host: str, port: int) -> socket.socket:

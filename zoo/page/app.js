@@ -6,9 +6,10 @@ const canvas = document.getElementById("canvas");
 const pen = canvas.getContext("2d");
 const picker = document.getElementById("model");
 let models = [];
-let drawing = false;
+let drawing = null; // the id of the pointer drawing, one at a time
 let pending = null; // the latest request; older answers are dropped
 let strokes = 0;
+let lastUpload = null; // the file last uploaded, when it is what the page shows
 const LAYOUTS = {
   mnist: "and laid out as MNIST's digits are.",
   kept: "and kept: it was laid out as MNIST's digits are already.",
@@ -30,9 +31,11 @@ function point(event) {
 }
 
 canvas.addEventListener("pointerdown", (event) => {
+  if (drawing !== null || !event.isPrimary || event.button !== 0) return;
   event.preventDefault();
   canvas.setPointerCapture(event.pointerId);
-  drawing = true;
+  drawing = event.pointerId;
+  lastUpload = null;
   const [x, y] = point(event);
   pen.strokeStyle = "#000";
   pen.lineWidth = 20;
@@ -45,35 +48,47 @@ canvas.addEventListener("pointerdown", (event) => {
 });
 
 canvas.addEventListener("pointermove", (event) => {
-  if (!drawing) return;
+  if (event.pointerId !== drawing) return;
   const [x, y] = point(event);
   pen.lineTo(x, y);
   pen.stroke();
 });
 
-function endStroke() {
-  if (!drawing) return;
-  drawing = false;
+function endStroke(event) {
+  if (event.pointerId !== drawing) return;
+  drawing = null;
   strokes += 1;
-  canvas.toBlob((blob) => send(blob, "drawing.png"), "image/png");
+  sendDrawing();
 }
 canvas.addEventListener("pointerup", endStroke);
 canvas.addEventListener("pointercancel", endStroke);
+canvas.addEventListener("lostpointercapture", endStroke);
+
+function sendDrawing() {
+  canvas.toBlob((blob) => send(blob, "drawing.png"), "image/png");
+}
 
 document.getElementById("clear").addEventListener("click", () => {
+  pending = null; // an answer on its way is for what was cleared
+  lastUpload = null;
   blank();
   show(null);
+  setStatus("");
 });
 
 document.getElementById("upload").addEventListener("change", (event) => {
   const file = event.target.files[0];
-  if (file) send(file, file.name);
+  if (file) {
+    lastUpload = file;
+    send(file, file.name);
+  }
   event.target.value = "";
 });
 
 picker.addEventListener("change", () => {
   describeModel();
-  if (strokes > 0) canvas.toBlob((blob) => send(blob, "drawing.png"), "image/png");
+  if (lastUpload !== null) send(lastUpload, lastUpload.name);
+  else if (strokes > 0) sendDrawing();
 });
 
 function describeModel() {
@@ -82,7 +97,8 @@ function describeModel() {
   if (!chosen) { summary.textContent = ""; return; }
   const threshold = chosen.unfamiliar_threshold === null
     ? "No unfamiliarity threshold is known for it."
-    : `Flags inputs whose entropy reaches ${chosen.unfamiliar_threshold.toFixed(3)} nats.`;
+    : `Flags inputs whose entropy reaches ${chosen.unfamiliar_threshold.toFixed(3)} nats ` +
+      `(flagging 95% of FashionMNIST's test images).`;
   summary.textContent = `${chosen.summary}. ${threshold}`;
 }
 
@@ -95,7 +111,8 @@ async function send(blob, name) {
   setStatus("");
   try {
     const response = await request;
-    const answer = await response.json();
+    const isJson = (response.headers.get("content-type") || "").includes("application/json");
+    const answer = isJson ? await response.json() : { error: `error ${response.status}` };
     if (pending !== request) return;
     if (!response.ok) { show(null); setStatus(answer.error || `error ${response.status}`); return; }
     show(answer);
