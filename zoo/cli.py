@@ -417,20 +417,25 @@ def serve_command(
     serves the default weights of every architecture. Ctrl-C stops it. Needs the serve extra:
     pip install 'uncertainty-zoo[serve]'.
     """
-    from zoo.server import load_models, require_server, serve
+    from zoo.server import listen, load_models, require_server, serve
     from zoo.weights import all_weights
 
     with zoo_errors():
         require_server()
+        listening = listen(host, port)  # a port in use fails before any model loads
         names = list(models) or [name for name, entry in all_weights().items() if entry.default]
-        served = load_models(names, data_dir)
+        try:
+            served = load_models(names, data_dir)
+        except BaseException:
+            listening.close()
+            raise
         listed = ", ".join(model.name for model in served)
 
         def announce(url: str) -> None:
             click.echo(f"serving {listed} at {url} (Ctrl-C stops)", err=True)
 
         with contextlib.suppress(KeyboardInterrupt):  # uvicorn stops, then raises Ctrl-C again
-            serve(served, host=host, port=port, samples=samples, seed=seed, announce=announce)
+            serve(served, listening, samples=samples, seed=seed, announce=announce)
         click.echo("stopped", err=True)
 
 

@@ -351,23 +351,18 @@ def _page_text(name: str) -> str:
 
 def serve(
     models: Sequence[ServedModel],
+    listening: socket.socket,
     *,
-    host: str = "127.0.0.1",
-    port: int = 8000,
     samples: int = DEFAULT_SAMPLES,
     seed: int = 0,
     announce: Callable[[str], None] = print,
 ) -> None:
-    """Serve ``models`` on ``host``:``port`` until Ctrl-C, calling ``announce`` with the
-    page's address once the port is bound.
-
-    Raises:
-        ListenError: the address cannot be listened on (a port in use, an unknown host).
-    """
+    """Serve ``models`` on the bound socket ``listening`` (see `listen`) until Ctrl-C,
+    calling ``announce`` with the page's address first; the socket is closed after."""
     import uvicorn
 
     app = create_app(models, samples=samples, seed=seed)
-    listening = listen(host, port)
+    host, port = listening.getsockname()[:2]
     config = uvicorn.Config(app, log_level="warning", limit_concurrency=MAX_CONNECTIONS)
     with listening:
         announce(f"http://{f'[{host}]' if ':' in host else host}:{port}/")
