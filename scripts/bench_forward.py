@@ -2,8 +2,10 @@
 
 For 10,000 images x 16 samples it times, in one run and on the same data:
 
-- mc_dropout_lenet: the zoo's single batched pass (deterministic prefix shared), the same
-  batched pass without sharing the prefix, and a Python loop of 16 single-sample passes;
+- mc_dropout_lenet: the zoo's single batched pass (deterministic prefix shared, the second
+  convolution computed once per image and summed per sample under the channel masks), the
+  same pass with that convolution run on every masked copy (the zoo's pass before), the pass
+  without sharing the prefix, and a Python loop of 16 single-sample passes;
 - bayesian_lenet: the zoo's single batched pass (grouped-convolution weight draws, local
   reparameterization in the linear layers), a Python loop of 16 single-sample passes, and a
   batched pass with local reparameterization in the conv layers too, the alternative design.
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 from collections.abc import Callable
 
@@ -37,6 +40,8 @@ from torch import Tensor
 import zoo
 from zoo.models import BayesianLeNet, DeepEnsembleLeNet, MCDropoutLeNet
 
+lenet_module = sys.modules["zoo.models.lenet"]
+
 Forward = Callable[[Tensor], Tensor]
 
 
@@ -45,11 +50,27 @@ def mc_dropout_variants(model: MCDropoutLeNet, samples: int) -> dict[str, Forwar
         repeated = model.prepare_input(images).repeat_interleave(samples, dim=0)
         return model.layers(repeated).view(images.shape[0], samples, -1)
 
+    def conv2_per_sample(images: Tensor) -> Tensor:
+        """The pass before the factorised conv2: the masked copies convolved one by one."""
+        factorised = lenet_module.channel_dropped_conv
+        lenet_module.channel_dropped_conv = _conv_of_copies
+        try:
+            return model(images, samples)
+        finally:
+            lenet_module.channel_dropped_conv = factorised
+
     return {
-        "zoo: one pass, prefix shared": lambda images: model(images, samples),
+        "zoo: one pass, conv2 factorised": lambda images: model(images, samples),
+        "one pass, conv2 on each sample": conv2_per_sample,
         "one pass, prefix not shared": unshared,
         f"python loop of {samples} passes": single_sample_loop(model, samples),
     }
+
+
+def _conv_of_copies(shared: Tensor, masks: Tensor, conv: torch.nn.Conv2d) -> Tensor:
+    count, samples, channels = masks.shape
+    repeated = lenet_module.repeat_for_samples(shared, samples)
+    return conv(repeated * masks.reshape(count * samples, channels, 1, 1))
 
 
 def bayesian_variants(model: BayesianLeNet, samples: int) -> dict[str, Forward]:

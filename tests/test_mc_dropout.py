@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 import torch
 from torch import nn
@@ -72,3 +74,38 @@ def test_batched_samples_match_separate_forward_passes_in_distribution(
         a, b = batched.pow(moment), looped.pow(moment)
         standard_error = ((a.var(1) + b.var(1)) / draws).sqrt()
         assert ((a.mean(1) - b.mean(1)).abs() <= 5 * standard_error + 1e-4).all()
+
+
+def test_the_factorised_convolution_equals_the_plain_one_for_the_same_masks(
+    images: torch.Tensor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """conv2 after channel dropout is computed once per image and summed per sample; with the
+    same masks (the same seed draws them) it gives the layer-by-layer logits."""
+    lenet_module = sys.modules["zoo.models.lenet"]
+    model = zoo.create_model("mc_dropout_lenet").eval()
+    torch.manual_seed(3)
+    factorised = model(images, samples=7)
+
+    def plain(shared: torch.Tensor, masks: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+        count, samples, channels = masks.shape
+        repeated = lenet_module.repeat_for_samples(shared, samples)
+        return conv(repeated * masks.reshape(count * samples, channels, 1, 1))
+
+    monkeypatch.setattr(lenet_module, "channel_dropped_conv", plain)
+    torch.manual_seed(3)
+    layer_by_layer = model(images, samples=7)
+    assert factorised.shape == layer_by_layer.shape == (len(images), 7, 10)
+    torch.testing.assert_close(factorised, layer_by_layer, rtol=1e-5, atol=1e-5)
+    assert not torch.equal(factorised[:, 0], factorised[:, 1])  # the samples still differ
+
+
+def test_the_factorised_convolution_handles_any_masks_and_a_missing_bias() -> None:
+    lenet_module = sys.modules["zoo.models.lenet"]
+    conv = nn.Conv2d(3, 4, kernel_size=3, padding=1, bias=False)
+    shared = torch.randn(2, 3, 6, 6)
+    masks = torch.tensor([[[0.0, 2.0, 1.0], [4.0, 0.0, 0.0]], [[1.0, 1.0, 1.0], [0.0, 0.0, 0.0]]])
+    result = lenet_module.channel_dropped_conv(shared, masks, conv)
+    for image in range(2):
+        for sample in range(2):
+            expected = conv(shared[image : image + 1] * masks[image, sample].view(1, 3, 1, 1))
+            torch.testing.assert_close(result[image * 2 + sample], expected[0])

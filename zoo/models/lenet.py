@@ -11,6 +11,7 @@ from collections import OrderedDict
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from zoo.errors import ModelConfigError
@@ -196,8 +197,16 @@ class MCDropoutLeNet(_LeNetStack):
         each dropout layer applying the draw groups' masks."""
         masks = iter([concatenated(layer) for layer in zip(*draws, strict=True)])
         first_stochastic = self._first_active_dropout()
-        hidden = repeat_for_samples(self.layers[:first_stochastic](features), samples)
-        for layer in self.layers[first_stochastic:]:
+        shared = self.layers[:first_stochastic](features)
+        rest = list(self.layers[first_stochastic:])
+        if len(rest) > 1 and isinstance(rest[0], nn.Dropout2d) and _plain_conv(rest[1]):
+            mask = next(masks)
+            per_sample = mask.view(len(features), samples, mask.shape[1])
+            hidden = channel_dropped_conv(shared, per_sample, rest[1])
+            rest = rest[2:]
+        else:
+            hidden = repeat_for_samples(shared, samples)
+        for layer in rest:
             if _is_active(layer):
                 mask = next(masks)
                 hidden = hidden * (mask if mask.dtype == hidden.dtype else mask.to(hidden.dtype))
@@ -211,6 +220,47 @@ class MCDropoutLeNet(_LeNetStack):
             (index for index, layer in enumerate(self.layers) if _is_active(layer)),
             len(self.layers),
         )
+
+
+def channel_dropped_conv(shared: Tensor, masks: Tensor, conv: nn.Conv2d) -> Tensor:
+    """``conv`` of S channel-dropped copies of each image, computing the convolution once.
+
+    A convolution is linear in its input channels: with channel c kept by m_c (0, or
+    1 / (1 - p) as `nn.Dropout2d` scales it), conv(m * x) = sum_c m_c conv_c(x_c) + bias,
+    conv_c being the convolution of channel c alone. The C partial outputs conv_c(x_c) are
+    computed once per image, as one grouped convolution costing what the plain one costs;
+    each sample is then a masked sum of them: C x out_channels x H' x W' multiply-adds a
+    sample instead of the convolution's C x out_channels x k x k x H' x W'.
+
+    Args:
+        shared: (B, C, H, W) inputs, the same for every sample.
+        masks: (B, S, C) each sample's channel multipliers.
+        conv: a convolution with one group.
+
+    Returns:
+        (B x S, out_channels, H', W'), sample-major within each image, as the layer-by-layer
+        pass gives it.
+    """
+    images, channels = shared.shape[:2]
+    out_channels = conv.out_channels
+    weight = conv.weight.transpose(0, 1).reshape(channels * out_channels, 1, *conv.kernel_size)
+    partials = F.conv2d(
+        shared, weight, None, conv.stride, conv.padding, conv.dilation, groups=channels
+    )
+    height, width = partials.shape[2:]
+    # (B, C, H x W x O): each channel's partial output in channels-last order, so that the
+    # samples come out channels-last, the layout the pooling after is fastest on
+    partials = partials.view(images, channels, out_channels, height * width).transpose(2, 3)
+    partials = partials.reshape(images, channels, height * width * out_channels)
+    bias = conv.bias if conv.bias is not None else partials.new_zeros(out_channels)
+    summed = torch.baddbmm(bias.repeat(height * width), masks, partials)
+    samples = images * masks.shape[1]
+    return summed.view(samples, height, width, out_channels).permute(0, 3, 1, 2)
+
+
+def _plain_conv(layer: nn.Module) -> bool:
+    """A convolution `channel_dropped_conv` can split by input channel."""
+    return isinstance(layer, nn.Conv2d) and layer.groups == 1 and layer.padding_mode == "zeros"
 
 
 def _is_active(layer: nn.Module) -> bool:
