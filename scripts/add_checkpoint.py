@@ -24,8 +24,10 @@ and their means over the shifted steps. `--shift` measures them again for every 
 checkpoint, on shifted sets built once for all of them. `--retime` evaluates every shipped
 checkpoint again, one after another on the same machine, checks that its metrics are the
 recorded ones, and records the new evaluation time (and the OOD threshold `zoo serve` flags at),
-so that the times the README tables compare were measured alike. A new sha256 resets the Hub
-entry to "not published".
+so that the times the README tables compare were measured alike. `--remeasure NAME...` records
+the named checkpoints' metrics, provenance and figures under shift anew, for when a change to
+how an architecture samples changes its random stream. A new sha256 resets the Hub entry to
+"not published".
 """
 
 from __future__ import annotations
@@ -76,6 +78,12 @@ def main() -> None:
     parser.add_argument(
         "--shift", action="store_true", help="re-measure every shipped checkpoint under shift"
     )
+    parser.add_argument(
+        "--remeasure",
+        nargs="+",
+        metavar="NAME",
+        help="record these shipped checkpoints' metrics and figures under shift anew",
+    )
     parser.add_argument("--recipe", type=Path, help="the recipe, in recipes/")
     parser.add_argument("--calibrated-from", help="the shipped checkpoint RUN calibrates")
     parser.add_argument("--name", help="with --calibrated-from: the new checkpoint's name")
@@ -90,6 +98,9 @@ def main() -> None:
             return
         if arguments.shift:
             record_shift(arguments.data_dir)
+            return
+        if arguments.remeasure:
+            remeasure(arguments.remeasure, arguments.data_dir)
             return
         if arguments.run is None:
             parser.error("give the RUN folder")
@@ -240,6 +251,35 @@ def retime(data_dir: Path | None) -> None:
         }
         _install(dataclasses.replace(entry, evaluation=evaluation), entry.folder)
         print(f"{name}: {report.provenance['wall_time_s']:.2f} s")
+
+
+def remeasure(names: list[str], data_dir: Path | None) -> None:
+    """Evaluate the named shipped checkpoints again and record what they measure now: their
+    metrics, the evaluation's provenance and the figures under shift, with the same weights.
+    For when an architecture's sampling changes, and with it the random stream its samples
+    come from; it prints each metric that moved."""
+    entries = zoo.weights.all_weights()
+    unknown = [name for name in names if name not in entries]
+    if unknown:
+        raise ValueError(f"not shipped checkpoints: {', '.join(unknown)}")
+    models = {name: zoo.load(name) for name in names}
+    shift = measure_shift(models, data_dir)
+    for name, model in models.items():
+        entry = entries[name]
+        report = evaluate(model, samples=16, seed=0, device="cpu", data_dir=data_dir)
+        metrics = report.to_dict()["metrics"]
+        before, after = flat_metrics(entry.metrics), flat_metrics(metrics)
+        for key, value in after.items():
+            if value != before[key]:
+                print(f"{name}: {key} {before[key]:.6g} -> {value:.6g}")
+        updated = dataclasses.replace(
+            entry,
+            metrics=metrics,
+            evaluation=report.provenance | {"model": name},
+            shift=shift[name],
+        )
+        _install(updated, entry.folder)
+        write_model_card(updated, REPOSITORY)
 
 
 def measure_shift(models: dict, data_dir: Path | None) -> dict[str, dict]:

@@ -3,9 +3,11 @@
 For 10,000 images x 16 samples it times, in one run and on the same data:
 
 - mc_dropout_lenet: the zoo's single batched pass (deterministic prefix shared, the second
-  convolution computed once per image and summed per sample under the channel masks), the
-  same pass with that convolution run on every masked copy (the zoo's pass before), the pass
-  without sharing the prefix, and a Python loop of 16 single-sample passes;
+  convolution computed once per image and summed per sample under the channel masks, masks
+  drawn from uniform numbers, pooling before the ReLU); the same pass with masks drawn by
+  ``bernoulli_`` as `nn.Dropout` draws them; the pass before both changes (masks by
+  ``bernoulli_``, the second convolution run on every masked copy, the ReLU before the
+  pooling); the pass without sharing the prefix; and a Python loop of 16 single-sample passes;
 - bayesian_lenet: the zoo's single batched pass (grouped-convolution weight draws, local
   reparameterization in the linear layers), a Python loop of 16 single-sample passes, and a
   batched pass with local reparameterization in the conv layers too, the alternative design.
@@ -14,8 +16,8 @@ For 10,000 images x 16 samples it times, in one run and on the same data:
   members should cost no more than MC dropout's S samples.
 
 It prints each variant's median time over --repeats rounds, in which the variants take turns,
-and how many times slower it is than the zoo's pass. Once scripts/test or scripts/run has
-set up .venv:
+how many times slower it is than the zoo's pass, and its multiply-adds per image as torch's
+FLOP counter counts them on one batch. Once scripts/test or scripts/run has set up .venv:
 
     .venv/bin/python scripts/bench_forward.py [--batch-size N] [--device cpu|cuda]
         [--chunk-rows N [N ...]]
@@ -32,13 +34,15 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from types import ModuleType
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.utils.flop_counter import FlopCounterMode
 
 import zoo
-from zoo.models import BayesianLeNet, DeepEnsembleLeNet, MCDropoutLeNet
+from zoo.models import BayesianLeNet, DeepEnsembleLeNet, MCDropoutLeNet, ZooModel
 
 lenet_module = sys.modules["zoo.models.lenet"]
 
@@ -50,24 +54,48 @@ def mc_dropout_variants(model: MCDropoutLeNet, samples: int) -> dict[str, Forwar
         repeated = model.prepare_input(images).repeat_interleave(samples, dim=0)
         return model.layers(repeated).view(images.shape[0], samples, -1)
 
-    def conv2_per_sample(images: Tensor) -> Tensor:
-        """The pass before the factorised conv2: the masked copies convolved one by one."""
-        factorised = lenet_module.channel_dropped_conv
-        lenet_module.channel_dropped_conv = _conv_of_copies
-        try:
-            return model(images, samples)
-        finally:
-            lenet_module.channel_dropped_conv = factorised
-
     return {
         "zoo: one pass, conv2 factorised": lambda images: model(images, samples),
-        "one pass, conv2 on each sample": conv2_per_sample,
+        "the same, masks by bernoulli_": _with(
+            lenet_module, model, samples, dropout_mask=_bernoulli_mask
+        ),
+        "the pass before: conv2 on each sample": _with(
+            lenet_module,
+            model,
+            samples,
+            dropout_mask=_bernoulli_mask,
+            channel_dropped_conv=_conv_of_copies,
+            _pooled_before_relu=list,
+        ),
         "one pass, prefix not shared": unshared,
         f"python loop of {samples} passes": single_sample_loop(model, samples),
     }
 
 
+def _with(module: ModuleType, model: ZooModel, samples: int, **replacements: object) -> Forward:
+    """The zoo's pass with names of ``module`` replaced, to time what the originals save."""
+
+    def forward(images: Tensor) -> Tensor:
+        originals = {name: getattr(module, name) for name in replacements}
+        for name, replacement in replacements.items():
+            setattr(module, name, replacement)
+        try:
+            return model(images, samples)
+        finally:
+            for name, original in originals.items():
+                setattr(module, name, original)
+
+    return forward
+
+
+def _bernoulli_mask(shape: tuple[int, ...], rate: float, like: Tensor) -> Tensor:
+    """Dropout masks drawn as `nn.Dropout` draws them, by ``bernoulli_``."""
+    keep = 1.0 - rate
+    return torch.empty(shape, dtype=like.dtype, device=like.device).bernoulli_(keep).div_(keep)
+
+
 def _conv_of_copies(shared: Tensor, masks: Tensor, conv: torch.nn.Conv2d) -> Tensor:
+    """conv2 run on every masked copy, as before its factorisation."""
     count, samples, channels = masks.shape
     repeated = lenet_module.repeat_for_samples(shared, samples)
     return conv(repeated * masks.reshape(count * samples, channels, 1, 1))
@@ -129,6 +157,14 @@ def _all_local_reparam(model: BayesianLeNet, images: Tensor, samples: int) -> Te
     return model.fc3(hidden).view(images.shape[0], samples, -1)
 
 
+def multiply_adds(forward: Forward, images: Tensor) -> float:
+    """Multiply-adds per image of ``forward``, counted by torch's FLOP counter (2 FLOPs each)
+    over the convolutions and matrix products the pass really runs."""
+    with FlopCounterMode(display=False) as counter:
+        forward(images)
+    return counter.get_total_flops() / 2 / len(images)
+
+
 def time_forward(forward: Forward, images: Tensor, batch_size: int, device: str) -> float:
     """Seconds to run ``forward`` over all ``images`` in batches."""
     forward(images[:batch_size])  # warm-up: allocator, kernels, lazy initialisation
@@ -176,13 +212,17 @@ def main() -> None:
         f"{args.device}, {torch.get_num_threads()} threads, torch {torch.__version__}; "
         f"median of {args.repeats} runs"
     )
-    print(f"{'model':<17} {'variant':<36} {'seconds':>8} {'vs zoo':>8}")
+    print(f"{'model':<17} {'variant':<38} {'seconds':>8} {'vs zoo':>8} {'MACs/image':>11}")
     with torch.inference_mode():
         for name, variants in suites.items():
             seconds = median_seconds(variants, images, args.batch_size, args.device, args.repeats)
             zoo_seconds = next(iter(seconds.values()))
             for label, value in seconds.items():
-                print(f"{name:<17} {label:<36} {value:8.2f} {value / zoo_seconds:7.2f}x")
+                macs = multiply_adds(variants[label], images[: args.batch_size])
+                print(
+                    f"{name:<17} {label:<38} {value:8.2f} {value / zoo_seconds:7.2f}x "
+                    f"{macs:>11,.0f}"
+                )
 
 
 def in_chunks_of(model: torch.nn.Module, samples: int, rows: int) -> Forward:

@@ -112,6 +112,24 @@ def test_import_zoo_is_lazy_until_a_model_is_used() -> None:
     assert output.stdout.split() == ["False", "True"]
 
 
+@pytest.mark.parametrize(
+    "arguments", [["list"], ["info", "deep_ensemble_lenet.mnist"], ["info", "laplace_lenet.mnist"]]
+)
+def test_listing_and_describing_import_no_metrics_and_no_compiler(arguments: list[str]) -> None:
+    """torchmetrics (with the torchvision it imports) and torch._dynamo cost seconds to
+    import, and a command that only reads the registry and builds skeletons needs neither."""
+    code = (
+        "import sys\n"
+        "from zoo.cli import main\n"
+        f"try:\n    main({arguments!r})\nexcept SystemExit as exit:\n    assert exit.code == 0\n"
+        "print(sorted(m for m in ('torchmetrics', 'torchvision', 'torch._dynamo') "
+        "if m in sys.modules))\n"
+    )
+    output = run_python(code).stdout
+    assert "0.99" in output or "99." in output  # the command ran: accuracies are printed
+    assert output.strip().splitlines()[-1] == "[]"
+
+
 def test_every_public_name_resolves() -> None:
     for name in zoo.__all__:
         assert getattr(zoo, name) is not None, name

@@ -49,31 +49,71 @@ def test_deterministic_lenet_turns_its_dropout_off_in_eval(images: torch.Tensor)
     assert not torch.equal(model(images), model(images))
 
 
+def layer_by_layer(model: zoo.ZooModel, images: torch.Tensor, masks: list[torch.Tensor]):
+    """The plain layer stack run on S copies of each image, each active dropout layer
+    multiplying by the next of ``masks`` (drawn by `MCDropoutLeNet._draw_masks`)."""
+    samples = len(masks[0]) // len(images)
+    hidden = model.prepare_input(images).repeat_interleave(samples, dim=0)
+    remaining = iter(masks)
+    for layer in model.layers:
+        if isinstance(layer, (nn.Dropout, nn.Dropout2d)) and layer.p > 0:
+            hidden = hidden * next(remaining)
+        else:
+            hidden = layer(hidden)
+    assert next(remaining, None) is None, "every mask is used"
+    return hidden.view(len(images), samples, -1)
+
+
 @pytest.mark.parametrize("conv_dropout", [0.25, 0.0])
 def test_sharing_the_deterministic_prefix_does_not_change_the_samples(
     conv_dropout: float, images: torch.Tensor
 ) -> None:
+    """With the masks the batched pass draws, the plain layer-by-layer pass on S copies of
+    each image gives the same logits."""
     model = zoo.create_model("mc_dropout_lenet", conv_dropout=conv_dropout).eval()
     torch.manual_seed(3)
     shared = model(images, samples=5)
     torch.manual_seed(3)
-    naive = model.layers(model.prepare_input(images).repeat_interleave(5, dim=0)).view(6, 5, 10)
-    assert torch.allclose(shared, naive, atol=1e-5)
+    masks = model._draw_masks(len(images), 5)  # the batch is one draw group
+    assert len(masks) == (4 if conv_dropout else 2)
+    torch.testing.assert_close(shared, layer_by_layer(model, images, masks), rtol=1e-5, atol=1e-5)
 
 
-def test_batched_samples_match_separate_forward_passes_in_distribution(
+def test_batched_samples_match_the_dropout_layers_own_samples_in_distribution(
     images: torch.Tensor,
 ) -> None:
+    """The batched pass draws its masks its own way; its predictions are distributed as those
+    of the plain layer stack whose `nn.Dropout` layers draw theirs."""
     model = spread_out(zoo.create_model("mc_dropout_lenet").eval())
     draws = 400
     with torch.no_grad():
         batched = model(images, samples=draws).softmax(-1)  # (B, S, C)
-        looped = torch.cat([model(images, samples=1) for _ in range(draws)], 1).softmax(-1)
+        prepared = model.prepare_input(images)
+        own = torch.stack([model.layers(prepared) for _ in range(draws)], 1).softmax(-1)
     assert batched.std(1).mean() > 0.05, "the test needs predictions that dropout moves"
     for moment in (1, 2):  # same mean and same spread, within 5 standard errors
-        a, b = batched.pow(moment), looped.pow(moment)
+        a, b = batched.pow(moment), own.pow(moment)
         standard_error = ((a.var(1) + b.var(1)) / draws).sqrt()
         assert ((a.mean(1) - b.mean(1)).abs() <= 5 * standard_error + 1e-4).all()
+
+
+@pytest.mark.parametrize("rate", [0.25, 0.5, 0.9])
+def test_dropout_masks_keep_each_unit_with_the_layers_probability_and_scale(rate: float) -> None:
+    lenet_module = sys.modules["zoo.models.lenet"]
+    torch.manual_seed(0)
+    like = torch.zeros((), dtype=torch.float64)
+    masks = lenet_module.dropout_mask((4000, 50), rate, like)
+    assert masks.dtype == torch.float64 and masks.shape == (4000, 50)
+    kept = masks != 0
+    assert torch.equal(masks[kept], torch.full_like(masks[kept], 1 / (1 - rate)))
+    keep = 1 - rate
+    standard_error = (keep * rate / masks.numel()) ** 0.5
+    assert abs(kept.double().mean().item() - keep) <= 5 * standard_error
+    per_unit = kept.double().mean(0)  # no unit is favoured
+    assert ((per_unit - keep).abs() <= 5 * (keep * rate / 4000) ** 0.5).all()
+    correlation = torch.corrcoef(kept.double().T[:10])  # neighbours are independent
+    assert (correlation - torch.eye(10)).abs().max() < 0.1
+    assert not lenet_module.dropout_mask((3, 4), 1.0, like).any()  # p = 1 set by hand
 
 
 def test_the_factorised_convolution_equals_the_plain_one_for_the_same_masks(

@@ -20,26 +20,32 @@ several of these keep states of the same names.
 
 from __future__ import annotations
 
-from zoo.metrics.calibration import (
-    AdaptiveCalibrationError,
-    ExpectedCalibrationError,
-    MaximumCalibrationError,
-)
-from zoo.metrics.classification import (
-    Accuracy,
-    BrierScore,
-    MutualInformation,
-    NegativeLogLikelihood,
-    PredictiveEntropy,
-)
-from zoo.metrics.ood import (
-    OODAUROC,
-    OODAveragePrecision,
-    OODFalsePositiveRate,
-    ood_score,
-)
-from zoo.metrics.selective import AUGRC, AURC, CoverageAtRisk, RiskAtCoverage, risk_coverage_curve
+from typing import Any
+
 from zoo.options import OOD_SCORES
+
+# Each name and the module that defines it. They are imported on first use: the metrics need
+# torchmetrics, which takes seconds to import, and what only names or prints metrics (`zoo
+# list`, `zoo info`, reports and cards) reads `zoo.metrics.suite`'s table without them.
+_DEFINED_IN = {
+    "Accuracy": "classification",
+    "BrierScore": "classification",
+    "MutualInformation": "classification",
+    "NegativeLogLikelihood": "classification",
+    "PredictiveEntropy": "classification",
+    "AdaptiveCalibrationError": "calibration",
+    "ExpectedCalibrationError": "calibration",
+    "MaximumCalibrationError": "calibration",
+    "AUGRC": "selective",
+    "AURC": "selective",
+    "CoverageAtRisk": "selective",
+    "RiskAtCoverage": "selective",
+    "risk_coverage_curve": "selective",
+    "OODAUROC": "ood",
+    "OODAveragePrecision": "ood",
+    "OODFalsePositiveRate": "ood",
+    "ood_score": "ood",
+}
 
 __all__ = [
     "AUGRC",
@@ -61,3 +67,21 @@ __all__ = [
     "ood_score",
     "risk_coverage_curve",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _DEFINED_IN:
+        raise AttributeError(f"module 'zoo.metrics' has no attribute {name!r}")
+    from zoo.metrics import calibration, classification, ood, selective
+
+    modules = {
+        "calibration": calibration,
+        "classification": classification,
+        "ood": ood,
+        "selective": selective,
+    }
+    return getattr(modules[_DEFINED_IN[name]], name)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

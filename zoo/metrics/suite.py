@@ -8,10 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from torchmetrics import Metric, MetricCollection
+# The metric classes are looked up when built: importing them imports torchmetrics, which
+# this table's other readers (reports, cards, `zoo info`) never need.
+from zoo import metrics
 
-from zoo.metrics import calibration, classification, ood, selective
+if TYPE_CHECKING:
+    from torchmetrics import Metric, MetricCollection
 
 GROUP_TITLES = {
     "classification": "Classification",
@@ -41,41 +45,29 @@ class MetricSpec:
 
 
 SUITE = (
-    MetricSpec("classification", "acc", "Acc", True, lambda c, s: classification.Accuracy(c)),
+    MetricSpec("classification", "acc", "Acc", True, lambda c, s: metrics.Accuracy(c)),
+    MetricSpec("classification", "nll", "NLL", False, lambda c, s: metrics.NegativeLogLikelihood()),
+    MetricSpec("classification", "brier", "Brier", False, lambda c, s: metrics.BrierScore()),
     MetricSpec(
-        "classification", "nll", "NLL", False, lambda c, s: classification.NegativeLogLikelihood()
+        "classification", "entropy", "Entropy", False, lambda c, s: metrics.PredictiveEntropy()
     ),
-    MetricSpec("classification", "brier", "Brier", False, lambda c, s: classification.BrierScore()),
+    MetricSpec("classification", "mi", "MI", False, lambda c, s: metrics.MutualInformation()),
+    MetricSpec("calibration", "ece", "ECE", True, lambda c, s: metrics.ExpectedCalibrationError(c)),
     MetricSpec(
-        "classification",
-        "entropy",
-        "Entropy",
-        False,
-        lambda c, s: classification.PredictiveEntropy(),
+        "calibration", "aece", "aECE", True, lambda c, s: metrics.AdaptiveCalibrationError()
     ),
+    MetricSpec("calibration", "mce", "MCE", True, lambda c, s: metrics.MaximumCalibrationError(c)),
+    MetricSpec("selective", "aurc", "AURC", True, lambda c, s: metrics.AURC()),
+    MetricSpec("selective", "augrc", "AUGRC", True, lambda c, s: metrics.AUGRC()),
     MetricSpec(
-        "classification", "mi", "MI", False, lambda c, s: classification.MutualInformation()
-    ),
-    MetricSpec(
-        "calibration", "ece", "ECE", True, lambda c, s: calibration.ExpectedCalibrationError(c)
-    ),
-    MetricSpec(
-        "calibration", "aece", "aECE", True, lambda c, s: calibration.AdaptiveCalibrationError()
+        "selective", "cov@5risk", "Cov@5Risk", True, lambda c, s: metrics.CoverageAtRisk(0.05)
     ),
     MetricSpec(
-        "calibration", "mce", "MCE", True, lambda c, s: calibration.MaximumCalibrationError(c)
+        "selective", "risk@80cov", "Risk@80Cov", True, lambda c, s: metrics.RiskAtCoverage(0.8)
     ),
-    MetricSpec("selective", "aurc", "AURC", True, lambda c, s: selective.AURC()),
-    MetricSpec("selective", "augrc", "AUGRC", True, lambda c, s: selective.AUGRC()),
-    MetricSpec(
-        "selective", "cov@5risk", "Cov@5Risk", True, lambda c, s: selective.CoverageAtRisk(0.05)
-    ),
-    MetricSpec(
-        "selective", "risk@80cov", "Risk@80Cov", True, lambda c, s: selective.RiskAtCoverage(0.8)
-    ),
-    MetricSpec("ood", "auroc", "AUROC", True, lambda c, s: ood.OODAUROC(s)),
-    MetricSpec("ood", "aupr", "AUPR", True, lambda c, s: ood.OODAveragePrecision(s)),
-    MetricSpec("ood", "fpr95", "FPR95", True, lambda c, s: ood.OODFalsePositiveRate(s)),
+    MetricSpec("ood", "auroc", "AUROC", True, lambda c, s: metrics.OODAUROC(s)),
+    MetricSpec("ood", "aupr", "AUPR", True, lambda c, s: metrics.OODAveragePrecision(s)),
+    MetricSpec("ood", "fpr95", "FPR95", True, lambda c, s: metrics.OODFalsePositiveRate(s)),
 )
 SPECS = {spec.key: spec for spec in SUITE}
 
@@ -86,5 +78,7 @@ def build_collection(groups: tuple[str, ...], num_classes: int, score: str) -> M
     Compute groups are off: torchmetrics would otherwise share state between metrics whose
     states happen to match after the first batch.
     """
+    from torchmetrics import MetricCollection
+
     members = {spec.key: spec.build(num_classes, score) for spec in SUITE if spec.group in groups}
     return MetricCollection(members, compute_groups=False)

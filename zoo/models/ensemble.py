@@ -76,10 +76,15 @@ class DeepEnsembleLeNet(ZooModel):
         # Each member starts as a LeNet-5 does, drawn one after another.
         stacks = [lenet_layers(num_classes, 0.0, 0.0) for _ in range(members)]
         for name in _LAYERS:
-            weights = torch.stack([getattr(stack, name).weight.detach() for stack in stacks])
-            biases = torch.stack([getattr(stack, name).bias.detach() for stack in stacks])
-            self.register_parameter(f"{name}_weight", nn.Parameter(weights))
-            self.register_parameter(f"{name}_bias", nn.Parameter(biases))
+            for part in ("weight", "bias"):
+                first = getattr(stacks[0], name).get_parameter(part)
+                # Filled in place rather than by torch.stack, which on the meta device (where
+                # `zoo info` builds models) imports torch._dynamo, seconds of start-up.
+                stacked = torch.empty(members, *first.shape, dtype=first.dtype)
+                with torch.no_grad():
+                    for member, stack in enumerate(stacks):
+                        stacked[member].copy_(getattr(stack, name).get_parameter(part))
+                self.register_parameter(f"{name}_{part}", nn.Parameter(stacked))
 
     @torch.no_grad()
     def reset_member(self, member: int) -> None:
