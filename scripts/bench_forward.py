@@ -7,7 +7,8 @@ For 10,000 images x 16 samples it times, in one run and on the same data:
   drawn from uniform numbers, pooling before the ReLU); the same pass with masks drawn by
   ``bernoulli_`` as `nn.Dropout` draws them; the pass before both changes (masks by
   ``bernoulli_``, the second convolution run on every masked copy, the ReLU before the
-  pooling); the pass without sharing the prefix; and a Python loop of 16 single-sample passes;
+  pooling, though in place as now); the pass without sharing the prefix; and a Python loop of
+  16 single-sample passes;
 - bayesian_lenet: the zoo's single batched pass (grouped-convolution weight draws, local
   reparameterization in the linear layers), a Python loop of 16 single-sample passes, and a
   batched pass with local reparameterization in the conv layers too, the alternative design.

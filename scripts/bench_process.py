@@ -61,12 +61,15 @@ def one_round(model: str, data_dir: str, scratch: Path) -> dict[str, float]:
     marks_path, report = scratch / "marks.json", scratch / "eval.json"
     arguments = ["eval", model, "--ood", "none", "--data-dir", data_dir, "--json", str(report)]
     launched = time.time()
-    subprocess.run(
+    finished = subprocess.run(
         [sys.executable, "-c", CHILD, str(marks_path), *arguments],
-        check=True,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        check=False,
     )
+    if finished.returncode:
+        sys.exit(f"zoo eval failed:\n{finished.stderr[-2000:]}")
     marks = json.loads(marks_path.read_text()) | {"launched": launched, "exited": time.time()}
     evaluation = json.loads(report.read_text())["provenance"]["wall_time_s"]
     measured = {

@@ -56,10 +56,10 @@ def layer_by_layer(model: zoo.ZooModel, images: torch.Tensor, masks: list[torch.
     hidden = model.prepare_input(images).repeat_interleave(samples, dim=0)
     remaining = iter(masks)
     for layer in model.layers:
-        if isinstance(layer, (nn.Dropout, nn.Dropout2d)) and layer.p > 0:
-            hidden = hidden * next(remaining)
-        else:
+        if not isinstance(layer, (nn.Dropout, nn.Dropout2d)):
             hidden = layer(hidden)
+        elif layer.p > 0 and layer.training:  # a dropout layer that is on
+            hidden = hidden * next(remaining)
     assert next(remaining, None) is None, "every mask is used"
     return hidden.view(len(images), samples, -1)
 
@@ -97,15 +97,46 @@ def test_batched_samples_match_the_dropout_layers_own_samples_in_distribution(
         assert ((a.mean(1) - b.mean(1)).abs() <= 5 * standard_error + 1e-4).all()
 
 
+@pytest.mark.parametrize("switched_off", [(), ("drop1",), ("drop2",), ("drop1", "drop3")])
+@pytest.mark.parametrize("conv_dropout", [0.25, 0.0])
+def test_the_batched_pass_has_the_layer_by_layer_gradients(
+    conv_dropout: float, switched_off: tuple[str, ...], images: torch.Tensor
+) -> None:
+    """The pass reorders pooling and ReLU and applies the ReLU in place; with the same masks,
+    every parameter's gradient is still that of the plain layer stack, whichever dropout
+    layers are on."""
+    model = zoo.create_model("mc_dropout_lenet", conv_dropout=conv_dropout).eval()
+    for name in switched_off:
+        getattr(model.layers, name).eval()
+    targets = torch.arange(len(images)).repeat_interleave(3) % 10
+    gradients = []
+    for forward in ("batched", "layer by layer"):
+        torch.manual_seed(5)
+        if forward == "batched":
+            logits = model(images, samples=3)
+        else:
+            logits = layer_by_layer(model, images, model._draw_masks(len(images), 3))
+        model.zero_grad()
+        torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets).backward()
+        gradients.append({name: p.grad.clone() for name, p in model.named_parameters()})
+    for name, gradient in gradients[0].items():
+        torch.testing.assert_close(gradient, gradients[1][name], rtol=1e-4, atol=1e-6)
+        assert gradient.abs().sum() > 0, name
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("rate", [0.25, 0.5, 0.9])
-def test_dropout_masks_keep_each_unit_with_the_layers_probability_and_scale(rate: float) -> None:
+def test_dropout_masks_keep_each_unit_with_the_layers_probability_and_scale(
+    rate: float, dtype: torch.dtype
+) -> None:
     lenet_module = sys.modules["zoo.models.lenet"]
     torch.manual_seed(0)
-    like = torch.zeros((), dtype=torch.float64)
+    like = torch.zeros((), dtype=dtype)
     masks = lenet_module.dropout_mask((4000, 50), rate, like)
-    assert masks.dtype == torch.float64 and masks.shape == (4000, 50)
+    assert masks.dtype == dtype and masks.shape == (4000, 50)
     kept = masks != 0
-    assert torch.equal(masks[kept], torch.full_like(masks[kept], 1 / (1 - rate)))
+    scale = torch.ones((), dtype=dtype) / torch.tensor(1 - rate, dtype=dtype)
+    assert torch.equal(masks[kept], scale.expand_as(masks[kept]))
     keep = 1 - rate
     standard_error = (keep * rate / masks.numel()) ** 0.5
     assert abs(kept.double().mean().item() - keep) <= 5 * standard_error

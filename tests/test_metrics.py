@@ -473,3 +473,14 @@ def test_every_ood_score_the_command_line_offers_is_computed() -> None:
     from zoo.options import OOD_SCORES
 
     assert tuple(ood_module._SCORES) == OOD_SCORES
+
+
+def test_every_exported_metric_resolves_from_the_package() -> None:
+    """`zoo.metrics` imports its modules on first use; each name it exports must be found."""
+    import zoo.metrics
+
+    for name in zoo.metrics.__all__:
+        value = getattr(zoo.metrics, name)
+        assert value is not None and name in dir(zoo.metrics), name
+        if name != "OOD_SCORES":  # a tuple of names, from zoo.options
+            assert value.__module__.startswith("zoo.metrics."), name

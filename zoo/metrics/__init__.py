@@ -80,8 +80,9 @@ def __getattr__(name: str) -> Any:
         "ood": ood,
         "selective": selective,
     }
-    return getattr(modules[_DEFINED_IN[name]], name)
+    value = globals()[name] = getattr(modules[_DEFINED_IN[name]], name)  # looked up once
+    return value
 
 
 def __dir__() -> list[str]:
-    return sorted(__all__)
+    return sorted(set(__all__) | set(globals()))

@@ -80,7 +80,7 @@ class DeepEnsembleLeNet(ZooModel):
                 first = getattr(stacks[0], name).get_parameter(part)
                 # Filled in place rather than by torch.stack, which on the meta device (where
                 # `zoo info` builds models) imports torch._dynamo, seconds of start-up.
-                stacked = torch.empty(members, *first.shape, dtype=first.dtype)
+                stacked = first.new_empty(members, *first.shape)
                 with torch.no_grad():
                     for member, stack in enumerate(stacks):
                         stacked[member].copy_(getattr(stack, name).get_parameter(part))

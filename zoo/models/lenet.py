@@ -124,7 +124,10 @@ class MCDropoutLeNet(_LeNetStack):
     on (any other layer follows eval as usual), and ``model(x, samples=S)`` returns logits
     (B, S, C) from ONE batched pass: the layers before the first active dropout run once per
     image, and only the rest runs on the S copies. ``eval()`` on the model keeps dropout on;
-    calling ``eval()`` on the dropout layers themselves does turn it off.
+    calling ``eval()`` on the dropout layers themselves does turn it off. The pass computes the
+    layers from the first active dropout on its own way (masks drawn for all samples at once,
+    the second convolution factorised, each pooling before its ReLU), so forward hooks on
+    those layers do not see what a layer-by-layer pass would.
 
     Args:
         num_classes: number of output classes.
@@ -209,7 +212,9 @@ class MCDropoutLeNet(_LeNetStack):
                 mask = next(masks)
                 hidden = hidden * (mask if mask.dtype == hidden.dtype else mask.to(hidden.dtype))
             elif isinstance(layer, nn.ReLU):
-                hidden = hidden.relu_()  # on an intermediate of this pass, so it may be in place
+                # In place: ``hidden`` is this pass's own, and what made it (a pooling, a
+                # linear layer, a masked product) keeps no output for the backward pass.
+                hidden = hidden.relu_()
             elif not isinstance(layer, _DROPOUT_LAYERS):
                 hidden = layer(hidden)
         return hidden.view(features.shape[0], samples, self.num_classes)
@@ -235,7 +240,8 @@ def dropout_mask(shape: tuple[int, ...], rate: float, like: Tensor) -> Tensor:
     keep = 1.0 - rate
     if keep == 0.0:  # a layer's p set to 1 by hand: nn.Dropout then zeroes everything
         return torch.zeros(shape, dtype=like.dtype, device=like.device)
-    return torch.rand(shape, device=like.device).lt_(keep).to(like.dtype).div_(keep)
+    uniform = torch.rand(shape, dtype=torch.float32, device=like.device)
+    return uniform.lt_(keep).to(like.dtype).div_(keep)
 
 
 def channel_dropped_conv(shared: Tensor, masks: Tensor, conv: nn.Conv2d) -> Tensor:
