@@ -102,6 +102,15 @@ def test_help_does_not_import_torch() -> None:
     assert output.strip().endswith("False")
 
 
+def test_python_dash_m_zoo_is_the_zoo_command() -> None:
+    """Launchers that start a module (``torchrun -m zoo train``) need ``python -m zoo``."""
+    result = subprocess.run(
+        [sys.executable, "-m", "zoo", "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("Usage: zoo ") and "train" in result.stdout
+
+
 def test_import_zoo_is_lazy_until_a_model_is_used() -> None:
     output = run_python(
         "import sys, zoo\n"

@@ -67,7 +67,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         ),
     ),
     ("descriptions", ("zoo.publishing", "zoo.info")),
-    ("faces", ("zoo", "zoo.cli")),
+    ("faces", ("zoo", "zoo.cli", "zoo.__main__")),
 ]
 # Modules that may import by a computed name: the public face's lazy loader, and the Hub client,
 # which looks for the HTTP libraries huggingface_hub may be built on.

@@ -458,6 +458,15 @@ def serve_command(
     "settings differ from the run's (not its model, data or seed).",
 )
 @data_dir_option
+@click.option(
+    "--nproc",
+    type=click.IntRange(min=1, max=1024),
+    default=1,
+    show_default=True,
+    help="Train on this many processes of this machine, started by torchrun, each taking its "
+    "share of every batch (one GPU each on CUDA). For several machines, run torchrun "
+    "yourself: torchrun --nnodes ... -m zoo train RECIPE.",
+)
 def train_command(
     recipe: Path,
     out: Path | None,
@@ -467,6 +476,7 @@ def train_command(
     resume: bool,
     allow_recipe_changes: bool,
     data_dir: Path | None,
+    nproc: int,
 ) -> None:
     """Train a model from a RECIPE file (TOML; see recipes/ for the official ones).
 
@@ -475,13 +485,26 @@ def train_command(
     after every epoch: after a crash or Ctrl-C, run the same command with --resume.
     """
     from zoo.training import read_recipe, train
+    from zoo.training.distributed import launch, world_from_environment
 
     with zoo_errors():
         if allow_recipe_changes and not resume:
             raise CommandError("--allow-recipe-changes applies to --resume only")
         resolved = read_recipe(recipe).replace(epochs=epochs, seed=seed)
         folder = out or Path("runs") / resolved.name
-        click.echo(f"training {resolved.name} into {folder}", err=True)
+        world = world_from_environment()
+        if nproc > 1:
+            if world.distributed:
+                raise CommandError("--nproc starts torchrun itself; under torchrun, leave it out")
+            arguments = [str(recipe), "--out", str(folder), "--device", device]
+            arguments += ["--epochs", str(epochs)] if epochs else []
+            arguments += ["--seed", str(seed)] if seed is not None else []
+            arguments += ["--resume"] if resume else []
+            arguments += ["--allow-recipe-changes"] if allow_recipe_changes else []
+            arguments += ["--data-dir", str(data_dir)] if data_dir else []
+            raise SystemExit(launch(nproc, ["train", *arguments]))
+        if world.writes:
+            click.echo(f"training {resolved.name} into {folder}", err=True)
         try:
             train(
                 resolved,
@@ -495,7 +518,8 @@ def train_command(
         except KeyboardInterrupt:
             click.echo(f"\n{_interrupted(folder)}", err=True)
             raise SystemExit(130) from None
-    click.echo(f"wrote {folder}")
+    if world.writes:
+        click.echo(f"wrote {folder}")
 
 
 @main.command("push")

@@ -76,9 +76,20 @@ def build_collection(groups: tuple[str, ...], num_classes: int, score: str) -> M
     """The metrics of ``groups``, keyed by `MetricSpec.key`, updated together.
 
     Compute groups are off: torchmetrics would otherwise share state between metrics whose
-    states happen to match after the first batch.
+    states happen to match after the first batch. Nor do the metrics gather states from other
+    processes.
     """
     from torchmetrics import MetricCollection
 
     members = {spec.key: spec.build(num_classes, score) for spec in SUITE if spec.group in groups}
+    for metric in members.values():
+        # An evaluation measures the images this process saw. torchmetrics would otherwise
+        # gather the states of every process in a torch.distributed group, waiting on ranks
+        # that evaluate nothing (rank 0 of a training run evaluates alone).
+        metric.distributed_available_fn = _alone
     return MetricCollection(members, compute_groups=False)
+
+
+def _alone() -> bool:
+    """What the metrics ask before gathering other processes' states: never."""
+    return False

@@ -33,6 +33,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from zoo.atomic import atomic_write_bytes
@@ -78,6 +79,18 @@ from zoo.training.checkpoint import (
     restore_rng_states,
     rng_states,
     save_checkpoint,
+)
+from zoo.training.distributed import (
+    World,
+    batch_share,
+    check_batch_size,
+    join,
+    largest,
+    leave,
+    rank_epoch_seed,
+    summed,
+    wait_for_all,
+    world_from_environment,
 )
 from zoo.training.log import log_problem, write_log
 from zoo.training.optim import IMPLEMENTATION_SETTINGS, build_optimizer, build_schedule
@@ -151,14 +164,44 @@ def train(
     """
     if not isinstance(recipe, Recipe):
         recipe = read_recipe(recipe)
-    target = select_device(device)
+    world = world_from_environment()
+    check_batch_size(recipe.training.batch_size, world)
+    _check_distributable(recipe, world)
+    world, target = join(world, select_device(device))
+    try:
+        return _train_in(
+            recipe, out, world, target, resume, allow_recipe_changes, data_dir, progress
+        )
+    finally:
+        leave(world)
+
+
+def _train_in(
+    recipe: Recipe,
+    out: str | os.PathLike[str],
+    world: World,
+    target: torch.device,
+    resume: bool,
+    allow_recipe_changes: bool,
+    data_dir: str | os.PathLike[str] | None,
+    progress: bool,
+) -> ZooModel:
+    """`train` in this process's place in ``world``: rank 0 holds the folder and writes it."""
     folder = folder_to_write(out)
-    created = not is_folder(folder)
-    _create(folder)
+    created = world.writes and not is_folder(folder)
+    if world.writes:
+        _create(folder)
     lock = RunLock(folder / LOCK_NAME)
     try:
-        _acquire(lock, folder)
-        state = load_checkpoint(folder / CHECKPOINT_NAME) if resume else _check_fresh(folder)
+        if world.writes:
+            _acquire(lock, folder)
+        state = None
+        if resume:
+            state = load_checkpoint(folder / CHECKPOINT_NAME)
+            _check_world_size(state.log, world, folder)
+        elif world.writes:
+            _check_fresh(folder)
+        wait_for_all(world)  # the folder is checked and held before anyone trains
         data = _load_training_data(recipe, target, data_dir)
         recipe = recipe.with_default_kl_weight(len(data.train_targets))
         changes = [] if state is None else _changes_to_resume_with(recipe, state, folder)
@@ -169,19 +212,44 @@ def train(
                 "on with this one, or start a new --out folder"
             )
         with seeded(recipe.seed, target), deterministic_algorithms(recipe.training.deterministic):
-            run = _Run(recipe, data, target, folder, progress)
+            run = _Run(recipe, data, target, folder, progress and world.writes, world)
             if state is not None:
                 run.restore(state, changes)
             run.fit()
             model = run.final_model()
-            if isinstance(model, LaplaceLeNet):
+            if isinstance(model, LaplaceLeNet) and world.writes:
                 _fit_posterior(model, recipe, data, target, progress)
-        _write_results(model, recipe, run.log, folder, target, data_dir, progress)
+        if world.writes:
+            _write_results(model, recipe, run.log, folder, target, data_dir, progress)
+        wait_for_all(world)  # the others wait until the folder is written
     finally:
         lock.release()
         if created:
             _remove_if_empty(folder)
     return model
+
+
+def _check_distributable(recipe: Recipe, world: World) -> None:
+    """Refuse, before anything starts, a run several processes cannot share yet."""
+    model_class = registered_class(recipe.model.architecture)
+    # IndependentMembers has attributes, which issubclass cannot check: ask for its method.
+    members = callable(getattr(model_class, "forward_members", None))
+    if world.distributed and members:
+        raise RecipeError(
+            f"{recipe.model.architecture} trains its members in one process; start it without "
+            "torchrun (spreading members over processes is not supported yet)"
+        )
+
+
+def _check_world_size(log: list[dict[str, Any]], world: World, folder: Path) -> None:
+    """Refuse to resume a run on another number of processes: each takes another share of
+    every batch and draws other random numbers, so the run would not be the one it was."""
+    trained_on = log[-1].get("world_size", 1) if log and isinstance(log[-1], dict) else None
+    if trained_on is not None and trained_on != world.size:
+        raise TrainingStateError(
+            f"the run in {folder} trained on {trained_on} process(es), not {world.size}; "
+            f"resume it with {trained_on}, or start a new --out folder"
+        )
 
 
 def _fit_posterior(
@@ -294,10 +362,16 @@ class _Run:
     """The model, optimiser, schedule and bookkeeping of one training run."""
 
     def __init__(
-        self, recipe: Recipe, data: TrainingData, device: torch.device, folder: Path, progress: bool
+        self,
+        recipe: Recipe,
+        data: TrainingData,
+        device: torch.device,
+        folder: Path,
+        progress: bool,
+        world: World,
     ) -> None:
         self.recipe, self.data, self.device, self.folder = recipe, data, device, folder
-        self.progress = progress
+        self.progress, self.world = progress, world
         self.model = create_model(recipe.model.architecture, **recipe.model.kwargs).to(device)
         self.bayesian = has_bayesian_layers(self.model)
         self.members = isinstance(self.model, IndependentMembers)
@@ -319,15 +393,18 @@ class _Run:
         )
         self.changes: list[str] = []  # recipe keys a resumed run changed, for its next log line
         self.amp_dtype = _amp_dtype(recipe, device)
-        self.forward = self.model
+        self.forward: torch.nn.Module = self.model
+        if world.distributed:  # every rank starts from rank 0's weights; gradients averaged
+            self.forward = DistributedDataParallel(self.model)
         if recipe.training.cuda_compile and device.type == "cuda" and not self.members:
-            self.forward = torch.compile(self.model, dynamic=False)
+            self.forward = torch.compile(self.forward, dynamic=False)
         self.setup = self._describe_setup()  # the same for every epoch: read the machine once
         self.epoch = 0
         self.log: list[dict[str, Any]] = []
         self.best_weights: dict[str, Tensor] | None = None
         self.best_nll: float | None = None
         self.epochs_since_best = 0
+        self.global_rows = 0  # the images of the step's whole batch, over every rank
 
     def restore(self, state: TrainingState, changes: list[str]) -> None:
         """Continue from ``state``, exactly where the interrupted run stood; with ``changes``
@@ -415,6 +492,8 @@ class _Run:
         training = self.recipe.training
         while self.epoch < training.epochs and not self._stopped_early():
             started = time.perf_counter()
+            if self.world.distributed:  # each rank its own numbers, drawn afresh each epoch
+                torch.manual_seed(rank_epoch_seed(self.recipe.seed, self.world.rank, self.epoch))
             loss, accuracy, kl = self._train_one_epoch()
             self._stop_if_weights_diverged()
             train_seconds = time.perf_counter() - started
@@ -436,8 +515,9 @@ class _Run:
                 record["recipe_changes"], self.changes = self.changes, []
             self.epoch += 1
             self.log.append(record)
-            self._save_checkpoint()
-            write_log(self.log, self.folder)
+            if self.world.writes:
+                self._save_checkpoint()
+                write_log(self.log, self.folder)
             if self.progress:
                 tqdm.write(_format_record(record, training.epochs), file=sys.stderr)
 
@@ -468,7 +548,9 @@ class _Run:
             unit="batch",
         )
         with self.model.inputs_known_finite():  # augmented here, so finite
-            for step, indices in enumerate(bar, start=1):
+            for step, global_indices in enumerate(bar, start=1):
+                self.global_rows = global_indices.shape[-1]
+                indices = batch_share(global_indices, self.world)
                 batch = [
                     self._augment(self.data.train_images[rows], stream.augmentation)
                     for rows, stream in zip(indices, self.streams, strict=True)
@@ -484,7 +566,8 @@ class _Run:
                 sums += torch.stack([loss * indices.numel(), correct.float(), kl.float()])
                 if step % _READ_EVERY_STEPS == 0 or step == len(batches):
                     self._read_progress(bar, sums, first_bad, step, len(batches), trained)
-        loss, correct, kl = sums.tolist()
+        # one read: the loss and correct count of every rank, the KL of this one (all alike)
+        loss, correct, kl = torch.cat([summed(sums[:2], self.world), sums[2:]]).tolist()
         return loss / trained, correct / trained, kl / len(batches)
 
     def _read_progress(
@@ -492,7 +575,9 @@ class _Run:
     ) -> None:
         """Stop if a loss so far was not finite, and show the running loss and accuracy: one
         wait for the device."""
-        loss_sum, correct_sum, _, first_bad_step, bad_loss = torch.cat([sums, first_bad]).tolist()
+        totals = summed(sums[:2], self.world)  # the KL is every rank's own, the same for all
+        first_bad = largest(first_bad, self.world)
+        loss_sum, correct_sum, first_bad_step, bad_loss = torch.cat([totals, first_bad]).tolist()
         self._stop_if_diverged(int(first_bad_step), bad_loss, steps)
         if self.progress:
             seen = min(step * self.recipe.training.batch_size * len(self.streams), trained)
@@ -547,9 +632,14 @@ class _Run:
             samples = logits.shape[1]
             loss = self._cross_entropy(logits.flatten(0, 1), targets.repeat_interleave(samples))
             kl = kl_divergence(self.model) if self.bayesian else torch.zeros((), device=self.device)
-            objective = loss + (training.kl_weight or 0.0) * kl
+            complexity = (training.kl_weight or 0.0) * kl
+            objective = loss + complexity
+        # Several ranks: their gradients are averaged, so weigh this rank's share of the batch
+        # by its size; the KL, the same on every rank, then counts once a step.
+        share = len(targets) * self.world.size / self.global_rows
+        descended = objective if share == 1 else loss * share + complexity
         self.optimizer.zero_grad(set_to_none=True)
-        objective.backward()
+        descended.backward()
         self.optimizer.step()
         self.schedule.step()
         with torch.no_grad():
@@ -644,6 +734,8 @@ class _Run:
             "compiled": self.forward is not self.model,
             "deterministic": self.recipe.training.deterministic,
             "torch": torch.__version__,
+            "world_size": self.world.size,
+            "backend": self.world.backend,
         }
 
     def _save_checkpoint(self) -> None:

@@ -1,0 +1,169 @@
+"""Training on several processes with ``torch.distributed``, as ``torchrun`` starts them.
+
+``torchrun --nproc-per-node N -m zoo train RECIPE`` starts N copies of the command; torchrun
+tells each its place through the environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, and
+the rendezvous address), which `world_from_environment` reads. The trainer then runs
+data-parallel: every rank holds the whole model, takes its share of every batch
+(`batch_share`), and ``DistributedDataParallel`` averages the gradients, so that each step
+is the step one process would take on the whole batch. Ranks talk over gloo on the CPU and
+NCCL on CUDA GPUs, one GPU per local rank.
+
+References:
+    Li et al., "PyTorch Distributed: Experiences on Accelerating Data Parallel Training",
+    VLDB 2020.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+from zoo.devices import derived_seed
+from zoo.errors import DeviceError, RecipeError
+
+_MAX_WORLD_SIZE = 65536
+
+
+@dataclass(frozen=True)
+class World:
+    """Where this process stands among the processes that train together.
+
+    Attributes:
+        rank: this process's place, 0 to size - 1; rank 0 writes everything.
+        size: how many processes train together (1: a plain run).
+        local_rank: its place on its own machine, which picks its GPU.
+        backend: "gloo" or "nccl" when several processes train together, else None.
+    """
+
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+    backend: str | None = None
+
+    @property
+    def distributed(self) -> bool:
+        return self.size > 1
+
+    @property
+    def writes(self) -> bool:
+        """Whether this process writes the run's files: the checkpoint, the log, the model."""
+        return self.rank == 0
+
+
+ALONE = World()
+
+
+def world_from_environment(environment: Mapping[str, str] = os.environ) -> World:
+    """This process's `World`, from the variables torchrun sets; `ALONE` without them.
+
+    The backend is left None here; `join` picks it for the training device.
+
+    Raises:
+        DeviceError: the variables are there but not a consistent placement.
+    """
+    if "WORLD_SIZE" not in environment:
+        return ALONE
+    values = {}
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        text = environment.get(name, "")
+        if not text.isdigit() or len(text) > 6:
+            raise DeviceError(f"{name} must be a non-negative integer when WORLD_SIZE is set")
+        values[name] = int(text)
+    size, rank, local_rank = values["WORLD_SIZE"], values["RANK"], values["LOCAL_RANK"]
+    if not 1 <= size <= _MAX_WORLD_SIZE or rank >= size or local_rank > rank:
+        raise DeviceError(
+            f"RANK {rank}, LOCAL_RANK {local_rank} and WORLD_SIZE {size} do not fit together"
+        )
+    return World(rank, size, local_rank) if size > 1 else ALONE
+
+
+def join(world: World, device: torch.device) -> tuple[World, torch.device]:
+    """Join the other processes: gloo on the CPU, NCCL on CUDA with the GPU of this process's
+    local rank. Returns the world with its backend, and the device to train on."""
+    if not world.distributed:
+        return world, device
+    if device.type == "cuda":
+        if world.local_rank >= torch.cuda.device_count():
+            raise DeviceError(
+                f"local rank {world.local_rank} has no GPU: this machine has "
+                f"{torch.cuda.device_count()}; start at most that many processes per machine"
+            )
+        device, backend = torch.device("cuda", world.local_rank), "nccl"
+        torch.cuda.set_device(device)
+    elif device.type == "cpu":
+        backend = "gloo"
+    else:
+        raise DeviceError(f"training on several processes runs on the CPU or CUDA, not {device}")
+    if not dist.is_initialized():
+        dist.init_process_group(backend, rank=world.rank, world_size=world.size)
+    return World(world.rank, world.size, world.local_rank, backend), device
+
+
+def leave(world: World) -> None:
+    """Leave the process group `join` made."""
+    if world.distributed and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def wait_for_all(world: World) -> None:
+    """Block until every process gets here."""
+    if world.distributed:
+        dist.barrier()
+
+
+def check_batch_size(batch_size: int, world: World) -> None:
+    """Refuse a global batch the processes cannot share equally."""
+    if batch_size % world.size:
+        raise RecipeError(
+            f"training.batch_size {batch_size} cannot be shared equally by {world.size} "
+            f"processes; make it a multiple of {world.size}"
+        )
+
+
+def batch_share(indices: Tensor, world: World) -> Tensor:
+    """This process's share of a global batch's (..., B) indices: a contiguous slice, the
+    same size for every process but in an epoch's last, shorter batch."""
+    if not world.distributed:
+        return indices
+    return indices.tensor_split(world.size, dim=-1)[world.rank]
+
+
+def rank_epoch_seed(seed: int, rank: int, epoch: int) -> int:
+    """The seed of the random numbers (augmentation, dropout masks, weight noise) process
+    ``rank`` draws in ``epoch``: derived afresh each epoch, so that a resumed run draws them
+    again without any process's generator state in the checkpoint."""
+    return derived_seed(f"uncertainty-zoo rank {rank} of seed {seed}, epoch {epoch}")
+
+
+def summed(values: Tensor, world: World) -> Tensor:
+    """``values`` summed over every process (a copy; itself when alone)."""
+    if not world.distributed:
+        return values
+    total = values.clone()
+    dist.all_reduce(total, op=dist.ReduceOp.SUM)
+    return total
+
+
+def largest(values: Tensor, world: World) -> Tensor:
+    """The elementwise largest of ``values`` over every process (a copy; itself when alone)."""
+    if not world.distributed:
+        return values
+    top = values.clone()
+    dist.all_reduce(top, op=dist.ReduceOp.MAX)
+    return top
+
+
+def launch(processes: int, arguments: Sequence[str]) -> int:
+    """Run ``zoo ARGUMENTS`` on ``processes`` processes of this machine under torchrun, on a
+    free port of their own; return the launcher's exit status (0 when every process ended
+    well; torchrun stops them all when one fails)."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    command += ["--nproc-per-node", str(processes), "-m", "zoo", *arguments]
+    return subprocess.run(command, check=False).returncode
