@@ -19,13 +19,14 @@ from zoo.training import train
 from zoo.training.distributed import ALONE, World, batch_share, world_from_environment
 from zoo.training.recipe import parse_recipe
 
+# 43 training images in batches of 8: the last batch of 3 is shared 2 and 1.
 DETERMINISTIC = """
 name = "lenet.two-ranks"
 seed = 3
 [model]
 architecture = "lenet"
 [data]
-validation_size = 10
+validation_size = 7
 max_shift = 0
 [training]
 epochs = 2
@@ -186,3 +187,11 @@ def _children(pid: int) -> list[int]:
     for task in Path(f"/proc/{pid}/task").iterdir():
         children += [int(child) for child in (task / "children").read_text().split()]
     return sorted(children)
+
+
+def test_a_last_batch_too_short_to_share_is_left_out() -> None:
+    trainer = sys.modules["zoo.training.trainer"]
+    assert trainer._steps_per_epoch(43, 8, False, 2) == 6  # 3 left: shared 2 and 1
+    assert trainer._steps_per_epoch(41, 8, False, 2) == 5  # 1 left: a rank would get none
+    assert trainer._steps_per_epoch(41, 8, False) == 6
+    assert trainer._steps_per_epoch(43, 8, True, 2) == 5

@@ -502,7 +502,7 @@ def train_command(
             arguments += ["--resume"] if resume else []
             arguments += ["--allow-recipe-changes"] if allow_recipe_changes else []
             arguments += ["--data-dir", str(data_dir)] if data_dir else []
-            raise SystemExit(launch(nproc, ["train", *arguments]))
+            launch(nproc, ["train", *arguments])
         if world.writes:
             click.echo(f"training {resolved.name} into {folder}", err=True)
         try:

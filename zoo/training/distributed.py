@@ -16,10 +16,10 @@ References:
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import NoReturn
 
 import torch
 import torch.distributed as dist
@@ -40,12 +40,14 @@ class World:
         size: how many processes train together (1: a plain run).
         local_rank: its place on its own machine, which picks its GPU.
         backend: "gloo" or "nccl" when several processes train together, else None.
+        owns_group: whether `join` started the process group, which `leave` then ends.
     """
 
     rank: int = 0
     size: int = 1
     local_rank: int = 0
     backend: str | None = None
+    owns_group: bool = False
 
     @property
     def distributed(self) -> bool:
@@ -101,14 +103,15 @@ def join(world: World, device: torch.device) -> tuple[World, torch.device]:
         backend = "gloo"
     else:
         raise DeviceError(f"training on several processes runs on the CPU or CUDA, not {device}")
-    if not dist.is_initialized():
+    started = not dist.is_initialized()
+    if started:
         dist.init_process_group(backend, rank=world.rank, world_size=world.size)
-    return World(world.rank, world.size, world.local_rank, backend), device
+    return World(world.rank, world.size, world.local_rank, backend, started), device
 
 
 def leave(world: World) -> None:
-    """Leave the process group `join` made."""
-    if world.distributed and dist.is_initialized():
+    """Leave the process group `join` started; one the caller started stays."""
+    if world.owns_group and dist.is_initialized():
         dist.destroy_process_group()
 
 
@@ -142,6 +145,15 @@ def rank_epoch_seed(seed: int, rank: int, epoch: int) -> int:
     return derived_seed(f"uncertainty-zoo rank {rank} of seed {seed}, epoch {epoch}")
 
 
+def from_rank_zero(values: Tensor, world: World) -> Tensor:
+    """Rank 0's ``values`` on every process (a copy; itself when alone)."""
+    if not world.distributed:
+        return values
+    copy = values.clone()
+    dist.broadcast(copy, src=0)
+    return copy
+
+
 def summed(values: Tensor, world: World) -> Tensor:
     """``values`` summed over every process (a copy; itself when alone)."""
     if not world.distributed:
@@ -160,10 +172,10 @@ def largest(values: Tensor, world: World) -> Tensor:
     return top
 
 
-def launch(processes: int, arguments: Sequence[str]) -> int:
-    """Run ``zoo ARGUMENTS`` on ``processes`` processes of this machine under torchrun, on a
-    free port of their own; return the launcher's exit status (0 when every process ended
-    well; torchrun stops them all when one fails)."""
+def launch(processes: int, arguments: Sequence[str]) -> NoReturn:
+    """Become torchrun running ``zoo ARGUMENTS`` on ``processes`` processes of this machine,
+    on a free port of their own. Its exit status is 0 when every process ended well; torchrun
+    stops them all when one fails, and Ctrl-C reaches it."""
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
     command += ["--nproc-per-node", str(processes), "-m", "zoo", *arguments]
-    return subprocess.run(command, check=False).returncode
+    os.execv(sys.executable, command)  # torchrun takes this process's place, and its signals

@@ -84,6 +84,7 @@ from zoo.training.distributed import (
     World,
     batch_share,
     check_batch_size,
+    from_rank_zero,
     join,
     largest,
     leave,
@@ -202,7 +203,12 @@ def _train_in(
         elif world.writes:
             _check_fresh(folder)
         wait_for_all(world)  # the folder is checked and held before anyone trains
+        # Each machine's local rank 0 reads (and downloads) the data before the others.
+        if world.local_rank:
+            wait_for_all(world)
         data = _load_training_data(recipe, target, data_dir)
+        if not world.local_rank:
+            wait_for_all(world)
         recipe = recipe.with_default_kl_weight(len(data.train_targets))
         changes = [] if state is None else _changes_to_resume_with(recipe, state, folder)
         if changes and not allow_recipe_changes:
@@ -215,13 +221,13 @@ def _train_in(
             run = _Run(recipe, data, target, folder, progress and world.writes, world)
             if state is not None:
                 run.restore(state, changes)
+            run.distribute()
             run.fit()
             model = run.final_model()
             if isinstance(model, LaplaceLeNet) and world.writes:
                 _fit_posterior(model, recipe, data, target, progress)
-        if world.writes:
+        if world.writes:  # torchrun waits for every rank; the others need not wait here
             _write_results(model, recipe, run.log, folder, target, data_dir, progress)
-        wait_for_all(world)  # the others wait until the folder is written
     finally:
         lock.release()
         if created:
@@ -381,7 +387,7 @@ class _Run:
         # Compiled runs have static shapes: the last partial batch is dropped, on every device.
         self.drop_last = recipe.training.cuda_compile
         steps_per_epoch = _steps_per_epoch(
-            len(data.train_targets), recipe.training.batch_size, self.drop_last
+            len(data.train_targets), recipe.training.batch_size, self.drop_last, world.size
         )
         self.steps_per_epoch = steps_per_epoch
         self.optimizer = build_optimizer(self.model, recipe.optimizer, device)
@@ -393,11 +399,8 @@ class _Run:
         )
         self.changes: list[str] = []  # recipe keys a resumed run changed, for its next log line
         self.amp_dtype = _amp_dtype(recipe, device)
-        self.forward: torch.nn.Module = self.model
-        if world.distributed:  # every rank starts from rank 0's weights; gradients averaged
-            self.forward = DistributedDataParallel(self.model)
-        if recipe.training.cuda_compile and device.type == "cuda" and not self.members:
-            self.forward = torch.compile(self.forward, dynamic=False)
+        self.forward: torch.nn.Module = self.model  # what `distribute` makes of it
+        self.compiled = recipe.training.cuda_compile and device.type == "cuda" and not self.members
         self.setup = self._describe_setup()  # the same for every epoch: read the machine once
         self.epoch = 0
         self.log: list[dict[str, Any]] = []
@@ -405,6 +408,23 @@ class _Run:
         self.best_nll: float | None = None
         self.epochs_since_best = 0
         self.global_rows = 0  # the images of the step's whole batch, over every rank
+
+    def distribute(self) -> None:
+        """Wrap the model for training: in ``DistributedDataParallel`` when several ranks train
+        (which gives every rank rank 0's weights, restored ones included, and averages the
+        gradients; no buffer changes in training, so none is sent), then compiled where the
+        recipe asks. Ranks that resumed from different epochs are refused."""
+        if self.world.distributed:
+            epochs = torch.tensor([self.epoch, -self.epoch], device=self.device)
+            first, negated_last = largest(epochs, self.world).tolist()
+            if first != -negated_last:
+                raise TrainingStateError(
+                    f"the ranks resumed from different epochs ({-negated_last} to {first}): "
+                    f"every machine must see the same {self.folder}"
+                )
+            self.forward = DistributedDataParallel(self.model, broadcast_buffers=False)
+        if self.compiled:
+            self.forward = torch.compile(self.forward, dynamic=False)
 
     def restore(self, state: TrainingState, changes: list[str]) -> None:
         """Continue from ``state``, exactly where the interrupted run stood; with ``changes``
@@ -422,7 +442,8 @@ class _Run:
                 self.schedule.load_state_dict(state.scheduler)
             if self.schedule.last_epoch != state.epoch * self.steps_per_epoch:
                 raise ValueError(f"its schedule is not at the end of epoch {state.epoch}")
-            same_device = _resumed_on(state.log, self.setup["device"])
+            # Several ranks draw afresh each epoch, and the log names rank 0's device only.
+            same_device = self.world.distributed or _resumed_on(state.log, self.setup["device"])
             if not restore_rng_states(state.rng, self._generators(), self.device):
                 same_device = False
         except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as error:
@@ -534,6 +555,8 @@ class _Run:
         batches = torch.stack(orders).to(self.device).split(recipe.training.batch_size, dim=1)
         if self.drop_last and batches[-1].shape[1] < recipe.training.batch_size:
             batches = batches[:-1]
+        if batches[-1].shape[1] < self.world.size:  # a rank's share would be empty
+            batches = batches[:-1]
         trained = sum(indices.numel() for indices in batches)  # image-rows, of every member
         # The loss, correct count and KL summed so far, and the first step whose loss was not
         # finite with that loss: float32 on the device (Apple's MPS has no float64; the count
@@ -566,16 +589,16 @@ class _Run:
                 sums += torch.stack([loss * indices.numel(), correct.float(), kl.float()])
                 if step % _READ_EVERY_STEPS == 0 or step == len(batches):
                     self._read_progress(bar, sums, first_bad, step, len(batches), trained)
-        # one read: the loss and correct count of every rank, the KL of this one (all alike)
-        loss, correct, kl = torch.cat([summed(sums[:2], self.world), sums[2:]]).tolist()
-        return loss / trained, correct / trained, kl / len(batches)
+        # one read: the loss and correct count over every rank, and their mean KL estimate
+        loss, correct, kl = summed(sums, self.world).tolist()
+        return loss / trained, correct / trained, kl / self.world.size / len(batches)
 
     def _read_progress(
         self, bar: tqdm, sums: Tensor, first_bad: Tensor, step: int, steps: int, trained: int
     ) -> None:
         """Stop if a loss so far was not finite, and show the running loss and accuracy: one
         wait for the device."""
-        totals = summed(sums[:2], self.world)  # the KL is every rank's own, the same for all
+        totals = summed(sums[:2], self.world)
         first_bad = largest(first_bad, self.world)
         loss_sum, correct_sum, first_bad_step, bad_loss = torch.cat([totals, first_bad]).tolist()
         self._stop_if_diverged(int(first_bad_step), bad_loss, steps)
@@ -635,7 +658,8 @@ class _Run:
             complexity = (training.kl_weight or 0.0) * kl
             objective = loss + complexity
         # Several ranks: their gradients are averaged, so weigh this rank's share of the batch
-        # by its size; the KL, the same on every rank, then counts once a step.
+        # by its size; each rank's KL (its own estimate under a mixture prior) is averaged
+        # with the others', so the KL counts once a step.
         share = len(targets) * self.world.size / self.global_rows
         descended = objective if share == 1 else loss * share + complexity
         self.optimizer.zero_grad(set_to_none=True)
@@ -722,7 +746,8 @@ class _Run:
                 sums += torch.stack([nll, (log_probs.argmax(-1) == targets).sum().float()])
         self.model.train()
         count = len(self.data.validation_targets)
-        total_nll, correct = sums.tolist()
+        # rank 0's figures for every rank, so that all take the same early-stopping decisions
+        total_nll, correct = from_rank_zero(sums, self.world).tolist()
         return total_nll / count, correct / count
 
     def _describe_setup(self) -> dict[str, Any]:
@@ -731,7 +756,7 @@ class _Run:
             "device": describe_device(self.device),
             "hardware": describe_hardware(self.device),
             "amp": str(self.amp_dtype).removeprefix("torch.") if self.amp_dtype else None,
-            "compiled": self.forward is not self.model,
+            "compiled": self.compiled,
             "deterministic": self.recipe.training.deterministic,
             "torch": torch.__version__,
             "world_size": self.world.size,
@@ -837,8 +862,11 @@ def _batch_order(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def _steps_per_epoch(images: int, batch_size: int, drop_last: bool) -> int:
-    return images // batch_size if drop_last else math.ceil(images / batch_size)
+def _steps_per_epoch(images: int, batch_size: int, drop_last: bool, ranks: int = 1) -> int:
+    """Steps in an epoch; a last batch too short to give each of ``ranks`` an image is left
+    out, as is any short last batch with ``drop_last``."""
+    last = images % batch_size
+    return images // batch_size + int(last > 0 and not drop_last and last >= ranks)
 
 
 def _take_implementation_settings(loaded: dict[str, Any], optimizer: torch.optim.Optimizer) -> None:
