@@ -156,20 +156,20 @@ def from_rank_zero(values: Tensor, world: World) -> Tensor:
 
 def summed(values: Tensor, world: World) -> Tensor:
     """``values`` summed over every process (a copy; itself when alone)."""
-    if not world.distributed:
-        return values
-    total = values.clone()
-    dist.all_reduce(total, op=dist.ReduceOp.SUM)
-    return total
+    return _reduced(values, world, dist.ReduceOp.SUM)
 
 
 def largest(values: Tensor, world: World) -> Tensor:
     """The elementwise largest of ``values`` over every process (a copy; itself when alone)."""
+    return _reduced(values, world, dist.ReduceOp.MAX)
+
+
+def _reduced(values: Tensor, world: World, operation: dist.ReduceOp.RedOpType) -> Tensor:
     if not world.distributed:
         return values
-    top = values.clone()
-    dist.all_reduce(top, op=dist.ReduceOp.MAX)
-    return top
+    reduced = values.clone()
+    dist.all_reduce(reduced, op=operation)
+    return reduced
 
 
 def launch(processes: int, arguments: Sequence[str]) -> NoReturn:
