@@ -118,6 +118,9 @@ def test_the_world_is_read_from_torchruns_variables() -> None:
         {"WORLD_SIZE": "two", "RANK": "0", "LOCAL_RANK": "0"},
         {"WORLD_SIZE": "2", "RANK": "0"},
         {"WORLD_SIZE": "0", "RANK": "0", "LOCAL_RANK": "0"},
+        {"WORLD_SIZE": "2", "RANK": "\u00b2", "LOCAL_RANK": "0"},
+        {"WORLD_SIZE": "9" * 40, "RANK": "0", "LOCAL_RANK": "0"},
+        {"WORLD_SIZE": "2\n", "RANK": "0", "LOCAL_RANK": "0"},
     ):
         with pytest.raises(DeviceError):
             world_from_environment(bad)

@@ -75,7 +75,7 @@ def world_from_environment(environment: Mapping[str, str] = os.environ) -> World
     values = {}
     for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
         text = environment.get(name, "")
-        if not text.isdigit() or len(text) > 6:
+        if not (text.isascii() and text.isdigit()) or len(text) > 6:  # "²" is a digit too
             raise DeviceError(f"{name} must be a non-negative integer when WORLD_SIZE is set")
         values[name] = int(text)
     size, rank, local_rank = values["WORLD_SIZE"], values["RANK"], values["LOCAL_RANK"]
