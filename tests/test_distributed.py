@@ -12,11 +12,22 @@ from pathlib import Path
 
 import pytest
 import torch
+from click.testing import CliRunner
+from safetensors.torch import load_file
 
 import zoo
+from zoo.cli import main, train_command
+from zoo.devices import seeded
 from zoo.errors import DeviceError, RecipeError
 from zoo.training import train
-from zoo.training.distributed import ALONE, World, batch_share, world_from_environment
+from zoo.training.distributed import (
+    ALONE,
+    World,
+    batch_share,
+    rank_epoch_seed,
+    shares,
+    world_from_environment,
+)
 from zoo.training.recipe import parse_recipe
 
 # 43 training images in batches of 8: the last batch of 3 is shared 2 and 1.
@@ -36,28 +47,117 @@ samples = 2
 """
 
 
-def torchrun(processes: int, *arguments: str) -> subprocess.CompletedProcess[str]:
-    """`zoo` run by torchrun on ``processes`` local processes, a free port of their own."""
+# Three members, random affine augmentation, a batch of 7 that 2 processes could not share
+# (members are spread, not batches), 36 training images: a last batch of 1.
+ENSEMBLE = """
+name = "ensemble.spread"
+seed = 5
+[model]
+architecture = "deep_ensemble_lenet"
+[model.kwargs]
+members = 3
+[data]
+validation_size = 14
+max_shift = 1
+max_rotation = 5.0
+[training]
+epochs = 40
+batch_size = 7
+[evaluation]
+samples = 2
+"""
+
+ENVIRONMENT = {"OMP_NUM_THREADS": "1", "ZOO_DEVICE": "cpu"}  # what torchrun gives each rank
+
+
+def torchrun_command(processes: int, *arguments: str) -> list[str]:
+    """The command that runs `zoo` by torchrun on ``processes`` local processes, on a free port
+    of their own."""
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
-    command += ["--nproc-per-node", str(processes), "-m", "zoo", *arguments]
-    environment = os.environ | {"OMP_NUM_THREADS": "1", "ZOO_DEVICE": "cpu"}
-    return subprocess.run(
-        command, capture_output=True, text=True, timeout=300, env=environment, check=False
+    return [*command, "--nproc-per-node", str(processes), "-m", "zoo", *arguments]
+
+
+def torchrun(processes: int, *arguments: str) -> subprocess.CompletedProcess[str]:
+    """`zoo` run by torchrun on ``processes`` local processes; fails the test if it fails."""
+    result = subprocess.run(
+        torchrun_command(processes, *arguments),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=os.environ | ENVIRONMENT,
+        check=False,
     )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def train_arguments(recipe: Path, out: Path, data_root: Path, *more: str) -> list[str]:
+    return ["train", str(recipe), "--out", str(out), "--data-dir", str(data_root), *more]
+
+
+def written_recipe(tmp_path: Path, text: str, name: str = "recipe.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def read_log(folder: Path) -> list[dict[str, object]]:
+    lines = (folder / "train_log.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def assert_same_weights(folder: Path, other: Path) -> None:
+    """The two folders hold the same weights, bit for bit."""
+    weights, others = (
+        load_file(folder / "model.safetensors"),
+        load_file(other / "model.safetensors"),
+    )
+    assert weights.keys() == others.keys()
+    for name, value in weights.items():
+        assert torch.equal(value, others[name]), name
+
+
+def kill_a_rank_once(command: list[str], folder: Path, epochs: int) -> str:
+    """Run ``command`` (torchrun, 2 or more ranks) until ``folder``'s log has ``epochs``
+    epochs, then SIGKILL its last rank; return torchrun's error output."""
+    launcher = subprocess.Popen(
+        command,
+        env=os.environ | ENVIRONMENT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        log = folder / "train_log.jsonl"
+        while not log.exists() or len(log.read_text().splitlines()) < epochs:
+            assert launcher.poll() is None, (
+                launcher.stderr.read()[-2000:] if launcher.stderr else ""
+            )
+            assert time.monotonic() < deadline, f"no checkpoint of epoch {epochs} was written"
+            time.sleep(0.02)
+        workers = _children(launcher.pid)
+        assert len(workers) >= 2
+        os.kill(workers[-1], signal.SIGKILL)
+        _, stderr = launcher.communicate(timeout=120)
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+    assert launcher.returncode != 0
+    assert not (folder / "model.safetensors").exists()
+    return stderr
 
 
 def test_two_ranks_train_what_one_process_trains_on_the_same_global_batch(
     tiny_data_root: Path, tmp_path: Path
 ) -> None:
-    recipe_path = tmp_path / "recipe.toml"
-    recipe_path.write_text(DETERMINISTIC)
+    recipe_path = written_recipe(tmp_path, DETERMINISTIC)
     out = tmp_path / "two"
     # zoo train --nproc starts torchrun itself
     command = [str(Path(sys.executable).with_name("zoo")), "train", str(recipe_path), "--nproc"]
     command += ["2", "--out", str(out), "--data-dir", str(tiny_data_root)]
-    environment = os.environ | {"OMP_NUM_THREADS": "1", "ZOO_DEVICE": "cpu"}
     result = subprocess.run(
-        command, capture_output=True, text=True, timeout=300, env=environment, check=False
+        command, capture_output=True, text=True, timeout=300, env=os.environ | ENVIRONMENT
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.splitlines() == [f"wrote {out}"]  # rank 0 alone says so
@@ -77,13 +177,91 @@ def test_two_ranks_train_what_one_process_trains_on_the_same_global_batch(
         "recipe.toml",
         "eval.json",
     }
-    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
-    assert [(r["world_size"], r["backend"]) for r in log] == [(2, "gloo"), (2, "gloo")]
-    alone_log = (tmp_path / "one" / "train_log.jsonl").read_text().splitlines()
-    assert all(json.loads(line)["world_size"] == 1 for line in alone_log)
-    assert [r["loss"] for r in log] == pytest.approx(
-        [json.loads(line)["loss"] for line in alone_log], rel=1e-4
-    )
+    log, alone_log = read_log(out), read_log(tmp_path / "one")
+    assert [(r["world_size"], r["backend"], r["distribute"]) for r in log] == [
+        (2, "gloo", "batches")
+    ] * 2
+    assert all(r["world_size"] == 1 and r["distribute"] is None for r in alone_log)
+    # the validation images are shared 4 and 3, and their figures summed
+    for key in ("loss", "accuracy", "val_nll", "val_accuracy"):
+        assert [r[key] for r in log] == pytest.approx([r[key] for r in alone_log], rel=1e-4), key
+
+
+def test_an_ensemble_shares_every_members_batches_when_its_recipe_says_so(
+    tiny_data_root: Path, tmp_path: Path
+) -> None:
+    text = DETERMINISTIC.replace('"lenet"', '"deep_ensemble_lenet"\n[model.kwargs]\nmembers = 2')
+    text = text.replace("[training]", '[training]\ndistribute = "batches"')
+    recipe_path = written_recipe(tmp_path, text)
+    torchrun(2, *train_arguments(recipe_path, tmp_path / "two", tiny_data_root))
+    alone = train(parse_recipe(text), tmp_path / "one", data_dir=tiny_data_root)
+    together = zoo.from_pretrained(tmp_path / "two")
+    for (name, expected), actual in zip(
+        alone.state_dict().items(), together.state_dict().values(), strict=True
+    ):
+        torch.testing.assert_close(actual, expected, rtol=1e-4, atol=1e-6, msg=name)
+    assert {r["distribute"] for r in read_log(tmp_path / "two")} == {"batches"}
+
+
+def test_ranks_spreading_an_ensembles_members_train_it_bit_for_bit_as_one_process_does(
+    tiny_data_root: Path, tmp_path: Path
+) -> None:
+    """Each member is trained whole by one rank, its augmentation stream handed to every rank
+    after each epoch: so the run is the same on any number of processes, resumed included."""
+    recipe_path = written_recipe(tmp_path, ENSEMBLE)
+    torchrun(1, *train_arguments(recipe_path, tmp_path / "one", tiny_data_root))
+    spread = tmp_path / "spread"
+    arguments = train_arguments(recipe_path, spread, tiny_data_root)
+    kill_a_rank_once(torchrun_command(2, *arguments), spread, epochs=3)
+    torchrun(3, *arguments, "--resume")  # another number of processes: the same run
+    assert_same_weights(spread, tmp_path / "one")
+    log, alone_log = read_log(spread), read_log(tmp_path / "one")
+    assert {r["world_size"] for r in log[:3]} == {2}
+    assert {(r["world_size"], r["distribute"]) for r in log[-3:]} == {(3, "members")}
+    # the same losses, summed over the ranks in another order
+    assert [r["loss"] for r in log] == pytest.approx([r["loss"] for r in alone_log], rel=1e-6)
+
+
+def test_the_kl_term_counts_once_a_step_on_several_ranks(
+    tiny_data_root: Path, tmp_path: Path
+) -> None:
+    """A Gaussian prior's exact KL, weighted to dwarf the data term: counted once per rank, it
+    would shrink the weights twice as fast on 2 ranks as on 1."""
+    text = """
+    name = "bayesian.kl"
+    seed = 2
+    [model]
+    architecture = "bayesian_lenet"
+    [model.kwargs]
+    prior_pi = 1.0
+    [data]
+    validation_size = 7
+    max_shift = 0
+    [optimizer]
+    name = "sgd"
+    lr = 1e-3
+    momentum = 0.0
+    weight_decay = 0.0
+    [schedule]
+    name = "constant"
+    [training]
+    epochs = 1
+    batch_size = 8
+    kl_weight = 100.0
+    [evaluation]
+    samples = 2
+    """
+    recipe_path = written_recipe(tmp_path, text)
+    torchrun(2, *train_arguments(recipe_path, tmp_path / "two", tiny_data_root))
+    torchrun(1, *train_arguments(recipe_path, tmp_path / "one", tiny_data_root))
+    with seeded(2):
+        start = zoo.create_model("bayesian_lenet", prior_pi=1.0).state_dict()
+    one = load_file(tmp_path / "one" / "model.safetensors")
+    two = load_file(tmp_path / "two" / "model.safetensors")
+    for name in ("fc1.weight_mu", "conv2.weight_mu", "fc1.weight_rho"):
+        moved = (one[name] - start[name]).norm()
+        assert moved > 0.1 * start[name].norm(), name  # the KL moved it
+        assert (two[name] - one[name]).norm() < 0.01 * moved, name  # twice: 0.13 * moved
 
 
 def test_a_batch_the_ranks_cannot_share_is_refused_before_training(
@@ -97,14 +275,26 @@ def test_a_batch_the_ranks_cannot_share_is_refused_before_training(
     assert not (tmp_path / "run").exists()
 
 
-def test_a_deep_ensemble_is_refused_on_several_processes(
+def test_more_processes_than_members_are_refused_before_training(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in {"WORLD_SIZE": "4", "RANK": "1", "LOCAL_RANK": "1"}.items():
+        monkeypatch.setenv(name, value)
+    recipe = parse_recipe(ENSEMBLE)
+    with pytest.raises(RecipeError, match="4 processes cannot share 3 members"):
+        train(recipe, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_process_without_a_rendezvous_is_told_to_start_with_torchrun(
+    tiny_data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for name, value in {"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1"}.items():
         monkeypatch.setenv(name, value)
-    recipe = parse_recipe(DETERMINISTIC.replace('"lenet"', '"deep_ensemble_lenet"'))
-    with pytest.raises(RecipeError, match="trains its members in one process"):
-        train(recipe, tmp_path / "run")
+    monkeypatch.delenv("MASTER_ADDR", raising=False)
+    with pytest.raises(DeviceError, match=r"rank 1 cannot join .*MASTER_ADDR.*torchrun"):
+        train(parse_recipe(DETERMINISTIC), tmp_path / "run", data_dir=tiny_data_root)
+    assert not (tmp_path / "run").exists()
 
 
 def test_the_world_is_read_from_torchruns_variables() -> None:
@@ -128,60 +318,97 @@ def test_the_world_is_read_from_torchruns_variables() -> None:
 
 def test_each_rank_takes_an_equal_contiguous_share_of_a_batch() -> None:
     batch = torch.arange(10)
-    shares = [batch_share(batch, World(rank, 2, rank, "gloo")) for rank in range(2)]
-    assert [share.tolist() for share in shares] == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]
+    halves = [batch_share(batch, World(rank, 2, rank, "gloo")) for rank in range(2)]
+    assert [share.tolist() for share in halves] == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]
     last = [batch_share(torch.arange(5), World(rank, 2, rank, "gloo")) for rank in range(2)]
     assert [len(share) for share in last] == [3, 2]
     assert torch.equal(batch_share(batch, ALONE), batch)
+    for count in range(12):
+        for size in range(1, 6):
+            expected = [part.tolist() for part in torch.arange(count).tensor_split(size)]
+            assert [list(share) for share in shares(count, size)] == expected
 
 
-def test_a_killed_rank_stops_the_run_and_resume_on_as_many_ranks_finishes_it(
+def test_every_rank_and_epoch_draws_from_a_seed_of_its_own() -> None:
+    seeds = {
+        rank_epoch_seed(seed, rank, epoch, member)
+        for seed in (0, 1)
+        for rank in range(4)
+        for epoch in range(4)
+        for member in (None, 0, 1)
+    }
+    assert len(seeds) == 2 * 4 * 4 * 3
+    assert rank_epoch_seed(0, 1, 2) == rank_epoch_seed(0, 1, 2)  # a resumed run draws it again
+    assert all(0 <= seed < 2**63 for seed in seeds)
+
+
+def test_the_earliest_bad_step_of_any_rank_is_the_one_reported() -> None:
+    trainer = sys.modules["zoo.training.trainer"]
+    steps = 9
+    nan_at_5 = trainer._bad_step_key(torch.tensor(float("nan")), 5, steps)
+    inf_at_3 = trainer._bad_step_key(torch.tensor(float("inf")), 3, steps)
+    minus_inf_at_7 = trainer._bad_step_key(torch.tensor(float("-inf")), 7, steps)
+    keys = torch.stack([nan_at_5, inf_at_3, minus_inf_at_7, torch.tensor(0.0)])
+    assert trainer._bad_step(keys.max().item(), steps) == (3, float("inf"))
+    step, loss = trainer._bad_step(nan_at_5.item(), steps)
+    assert step == 5 and loss != loss  # NaN survives
+    assert trainer._bad_step(minus_inf_at_7.item(), steps) == (7, float("-inf"))
+    assert trainer._bad_step(0.0, steps) == (None, 0.0)
+    assert trainer._bad_step(trainer._bad_step_key(torch.tensor(1e39), 1, 1).item(), 1)[0] == 1
+
+
+def test_nproc_hands_every_option_it_was_given_on_to_the_processes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    launched: list[tuple[int, list[str]]] = []
+
+    def launch(processes: int, arguments: list[str]) -> None:
+        launched.append((processes, arguments))
+        raise SystemExit(0)
+
+    monkeypatch.setattr("zoo.training.distributed.launch", launch)
+    monkeypatch.chdir(tmp_path)
+    recipe_path = written_recipe(tmp_path, DETERMINISTIC, name="-odd name.toml")
+    given = ["--nproc", "3", "--epochs", "4", "--seed", "9", "--resume"]
+    given += ["--allow-recipe-changes", "--device", "cpu", "--out", "o u t"]
+    given += ["--data-dir", str(tmp_path / "data"), "--", recipe_path.name]
+    result = CliRunner().invoke(main, ["train", *given])
+    assert result.exit_code == 0, result.output
+    [(processes, arguments)] = launched
+    assert processes == 3
+    assert arguments[0] == "train" and "--nproc" not in arguments
+    handed_on = train_command.make_context("train", arguments[1:]).params
+    assert handed_on == train_command.make_context("train", given).params | {"nproc": 1}
+    launched.clear()
+    result = CliRunner().invoke(main, ["train", str(recipe_path), "--nproc", "2"])
+    assert result.exit_code == 0, result.output
+    assert launched == [(2, ["train", "--", str(recipe_path)])]  # defaults stay unsaid
+
+
+def test_a_killed_rank_stops_the_run_and_resume_on_as_many_ranks_repeats_it_bit_for_bit(
     tiny_data_root: Path, tmp_path: Path
 ) -> None:
-    recipe_text = DETERMINISTIC.replace("epochs = 2", "epochs = 80")
-    recipe_path = tmp_path / "recipe.toml"
-    recipe_path.write_text(recipe_text)
-    out = tmp_path / "run"
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
-    command += ["--nproc-per-node", "2", "-m", "zoo", "train", str(recipe_path)]
-    command += ["--out", str(out), "--data-dir", str(tiny_data_root)]
-    environment = os.environ | {"OMP_NUM_THREADS": "1", "ZOO_DEVICE": "cpu"}
-    launcher = subprocess.Popen(
-        command, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    """MC dropout with random shifts: each rank draws its masks and shifts from the seed, its
+    rank and the epoch, so that a resumed run draws what the uninterrupted one drew."""
+    text = DETERMINISTIC.replace('"lenet"', '"mc_dropout_lenet"').replace(
+        "epochs = 2", "epochs = 40"
     )
-    try:
-        deadline = time.monotonic() + 120
-        while not (out / "training_state.safetensors").exists():
-            assert launcher.poll() is None, launcher.stderr.read()[-2000:]
-            assert time.monotonic() < deadline, "no checkpoint was written"
-            time.sleep(0.05)
-        workers = _children(launcher.pid)
-        assert len(workers) == 2
-        os.kill(workers[-1], signal.SIGKILL)
-        _, stderr = launcher.communicate(timeout=120)
-    finally:
-        if launcher.poll() is None:
-            launcher.kill()
-    assert launcher.returncode != 0
+    recipe_path = written_recipe(tmp_path, text.replace("max_shift = 0", "max_shift = 2"))
+    stopped, whole = tmp_path / "stopped", tmp_path / "whole"
+    arguments = train_arguments(recipe_path, stopped, tiny_data_root)
+    stderr = kill_a_rank_once(torchrun_command(2, *arguments), stopped, epochs=2)
     assert "SIGKILL" in stderr or "Signal 9" in stderr or "exitcode" in stderr
-    assert not (out / "model.safetensors").exists()
+    recipe = parse_recipe(recipe_path.read_text())
     with pytest.raises(zoo.TrainingStateError, match="trained on 2 process"):
-        train(parse_recipe(recipe_text), out, resume=True, data_dir=tiny_data_root)
-    resumed = torchrun(
-        2,
-        "train",
-        str(recipe_path),
-        "--out",
-        str(out),
-        "--data-dir",
-        str(tiny_data_root),
-        "--resume",
-    )
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
-    assert [record["epoch"] for record in log] == list(range(1, 81))
+        train(recipe, stopped, resume=True, data_dir=tiny_data_root)
+    torchrun(2, *arguments, "--resume")
+    torchrun(2, *train_arguments(recipe_path, whole, tiny_data_root))
+    assert_same_weights(stopped, whole)
+    log = read_log(stopped)
+    assert [record["epoch"] for record in log] == list(range(1, 41))
     assert {record["world_size"] for record in log} == {2}
-    assert zoo.from_pretrained(out).architecture == "lenet"
+    assert [record["loss"] for record in log] == [record["loss"] for record in read_log(whole)]
+    assert zoo.from_pretrained(stopped).architecture == "mc_dropout_lenet"
 
 
 def _children(pid: int) -> list[int]:

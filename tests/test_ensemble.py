@@ -240,3 +240,21 @@ def test_forward_members_gives_each_member_only_its_own_batch(images: torch.Tens
         torch.testing.assert_close(logits[index], member(per_member[index]), rtol=1e-5, atol=1e-5)
     with pytest.raises(zoo.InvalidInputError, match="M = 2"):
         ensemble.forward_members(images)
+
+
+def test_forward_members_runs_a_slice_of_the_members_alone(images: torch.Tensor) -> None:
+    ensemble = zoo.create_model("deep_ensemble_lenet", members=4)
+    per_member = torch.stack([images.roll(shift, 0) for shift in range(4)])
+    every = ensemble.forward_members(per_member)
+    some = ensemble.forward_members(per_member[1:3], slice(1, 3))
+    assert torch.equal(some, every[1:3])
+    some.sum().backward()
+    gradient = ensemble.fc1_weight.grad
+    assert gradient is not None
+    assert gradient[1:3].abs().sum() > 0
+    assert not gradient[0].any() and not gradient[3].any()  # the others take no part
+    for members in (slice(1, 1), slice(0, 4, 2), slice(5, 9)):
+        with pytest.raises(zoo.InvalidInputError, match="consecutive members"):
+            ensemble.forward_members(per_member, members)
+    with pytest.raises(zoo.InvalidInputError, match="M = 2"):
+        ensemble.forward_members(per_member, slice(2, 4))

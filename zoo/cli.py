@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from zoo._version import __version__
 from zoo.atomic import check_writable
@@ -463,9 +464,10 @@ def serve_command(
     type=click.IntRange(min=1, max=1024),
     default=1,
     show_default=True,
-    help="Train on this many processes of this machine, started by torchrun, each taking its "
-    "share of every batch (one GPU each on CUDA). For several machines, run torchrun "
-    "yourself: torchrun --nnodes ... -m zoo train RECIPE.",
+    help="Train on this many processes of this machine, started by torchrun (one GPU each on "
+    "CUDA): each takes its share of every batch, or of a deep ensemble's members, as the "
+    "recipe's training.distribute says. For several machines, run torchrun yourself: "
+    "torchrun --nnodes ... -m zoo train RECIPE.",
 )
 def train_command(
     recipe: Path,
@@ -496,13 +498,7 @@ def train_command(
         if nproc > 1:
             if world.distributed:
                 raise CommandError("--nproc starts torchrun itself; under torchrun, leave it out")
-            arguments = [str(recipe), "--out", str(folder), "--device", device]
-            arguments += ["--epochs", str(epochs)] if epochs else []
-            arguments += ["--seed", str(seed)] if seed is not None else []
-            arguments += ["--resume"] if resume else []
-            arguments += ["--allow-recipe-changes"] if allow_recipe_changes else []
-            arguments += ["--data-dir", str(data_dir)] if data_dir else []
-            launch(nproc, ["train", *arguments])
+            launch(nproc, ["train", *_given_again(click.get_current_context(), "nproc")])
         if world.writes:
             click.echo(f"training {resolved.name} into {folder}", err=True)
         try:
@@ -520,6 +516,26 @@ def train_command(
             raise SystemExit(130) from None
     if world.writes:
         click.echo(f"wrote {folder}")
+
+
+def _given_again(context: click.Context, leaving_out: str) -> list[str]:
+    """The command line that gives this command the options it was given (but
+    ``leaving_out``) and its arguments again: what ``zoo train --nproc`` hands on to each
+    process torchrun starts."""
+    options, arguments = [], []
+    for parameter in context.command.params:
+        name, value = parameter.name, context.params.get(parameter.name or "")
+        if name == leaving_out or name is None:
+            continue
+        if isinstance(parameter, click.Argument):
+            arguments.append(str(value))
+        elif context.get_parameter_source(name) is not ParameterSource.DEFAULT:
+            assert isinstance(parameter, click.Option)
+            if parameter.is_flag:
+                options += parameter.opts[:1] if value else parameter.secondary_opts[:1]
+            else:
+                options += [parameter.opts[0], str(value)]
+    return [*options, "--", *arguments]  # an argument that starts with "-" stays one
 
 
 @main.command("push")

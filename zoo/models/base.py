@@ -70,14 +70,15 @@ class IndependentMembers(Protocol):
     The trainer gives each member its own initial weights (`reset_member`, under the member's
     seed), its own batch order and its own augmentation, and trains them all in one pass of
     `forward_members`, which maps (M, B, 28, 28) images, a batch per member, to (M, B, C)
-    logits.
+    logits; given a slice of the members, it runs those alone (M of them), which is how
+    processes that train one ensemble together share its members.
     """
 
     members: int
 
     def reset_member(self, member: int) -> None: ...
 
-    def forward_members(self, images: Tensor) -> Tensor: ...
+    def forward_members(self, images: Tensor, members: slice | None = None) -> Tensor: ...
 
 
 class ZooModel(nn.Module):

@@ -160,28 +160,41 @@ class DeepEnsembleLeNet(ZooModel):
         images_per_chunk = max(1, rows_per_chunk(features.device) // self.members)
         return concatenated([self._members(chunk) for chunk in features.split(images_per_chunk)])
 
-    def forward_members(self, images: Tensor) -> Tensor:
-        """Logits (M, B, C) of each member on its own batch of (M, B, 28, 28) ``images``
-        (uint8, or normalised floats): member m sees only ``images[m]``. For training, where
-        each member has its own batches; without chunking."""
+    def forward_members(self, images: Tensor, members: slice | None = None) -> Tensor:
+        """Logits (M', B, C) of each member on its own batch of (M', B, 28, 28) ``images``
+        (uint8, or normalised floats): member m sees only its own row of ``images``. For
+        training, where each member has its own batches; without chunking.
+
+        ``members`` (a slice of the M members, all by default) picks the M' members that run,
+        so that processes training one ensemble can each run their own members; the others
+        get no gradient from the pass.
+        """
+        chosen = range(self.members)[members if members is not None else slice(None)]
+        if chosen.step != 1 or not chosen:
+            raise InvalidInputError(
+                f"forward_members runs one or more consecutive members, not {members}"
+            )
         shape = tuple(images.shape) if isinstance(images, Tensor) else None
-        if shape is None or shape[2:] not in ((28, 28), (1, 28, 28)) or shape[0] != self.members:
+        if shape is None or shape[2:] not in ((28, 28), (1, 28, 28)) or shape[0] != len(chosen):
             raise InvalidInputError(
                 f"forward_members takes (M, B, 28, 28) or (M, B, 1, 28, 28) images with M = "
-                f"{self.members}, got {shape if shape is not None else type(images).__name__}"
+                f"{len(chosen)}, got {shape if shape is not None else type(images).__name__}"
             )
-        members, batch = shape[:2]
-        if members * batch > MAX_TRAINING_ROWS:
+        count, batch = shape[:2]
+        if count * batch > MAX_TRAINING_ROWS:
             raise InvalidInputError(
-                f"forward_members runs M x B = {members * batch:,} images at once, more than "
+                f"forward_members runs M x B = {count * batch:,} images at once, more than "
                 f"the {MAX_TRAINING_ROWS:,} a training step may; use smaller batches"
             )
-        features = self.prepare_input(images.flatten(0, 1))  # (M*B, 1, 28, 28)
-        per_member = features.view(members, batch, 1, 28, 28)
-        hidden = torch.stack([self._member_features(m, per_member[m]) for m in range(members)])
+        features = self.prepare_input(images.flatten(0, 1))  # (M'*B, 1, 28, 28)
+        per_member = features.view(count, batch, 1, 28, 28)
+        hidden = torch.stack(
+            [self._member_features(m, per_member[i]) for i, m in enumerate(chosen)]
+        )
+        span = slice(chosen.start, chosen.stop)
         for name in ("fc1", "fc2"):
-            hidden = self._linear(name, hidden).relu()
-        return self._linear("fc3", hidden)  # (M, B, C)
+            hidden = self._linear(name, hidden, span).relu()
+        return self._linear("fc3", hidden, span)  # (M', B, C)
 
     def _member_features(self, member: int, images: Tensor) -> Tensor:
         """Member ``member``'s conv blocks on its own (B, 1, 28, 28) images: (B, 256)."""
@@ -203,9 +216,11 @@ class DeepEnsembleLeNet(ZooModel):
             hidden = self._linear(name, hidden).relu()
         return self._linear("fc3", hidden).transpose(0, 1)  # (B, M, C)
 
-    def _linear(self, name: str, inputs: Tensor) -> Tensor:
-        """Each member's linear layer on its own rows: (M, B, in) -> (M, B, out)."""
-        weight, bias = getattr(self, f"{name}_weight"), getattr(self, f"{name}_bias")
+    def _linear(self, name: str, inputs: Tensor, members: slice = slice(None)) -> Tensor:
+        """Each member's linear layer on its own rows: (M, B, in) -> (M, B, out); for the
+        ``members`` given, M of them."""
+        weight = getattr(self, f"{name}_weight")[members]
+        bias = getattr(self, f"{name}_bias")[members]
         return torch.baddbmm(bias.unsqueeze(1), inputs, weight.transpose(1, 2))
 
 

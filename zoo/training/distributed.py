@@ -5,8 +5,10 @@ tells each its place through the environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_
 the rendezvous address), which `world_from_environment` reads. The trainer then runs
 data-parallel: every rank holds the whole model, takes its share of every batch
 (`batch_share`), and ``DistributedDataParallel`` averages the gradients, so that each step
-is the step one process would take on the whole batch. Ranks talk over gloo on the CPU and
-NCCL on CUDA GPUs, one GPU per local rank.
+is the step one process would take on the whole batch. A deep ensemble may instead spread its
+members over the ranks (`own_share`): each trains its own members on their whole batches, and
+the gradients are summed (`data_parallel`), so that the run is the one a single process makes.
+Ranks talk over gloo on the CPU and NCCL on CUDA GPUs, one GPU per local rank.
 
 References:
     Li et al., "PyTorch Distributed: Experiences on Accelerating Data Parallel Training",
@@ -15,6 +17,8 @@ References:
 
 from __future__ import annotations
 
+import inspect
+import itertools
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -24,6 +28,7 @@ from typing import NoReturn
 import torch
 import torch.distributed as dist
 from torch import Tensor
+from torch.nn.parallel import DistributedDataParallel
 
 from zoo.devices import derived_seed
 from zoo.errors import DeviceError, RecipeError
@@ -105,7 +110,14 @@ def join(world: World, device: torch.device) -> tuple[World, torch.device]:
         raise DeviceError(f"training on several processes runs on the CPU or CUDA, not {device}")
     started = not dist.is_initialized()
     if started:
-        dist.init_process_group(backend, rank=world.rank, world_size=world.size)
+        try:
+            dist.init_process_group(backend, rank=world.rank, world_size=world.size)
+        except (ValueError, RuntimeError) as error:  # no rendezvous address, none answering
+            reason = next(iter(str(error).splitlines()), type(error).__name__)
+            raise DeviceError(
+                f"rank {world.rank} cannot join the other processes ({reason}); start them "
+                "with torchrun, which sets the rendezvous"
+            ) from None
     return World(world.rank, world.size, world.local_rank, backend, started), device
 
 
@@ -130,27 +142,58 @@ def check_batch_size(batch_size: int, world: World) -> None:
         )
 
 
+def check_members(members: int, world: World) -> None:
+    """Refuse more processes than a deep ensemble has members to spread over them."""
+    if members < world.size:
+        raise RecipeError(
+            f"{world.size} processes cannot share {members} members, each trained whole by "
+            f'one process; start at most {members}, or set training.distribute = "batches" '
+            "to share every batch instead"
+        )
+
+
+def shares(count: int, size: int) -> list[range]:
+    """``count`` items dealt to ``size`` processes in contiguous runs, as equal as can be:
+    the first ``count % size`` processes take one more (``Tensor.tensor_split``'s shares)."""
+    base, extra = divmod(count, size)
+    starts = [rank * base + min(rank, extra) for rank in range(size + 1)]
+    return [range(start, stop) for start, stop in itertools.pairwise(starts)]
+
+
+def own_share(count: int, world: World) -> range:
+    """This process's contiguous share of ``count`` items (all of them when alone)."""
+    return shares(count, world.size)[world.rank]
+
+
 def batch_share(indices: Tensor, world: World) -> Tensor:
     """This process's share of a global batch's (..., B) indices: a contiguous slice, the
     same size for every process but in an epoch's last, shorter batch."""
     if not world.distributed:
         return indices
-    return indices.tensor_split(world.size, dim=-1)[world.rank]
+    rows = own_share(indices.shape[-1], world)
+    return indices[..., rows.start : rows.stop]
 
 
-def rank_epoch_seed(seed: int, rank: int, epoch: int) -> int:
+def rank_epoch_seed(seed: int, rank: int, epoch: int, member: int | None = None) -> int:
     """The seed of the random numbers (augmentation, dropout masks, weight noise) process
-    ``rank`` draws in ``epoch``: derived afresh each epoch, so that a resumed run draws them
-    again without any process's generator state in the checkpoint."""
-    return derived_seed(f"uncertainty-zoo rank {rank} of seed {seed}, epoch {epoch}")
+    ``rank`` draws in ``epoch`` (for a deep ensemble's ``member``, its augmentation): derived
+    afresh each epoch, so that a resumed run draws them again without any process's generator
+    state in the checkpoint."""
+    of_member = "" if member is None else f", member {member}"
+    return derived_seed(f"uncertainty-zoo rank {rank} of seed {seed}, epoch {epoch}{of_member}")
 
 
 def from_rank_zero(values: Tensor, world: World) -> Tensor:
     """Rank 0's ``values`` on every process (a copy; itself when alone)."""
+    return from_rank(values, world, 0)
+
+
+def from_rank(values: Tensor, world: World, source: int) -> Tensor:
+    """Rank ``source``'s ``values`` on every process (a copy; itself when alone)."""
     if not world.distributed:
         return values
     copy = values.clone()
-    dist.broadcast(copy, src=0)
+    dist.broadcast(copy, src=source)
     return copy
 
 
@@ -170,6 +213,30 @@ def _reduced(values: Tensor, world: World, operation: dist.ReduceOp.RedOpType) -
     reduced = values.clone()
     dist.all_reduce(reduced, op=operation)
     return reduced
+
+
+def data_parallel(module: torch.nn.Module, *, summing: bool = False) -> DistributedDataParallel:
+    """``module`` in ``DistributedDataParallel``, which starts every process from rank 0's
+    parameters and buffers and then averages their gradients in each backward pass; with
+    ``summing``, sums them, for processes that each run other parameters (a deep ensemble's
+    members), where a gradient comes whole from one process and zeros from the others, and
+    the sum is exact. Buffers are not sent again: none changes in training."""
+    if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters:
+        unsynced = {"forward_sync_buffers": False}  # newer torch, where broadcast_buffers warns
+    else:
+        unsynced = {"broadcast_buffers": False}
+    wrapped = DistributedDataParallel(module, **unsynced)
+    if summing:
+        wrapped.register_comm_hook(None, _summed_bucket)
+    return wrapped
+
+
+# Unannotated: DDP compares a hook's return annotation with torch.futures.Future[Tensor],
+# which this module's postponed annotations would leave a string.
+def _summed_bucket(_, bucket):  # type: ignore[no-untyped-def]
+    """A gradient bucket summed over the processes (DDP's own hook divides the sum)."""
+    reduction = dist.all_reduce(bucket.buffer(), async_op=True)  # a Work, when async
+    return reduction.get_future().then(lambda done: done.value()[0])
 
 
 def launch(processes: int, arguments: Sequence[str]) -> NoReturn:

@@ -45,6 +45,7 @@ else:  # pragma: no cover - Python 3.10
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("onecycle", "cosine", "step", "constant")
 SELECTIONS = ("last", "best_nll")
+DISTRIBUTIONS = ("batches", "members")
 # The run's default folder is runs/<name>, so a name never climbs out of it.
 _NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
 # What the training data, not the recipe, decides; and what only zoo.load may do.
@@ -106,6 +107,10 @@ class TrainingSection:
     does not depend on where the run is); a deep ensemble's members are not compiled.
     ``deterministic``: deterministic kernels on GPUs
     (see `zoo.devices.deterministic_algorithms`), for runs that repeat bit for bit.
+    ``distribute``: how processes started by torchrun share the work (`DISTRIBUTIONS`):
+    "batches", each takes its share of every batch; "members", a deep ensemble's members are
+    spread over them, each trained whole by one process. None: "members" for a model with
+    members, else "batches".
     """
 
     epochs: int = 10
@@ -119,6 +124,7 @@ class TrainingSection:
     cuda_amp: bool = True
     cuda_compile: bool = False
     deterministic: bool = False
+    distribute: str | None = None
 
 
 @dataclass(frozen=True)
@@ -320,6 +326,12 @@ def _check_choices(recipe: Recipe, require: Require) -> None:
     for key, allowed in choices:
         value = _get(recipe, key)
         require(value in allowed, key, f"must be one of {', '.join(allowed)}, got {shown(value)}")
+    distribute = recipe.training.distribute  # None: the model's own way
+    require(
+        distribute is None or distribute in DISTRIBUTIONS,
+        "training.distribute",
+        f"must be one of {', '.join(DISTRIBUTIONS)}, got {shown(distribute)}",
+    )
     require(
         _NAME.fullmatch(recipe.name) is not None and len(recipe.name) <= MAX_NAME_LENGTH,
         "name",
@@ -424,6 +436,11 @@ def _check_fit(recipe: Recipe, model: ZooModel, require: Require) -> None:
         model.stochastic or training.loss_samples == 1,
         "training.loss_samples",
         f"must be 1 for the deterministic {model.architecture}",
+    )
+    require(
+        training.distribute != "members" or isinstance(model, IndependentMembers),
+        "training.distribute",
+        f'"members" applies to models with members (deep ensembles), not {model.architecture}',
     )
     trains_deterministic_networks = isinstance(model, (IndependentMembers, LaplaceLeNet))
     require(

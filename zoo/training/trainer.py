@@ -33,7 +33,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from zoo.atomic import atomic_write_bytes
@@ -84,11 +83,16 @@ from zoo.training.distributed import (
     World,
     batch_share,
     check_batch_size,
+    check_members,
+    data_parallel,
+    from_rank,
     from_rank_zero,
     join,
     largest,
     leave,
+    own_share,
     rank_epoch_seed,
+    shares,
     summed,
     wait_for_all,
     world_from_environment,
@@ -166,7 +170,6 @@ def train(
     if not isinstance(recipe, Recipe):
         recipe = read_recipe(recipe)
     world = world_from_environment()
-    check_batch_size(recipe.training.batch_size, world)
     _check_distributable(recipe, world)
     world, target = join(world, select_device(device))
     try:
@@ -199,7 +202,8 @@ def _train_in(
         state = None
         if resume:
             state = load_checkpoint(folder / CHECKPOINT_NAME)
-            _check_world_size(state.log, world, folder)
+            if _distribution(recipe, _skeleton(recipe)) == "batches":
+                _check_world_size(state.log, world, folder)
         elif world.writes:
             _check_fresh(folder)
         wait_for_all(world)  # the folder is checked and held before anyone trains
@@ -235,21 +239,36 @@ def _train_in(
     return model
 
 
+def _skeleton(recipe: Recipe) -> ZooModel:
+    """The recipe's model on the meta device: its kind and shape, without weights."""
+    with torch.device("meta"):
+        return create_model(recipe.model.architecture, **recipe.model.kwargs)
+
+
+def _distribution(recipe: Recipe, model: ZooModel) -> str:
+    """How processes share the training of ``model``: "members" (a deep ensemble's members
+    spread over them) or "batches" (every batch shared), as the recipe says; by default
+    "members" for a model that has them."""
+    if recipe.training.distribute is not None:
+        return recipe.training.distribute
+    return "members" if isinstance(model, IndependentMembers) else "batches"
+
+
 def _check_distributable(recipe: Recipe, world: World) -> None:
-    """Refuse, before anything starts, a run several processes cannot share yet."""
-    model_class = registered_class(recipe.model.architecture)
-    # IndependentMembers has attributes, which issubclass cannot check: ask for its method.
-    members = callable(getattr(model_class, "forward_members", None))
-    if world.distributed and members:
-        raise RecipeError(
-            f"{recipe.model.architecture} trains its members in one process; start it without "
-            "torchrun (spreading members over processes is not supported yet)"
-        )
+    """Refuse, before anything starts, a run the processes cannot share: a batch that does
+    not divide, or fewer members than processes."""
+    model = _skeleton(recipe)
+    if _distribution(recipe, model) == "batches":
+        check_batch_size(recipe.training.batch_size, world)
+    elif isinstance(model, IndependentMembers):
+        check_members(model.members, world)
 
 
 def _check_world_size(log: list[dict[str, Any]], world: World, folder: Path) -> None:
-    """Refuse to resume a run on another number of processes: each takes another share of
-    every batch and draws other random numbers, so the run would not be the one it was."""
+    """Refuse to resume a run that shares its batches on another number of processes: each
+    takes another share of every batch and draws other random numbers, so the run would not
+    be the one it was. (A run that spreads a deep ensemble's members over the processes is
+    the same run on any number of them.)"""
     trained_on = log[-1].get("world_size", 1) if log and isinstance(log[-1], dict) else None
     if trained_on is not None and trained_on != world.size:
         raise TrainingStateError(
@@ -384,10 +403,20 @@ class _Run:
         self.streams = (
             self._members_streams() if self.members else [_Stream(_batch_order(recipe.seed))]
         )
+        # Several processes share every batch, or each trains its own run of members whole.
+        self.distribution = _distribution(recipe, self.model)
+        self.shares_batches = world.distributed and self.distribution == "batches"
+        self.own_members = slice(None)
+        if world.distributed and self.distribution == "members":
+            own = own_share(len(self.streams), world)
+            self.own_members = slice(own.start, own.stop)
         # Compiled runs have static shapes: the last partial batch is dropped, on every device.
         self.drop_last = recipe.training.cuda_compile
         steps_per_epoch = _steps_per_epoch(
-            len(data.train_targets), recipe.training.batch_size, self.drop_last, world.size
+            len(data.train_targets),
+            recipe.training.batch_size,
+            self.drop_last,
+            world.size if self.shares_batches else 1,
         )
         self.steps_per_epoch = steps_per_epoch
         self.optimizer = build_optimizer(self.model, recipe.optimizer, device)
@@ -399,7 +428,8 @@ class _Run:
         )
         self.changes: list[str] = []  # recipe keys a resumed run changed, for its next log line
         self.amp_dtype = _amp_dtype(recipe, device)
-        self.forward: torch.nn.Module = self.model  # what `distribute` makes of it
+        # What a step runs, which `distribute` wraps: the model, or its members' pass.
+        self.forward: torch.nn.Module = _MembersPass(self.model) if self.members else self.model
         self.compiled = recipe.training.cuda_compile and device.type == "cuda" and not self.members
         self.setup = self._describe_setup()  # the same for every epoch: read the machine once
         self.epoch = 0
@@ -412,8 +442,9 @@ class _Run:
     def distribute(self) -> None:
         """Wrap the model for training: in ``DistributedDataParallel`` when several ranks train
         (which gives every rank rank 0's weights, restored ones included, and averages the
-        gradients; no buffer changes in training, so none is sent), then compiled where the
-        recipe asks. Ranks that resumed from different epochs are refused."""
+        gradients, or sums them where each rank trains its own members; no buffer changes in
+        training, so none is sent), then compiled where the recipe asks. Ranks that resumed
+        from different epochs are refused."""
         if self.world.distributed:
             epochs = torch.tensor([self.epoch, -self.epoch], device=self.device)
             first, negated_last = largest(epochs, self.world).tolist()
@@ -422,7 +453,7 @@ class _Run:
                     f"the ranks resumed from different epochs ({-negated_last} to {first}): "
                     f"every machine must see the same {self.folder}"
                 )
-            self.forward = DistributedDataParallel(self.model, broadcast_buffers=False)
+            self.forward = data_parallel(self.forward, summing=not self.shares_batches)
         if self.compiled:
             self.forward = torch.compile(self.forward, dynamic=False)
 
@@ -513,10 +544,12 @@ class _Run:
         training = self.recipe.training
         while self.epoch < training.epochs and not self._stopped_early():
             started = time.perf_counter()
-            if self.world.distributed:  # each rank its own numbers, drawn afresh each epoch
-                torch.manual_seed(rank_epoch_seed(self.recipe.seed, self.world.rank, self.epoch))
+            if self.shares_batches:
+                self._reseed_for_epoch()
             loss, accuracy, kl = self._train_one_epoch()
             self._stop_if_weights_diverged()
+            if self.world.distributed and not self.shares_batches:
+                self._share_member_streams()
             train_seconds = time.perf_counter() - started
             record = {
                 "epoch": self.epoch + 1,
@@ -542,6 +575,26 @@ class _Run:
             if self.progress:
                 tqdm.write(_format_record(record, training.epochs), file=sys.stderr)
 
+    def _reseed_for_epoch(self) -> None:
+        """Give this rank its own random numbers for the epoch, drawn afresh from the seed,
+        its rank and the epoch: dropout masks, weight noise and augmentation, a deep
+        ensemble's per member."""
+        seed, rank = self.recipe.seed, self.world.rank
+        torch.manual_seed(rank_epoch_seed(seed, rank, self.epoch))
+        for member, stream in enumerate(self.streams):
+            if stream.augmentation is not None:
+                stream.augmentation.manual_seed(rank_epoch_seed(seed, rank, self.epoch, member))
+
+    def _share_member_streams(self) -> None:
+        """Give every rank each member's augmentation stream as the rank training it left it,
+        so that rank 0's checkpoint holds every member's and a resumed run draws on."""
+        for owner, members in enumerate(shares(len(self.streams), self.world.size)):
+            for member in members:
+                stream = self.streams[member].augmentation
+                assert stream is not None  # every member has its own
+                state = stream.get_state().to(self.device)  # NCCL sends device tensors only
+                stream.set_state(from_rank(state, self.world, owner).cpu())
+
     def _stopped_early(self) -> bool:
         patience = self.recipe.training.patience
         return patience > 0 and self.epochs_since_best >= patience
@@ -555,14 +608,15 @@ class _Run:
         batches = torch.stack(orders).to(self.device).split(recipe.training.batch_size, dim=1)
         if self.drop_last and batches[-1].shape[1] < recipe.training.batch_size:
             batches = batches[:-1]
-        if batches[-1].shape[1] < self.world.size:  # a rank's share would be empty
-            batches = batches[:-1]
+        if self.shares_batches and batches[-1].shape[1] < self.world.size:
+            batches = batches[:-1]  # a rank's share would be empty
         trained = sum(indices.numel() for indices in batches)  # image-rows, of every member
+        own_streams = self.streams[self.own_members]
         # The loss, correct count and KL summed so far, and the first step whose loss was not
-        # finite with that loss: float32 on the device (Apple's MPS has no float64; the count
-        # is exact below 2^24), read on the host every few steps only.
+        # finite (see `_bad_step_key`): float32 on the device (Apple's MPS has no float64; the
+        # count is exact below 2^24), read on the host every few steps only.
         sums = torch.zeros(3, device=self.device)
-        first_bad = torch.zeros(2, device=self.device)
+        first_bad = torch.zeros((), device=self.device)
         bar = tqdm(
             batches,
             desc=f"epoch {self.epoch + 1}/{recipe.training.epochs}",
@@ -573,19 +627,23 @@ class _Run:
         with self.model.inputs_known_finite():  # augmented here, so finite
             for step, global_indices in enumerate(bar, start=1):
                 self.global_rows = global_indices.shape[-1]
-                indices = batch_share(global_indices, self.world)
+                # (streams, b): this rank's share of the batch, or its own members' batches
+                indices = global_indices[self.own_members]
+                if self.shares_batches:
+                    indices = batch_share(indices, self.world)
                 batch = [
                     self._augment(self.data.train_images[rows], stream.augmentation)
-                    for rows, stream in zip(indices, self.streams, strict=True)
+                    for rows, stream in zip(indices, own_streams, strict=True)
                 ]
                 targets = self.data.train_targets[indices]
                 if self.members:
                     loss, correct, kl = self._members_step(torch.stack(batch), targets)
                 else:
                     loss, correct, kl = self._step(batch[0], targets[0])
-                newly_bad = (first_bad[0] == 0) & ~torch.isfinite(loss)
-                first_bad[0] = torch.where(newly_bad, step, first_bad[0])
-                first_bad[1] = torch.where(newly_bad, loss, first_bad[1])
+                newly_bad = (first_bad == 0) & ~torch.isfinite(loss)
+                first_bad = torch.where(
+                    newly_bad, _bad_step_key(loss, step, len(batches)), first_bad
+                )
                 sums += torch.stack([loss * indices.numel(), correct.float(), kl.float()])
                 if step % _READ_EVERY_STEPS == 0 or step == len(batches):
                     self._read_progress(bar, sums, first_bad, step, len(batches), trained)
@@ -599,14 +657,14 @@ class _Run:
         """Stop if a loss so far was not finite, and show the running loss and accuracy: one
         wait for the device."""
         totals = summed(sums[:2], self.world)
-        first_bad = largest(first_bad, self.world)
-        loss_sum, correct_sum, first_bad_step, bad_loss = torch.cat([totals, first_bad]).tolist()
-        self._stop_if_diverged(int(first_bad_step), bad_loss, steps)
+        first_bad = largest(first_bad.reshape(1), self.world)  # every rank's earliest
+        loss_sum, correct_sum, first_bad_key = torch.cat([totals, first_bad]).tolist()
+        self._stop_if_diverged(*_bad_step(first_bad_key, steps), steps)
         if self.progress:
             seen = min(step * self.recipe.training.batch_size * len(self.streams), trained)
             bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct_sum / seen:.2%}")
 
-    def _stop_if_diverged(self, first_bad_step: int, loss: float, steps: int) -> None:
+    def _stop_if_diverged(self, first_bad_step: int | None, loss: float, steps: int) -> None:
         """Raise `TrainingDivergedError` if a step's loss was NaN or infinite: the weights are
         ruined from that step on, and no checkpoint of this epoch has been written."""
         if first_bad_step:
@@ -660,7 +718,7 @@ class _Run:
         # Several ranks: their gradients are averaged, so weigh this rank's share of the batch
         # by its size; each rank's KL (its own estimate under a mixture prior) is averaged
         # with the others', so the KL counts once a step.
-        share = len(targets) * self.world.size / self.global_rows
+        share = self._batch_share_weight(len(targets))
         descended = objective if share == 1 else loss * share + complexity
         self.optimizer.zero_grad(set_to_none=True)
         descended.backward()
@@ -686,16 +744,24 @@ class _Run:
             return _gathered_nll(logits.log_softmax(-1), targets, smoothing).mean()
         return F.cross_entropy(logits, targets, label_smoothing=smoothing)
 
+    def _batch_share_weight(self, rows: int) -> float:
+        """The weight of a rank's loss on ``rows`` rows of the step's batch: its share of the
+        batch, times the number of ranks, whose gradients are averaged; 1 alone."""
+        return rows * self.world.size / self.global_rows if self.shares_batches else 1.0
+
     def _members_step(self, images: Tensor, targets: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """One optimiser step of every member, each on its own batch: (M, B, 28, 28) images and
-        (M, B) targets. The objective is the sum of the members' mean losses, so that each
-        member's gradient is the one it would get alone (and no member's depends on another's);
-        returns the loss per member, the correct count of all members and a zero KL."""
-        assert isinstance(self.model, IndependentMembers)
+        """One optimiser step of every member this rank trains, each on its own batch:
+        (M, B, 28, 28) images and (M, B) targets, M members. The objective is the sum of the
+        members' mean losses, so that each member's gradient is the one it would get alone
+        (and no member's depends on another's): spread over ranks, the gradients are summed,
+        and each member's comes from its own rank; with shared batches, they are averaged,
+        and each rank's share weighs as in `_step`. Returns the mean loss, the correct count
+        and a zero KL."""
+        members, rows = targets.shape
         with self._autocast():
-            logits = self.model.forward_members(images)  # (M, B, C)
+            logits = self.forward(images, self.own_members)  # (M, B, C)
             loss = self._cross_entropy(logits.flatten(0, 1), targets.flatten())
-            objective = loss * self.model.members
+            objective = loss * members * self._batch_share_weight(rows)
         self.optimizer.zero_grad(set_to_none=True)
         objective.backward()
         self.optimizer.step()
@@ -727,14 +793,19 @@ class _Run:
         return {"val_nll": nll, "val_accuracy": accuracy}
 
     def _validation_metrics(self) -> tuple[float, float]:
+        """The NLL and accuracy on the validation images, each rank measuring its own share."""
         # Validation draws from its own seeded generators, so how often it runs never changes
         # the training run itself.
         self.model.eval()
         sums = torch.zeros(2, device=self.device)  # NLL and correct count, read once at the end
-        with seeded(self.recipe.seed, self.device):
+        rows = own_share(len(self.data.validation_targets), self.world)
+        seed = self.recipe.seed
+        if self.world.rank:  # rank 0 draws what one process draws
+            seed = derived_seed(f"uncertainty-zoo validation on rank {self.world.rank} of {seed}")
+        with seeded(seed, self.device):
             for images, targets in zip(
-                self.data.validation_images.split(1000),
-                self.data.validation_targets.split(1000),
+                self.data.validation_images[rows.start : rows.stop].split(1000),
+                self.data.validation_targets[rows.start : rows.stop].split(1000),
                 strict=True,
             ):
                 prediction = self.model.predict(images, self.recipe.training.validation_samples)
@@ -746,8 +817,8 @@ class _Run:
                 sums += torch.stack([nll, (log_probs.argmax(-1) == targets).sum().float()])
         self.model.train()
         count = len(self.data.validation_targets)
-        # rank 0's figures for every rank, so that all take the same early-stopping decisions
-        total_nll, correct = from_rank_zero(sums, self.world).tolist()
+        # the sums over every rank, as rank 0 has them, so that all take the same decisions
+        total_nll, correct = from_rank_zero(summed(sums, self.world), self.world).tolist()
         return total_nll / count, correct / count
 
     def _describe_setup(self) -> dict[str, Any]:
@@ -761,6 +832,7 @@ class _Run:
             "torch": torch.__version__,
             "world_size": self.world.size,
             "backend": self.world.backend,
+            "distribute": self.distribution if self.world.distributed else None,
         }
 
     def _save_checkpoint(self) -> None:
@@ -855,6 +927,35 @@ def _gathered_nll(log_probs: Tensor, targets: Tensor, label_smoothing: float = 0
     if label_smoothing:
         losses = (1 - label_smoothing) * losses - label_smoothing * log_probs.mean(-1)
     return losses
+
+
+class _MembersPass(torch.nn.Module):
+    """A deep ensemble's `forward_members` as a module's forward, which
+    ``DistributedDataParallel`` can wrap."""
+
+    def __init__(self, ensemble: ZooModel) -> None:
+        super().__init__()
+        self.ensemble = ensemble
+
+    def forward(self, images: Tensor, members: slice) -> Tensor:
+        assert isinstance(self.ensemble, IndependentMembers)
+        return self.ensemble.forward_members(images, members)
+
+
+def _bad_step_key(loss: Tensor, step: int, steps: int) -> Tensor:
+    """Step ``step`` of ``steps``, whose loss is not finite, as one number that is larger the
+    earlier the step, so that the largest over the ranks names the earliest: (steps + 1 -
+    step) * 4, plus 1 for NaN, 2 for +inf, 3 for -inf (which the largest would not keep)."""
+    kind = torch.where(loss.isnan(), 1.0, torch.where(loss > 0, 2.0, 3.0))
+    return (steps + 1 - step) * 4 + kind
+
+
+def _bad_step(key: float, steps: int) -> tuple[int | None, float]:
+    """The step and loss `_bad_step_key` made ``key`` of; (None, 0) for 0, no bad step."""
+    if not key:
+        return None, 0.0
+    earliness, kind = divmod(int(key), 4)
+    return steps + 1 - earliness, (math.nan, math.inf, -math.inf)[kind - 1]
 
 
 def _batch_order(seed: int) -> torch.Generator:
