@@ -126,10 +126,10 @@ def add_checkpoint(run: Path, recipe_path: Path, data_dir: Path | None, default:
     recipe = read_recipe(recipe_path)
     split = load_dataset(recipe.data.dataset, "train", data_dir)
     train_images = len(split) - recipe.data.validation_size
-    recipe = recipe.with_default_kl_weight(train_images)
+    recipe = recipe.with_default_kl_weight(train_images).with_default_distribution()
     if not recipe.name.startswith(f"{recipe.model.architecture}."):
         raise ValueError(f"{recipe_path}: name must be '{recipe.model.architecture}.<tag>'")
-    differing = recipe.differences(read_recipe(run / RECIPE_NAME))
+    differing = recipe.differences(read_recipe(run / RECIPE_NAME).with_default_distribution())
     if differing:
         raise ValueError(f"{run} was not trained by {recipe_path}: {', '.join(differing)} differ")
     model = load_folder(run)

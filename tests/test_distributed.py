@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -47,8 +50,8 @@ samples = 2
 """
 
 
-# Three members, random affine augmentation, a batch of 7 that 2 processes could not share
-# (members are spread, not batches), 36 training images: a last batch of 1.
+# Three members, random affine augmentation, label smoothing, a batch of 7 that 2 processes
+# could not share (members are spread, not batches), 36 training images: a last batch of 1.
 ENSEMBLE = """
 name = "ensemble.spread"
 seed = 5
@@ -63,6 +66,7 @@ max_rotation = 5.0
 [training]
 epochs = 40
 batch_size = 7
+label_smoothing = 0.1
 [evaluation]
 samples = 2
 """
@@ -106,6 +110,16 @@ def read_log(folder: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in lines]
 
 
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def assert_same_weights(folder: Path, other: Path) -> None:
     """The two folders hold the same weights, bit for bit."""
     weights, others = (
@@ -117,11 +131,11 @@ def assert_same_weights(folder: Path, other: Path) -> None:
         assert torch.equal(value, others[name]), name
 
 
-def kill_a_rank_once(command: list[str], folder: Path, epochs: int) -> str:
-    """Run ``command`` (torchrun, 2 or more ranks) until ``folder``'s log has ``epochs``
-    epochs, then SIGKILL its last rank; return torchrun's error output."""
+def kill_a_rank_once(processes: int, arguments: list[str], folder: Path, epochs: int) -> str:
+    """Run `zoo` ``arguments`` by torchrun on ``processes`` ranks until ``folder``'s log has
+    ``epochs`` epochs, then SIGKILL its last rank; return torchrun's error output."""
     launcher = subprocess.Popen(
-        command,
+        torchrun_command(processes, *arguments),
         env=os.environ | ENVIRONMENT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -137,7 +151,7 @@ def kill_a_rank_once(command: list[str], folder: Path, epochs: int) -> str:
             assert time.monotonic() < deadline, f"no checkpoint of epoch {epochs} was written"
             time.sleep(0.02)
         workers = _children(launcher.pid)
-        assert len(workers) >= 2
+        assert len(workers) == processes
         os.kill(workers[-1], signal.SIGKILL)
         _, stderr = launcher.communicate(timeout=120)
     finally:
@@ -209,10 +223,11 @@ def test_ranks_spreading_an_ensembles_members_train_it_bit_for_bit_as_one_proces
     """Each member is trained whole by one rank, its augmentation stream handed to every rank
     after each epoch: so the run is the same on any number of processes, resumed included."""
     recipe_path = written_recipe(tmp_path, ENSEMBLE)
-    torchrun(1, *train_arguments(recipe_path, tmp_path / "one", tiny_data_root))
+    with one_thread():  # as torchrun gives each rank
+        train(parse_recipe(ENSEMBLE), tmp_path / "one", data_dir=tiny_data_root)
     spread = tmp_path / "spread"
     arguments = train_arguments(recipe_path, spread, tiny_data_root)
-    kill_a_rank_once(torchrun_command(2, *arguments), spread, epochs=3)
+    kill_a_rank_once(2, arguments, spread, epochs=3)
     torchrun(3, *arguments, "--resume")  # another number of processes: the same run
     assert_same_weights(spread, tmp_path / "one")
     log, alone_log = read_log(spread), read_log(tmp_path / "one")
@@ -253,7 +268,7 @@ def test_the_kl_term_counts_once_a_step_on_several_ranks(
     """
     recipe_path = written_recipe(tmp_path, text)
     torchrun(2, *train_arguments(recipe_path, tmp_path / "two", tiny_data_root))
-    torchrun(1, *train_arguments(recipe_path, tmp_path / "one", tiny_data_root))
+    train(parse_recipe(text), tmp_path / "one", data_dir=tiny_data_root)
     with seeded(2):
         start = zoo.create_model("bayesian_lenet", prior_pi=1.0).state_dict()
     one = load_file(tmp_path / "one" / "model.safetensors")
@@ -272,6 +287,15 @@ def test_a_batch_the_ranks_cannot_share_is_refused_before_training(
     recipe = parse_recipe(DETERMINISTIC.replace("batch_size = 8", "batch_size = 7"))
     with pytest.raises(RecipeError, match="batch_size 7 cannot be shared equally by 2"):
         train(recipe, tmp_path / "run", data_dir=tiny_data_root)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_distribution_that_does_not_apply_is_refused_even_from_code(tmp_path: Path) -> None:
+    recipe = parse_recipe(DETERMINISTIC)
+    for distribute in ("members", "member"):
+        training = dataclasses.replace(recipe.training, distribute=distribute)
+        with pytest.raises(RecipeError, match="does not apply to lenet"):
+            train(dataclasses.replace(recipe, training=training), tmp_path / "run")
     assert not (tmp_path / "run").exists()
 
 
@@ -342,6 +366,32 @@ def test_every_rank_and_epoch_draws_from_a_seed_of_its_own() -> None:
     assert all(0 <= seed < 2**63 for seed in seeds)
 
 
+def test_ranks_sharing_batches_draw_their_own_numbers_afresh_each_epoch(tmp_path: Path) -> None:
+    """Dropout masks and weight noise from torch's generator, and each member's augmentation
+    from its own: different on every rank and in every epoch, the same again for a rank and
+    epoch (so that a resumed run draws them again)."""
+    trainer = sys.modules["zoo.training.trainer"]
+    text = ENSEMBLE.replace("[training]", '[training]\ndistribute = "batches"')
+    recipe = parse_recipe(text).with_default_kl_weight(36)
+    images = torch.zeros(50, 28, 28, dtype=torch.uint8)
+    labels = torch.zeros(50, dtype=torch.long)
+    data = trainer.TrainingData(images[:36], labels[:36], images[36:], labels[36:])
+    drawn = {}
+    for rank in (0, 1):
+        run = trainer._Run(recipe, data, torch.device("cpu"), tmp_path, False, World(rank, 2, rank))
+        for epoch in (0, 1, 0):
+            run.epoch = epoch
+            run._reseed_for_epoch()
+            augmentations = [stream.augmentation for stream in run.streams]
+            draws = [torch.rand(4), *(torch.rand(4, generator=g) for g in augmentations)]
+            numbers = tuple(torch.cat(draws).tolist())
+            assert drawn.setdefault((rank, epoch), numbers) == numbers
+    streams = [
+        numbers[4 * stream : 4 * stream + 4] for numbers in drawn.values() for stream in range(4)
+    ]
+    assert len(set(streams)) == len(streams) == 4 * 4  # no stream repeats another
+
+
 def test_the_earliest_bad_step_of_any_rank_is_the_one_reported() -> None:
     trainer = sys.modules["zoo.training.trainer"]
     steps = 9
@@ -396,7 +446,7 @@ def test_a_killed_rank_stops_the_run_and_resume_on_as_many_ranks_repeats_it_bit_
     recipe_path = written_recipe(tmp_path, text.replace("max_shift = 0", "max_shift = 2"))
     stopped, whole = tmp_path / "stopped", tmp_path / "whole"
     arguments = train_arguments(recipe_path, stopped, tiny_data_root)
-    stderr = kill_a_rank_once(torchrun_command(2, *arguments), stopped, epochs=2)
+    stderr = kill_a_rank_once(2, arguments, stopped, epochs=2)
     assert "SIGKILL" in stderr or "Signal 9" in stderr or "exitcode" in stderr
     recipe = parse_recipe(recipe_path.read_text())
     with pytest.raises(zoo.TrainingStateError, match="trained on 2 process"):
@@ -412,11 +462,18 @@ def test_a_killed_rank_stops_the_run_and_resume_on_as_many_ranks_repeats_it_bit_
 
 
 def _children(pid: int) -> list[int]:
-    """The processes ``pid`` started, in the order the kernel lists them."""
+    """The `zoo` processes ``pid`` started, by process id."""
     children = []
     for task in Path(f"/proc/{pid}/task").iterdir():
         children += [int(child) for child in (task / "children").read_text().split()]
-    return sorted(children)
+    return sorted(child for child in children if b"zoo" in _command_line(child))
+
+
+def _command_line(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:  # ended meanwhile
+        return b""
 
 
 def test_a_last_batch_too_short_to_share_is_left_out() -> None:

@@ -258,3 +258,6 @@ def test_forward_members_runs_a_slice_of_the_members_alone(images: torch.Tensor)
             ensemble.forward_members(per_member, members)
     with pytest.raises(zoo.InvalidInputError, match="M = 2"):
         ensemble.forward_members(per_member, slice(2, 4))
+    for members in (2, slice("a", None), [0, 1]):
+        with pytest.raises(zoo.InvalidInputError, match="takes a slice of members"):
+            ensemble.forward_members(per_member, members)  # type: ignore[arg-type]

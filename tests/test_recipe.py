@@ -125,6 +125,9 @@ def test_a_left_out_kl_weight_becomes_one_over_the_training_images() -> None:
         ("[data]\nmax_shift = 9\n", "data.max_shift"),
         ("[data]\nvalidation_size = 0\n[training]\nselect = 'best_nll'\n", "training.select"),
         ("[evaluation]\nood = 'kmnist'\n", "evaluation.ood"),
+        ("[training]\ndistribute = 'members'\n", "training.distribute"),  # no members
+        ("[training]\ndistribute = 'shards'\n", "training.distribute"),
+        ("[training]\ndistribute = 2\n", "training.distribute"),
         ("[model.kwargs]\ndropout = 0.5\n", "[model]"),
         ("[model.kwargs]\nfc_dropout = 1.5\n", "[model]"),
     ],
@@ -133,6 +136,23 @@ def test_a_bad_recipe_is_rejected_naming_the_key(extra: str, key: str) -> None:
     with pytest.raises(RecipeError, match="recipe") as caught:
         parse_recipe(MINIMAL + extra)
     assert key in str(caught.value)
+
+
+def test_a_left_out_distribution_is_the_models_own() -> None:
+    ensemble = parse_recipe(MINIMAL.replace("mc_dropout_lenet", "deep_ensemble_lenet"))
+    assert ensemble.training.distribute is None
+    assert ensemble.with_default_distribution().training.distribute == "members"
+    assert parse_recipe(MINIMAL).with_default_distribution().training.distribute == "batches"
+    sharing = parse_recipe(
+        MINIMAL.replace("mc_dropout_lenet", "deep_ensemble_lenet")
+        + '[training]\ndistribute = "batches"\n'
+    )
+    assert sharing.training.distribute == "batches"
+    assert sharing.with_default_distribution() == sharing
+    # a run whose recipe left it out is the run of a recipe that spells out the default
+    spelled_out = parse_recipe(ensemble.with_default_distribution().to_toml())
+    assert spelled_out.differences(ensemble.with_default_distribution()) == []
+    assert spelled_out.differences(ensemble) == ["training.distribute"]
 
 
 @pytest.mark.parametrize("name", ["", "/tmp/x", "../x", ".hidden", "a b"])

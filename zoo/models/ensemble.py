@@ -169,6 +169,11 @@ class DeepEnsembleLeNet(ZooModel):
         so that processes training one ensemble can each run their own members; the others
         get no gradient from the pass.
         """
+        if members is not None and not (
+            isinstance(members, slice)
+            and all(isinstance(end, (int, type(None))) for end in (members.start, members.stop))
+        ):
+            raise InvalidInputError(f"forward_members takes a slice of members, not {members!r}")
         chosen = range(self.members)[members if members is not None else slice(None)]
         if chosen.step != 1 or not chosen:
             raise InvalidInputError(

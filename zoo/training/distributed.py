@@ -7,8 +7,9 @@ data-parallel: every rank holds the whole model, takes its share of every batch
 (`batch_share`), and ``DistributedDataParallel`` averages the gradients, so that each step
 is the step one process would take on the whole batch. A deep ensemble may instead spread its
 members over the ranks (`own_share`): each trains its own members on their whole batches, and
-the gradients are summed (`data_parallel`), so that the run is the one a single process makes.
-Ranks talk over gloo on the CPU and NCCL on CUDA GPUs, one GPU per local rank.
+the gradients are summed (`data_parallel`), so that on the CPU the run is the one a single
+process with as many threads makes. Ranks talk over gloo on the CPU and NCCL on CUDA GPUs,
+one GPU per local rank.
 
 References:
     Li et al., "PyTorch Distributed: Experiences on Accelerating Data Parallel Training",
@@ -66,6 +67,16 @@ class World:
 
 ALONE = World()
 
+# What starting the process group raises when the rendezvous is missing or cannot be reached.
+_JOINING_ERRORS: tuple[type[Exception], ...] = (
+    ValueError,
+    *(
+        getattr(dist, name)
+        for name in ("DistNetworkError", "DistStoreError")
+        if hasattr(dist, name)
+    ),
+)
+
 
 def world_from_environment(environment: Mapping[str, str] = os.environ) -> World:
     """This process's `World`, from the variables torchrun sets; `ALONE` without them.
@@ -112,11 +123,15 @@ def join(world: World, device: torch.device) -> tuple[World, torch.device]:
     if started:
         try:
             dist.init_process_group(backend, rank=world.rank, world_size=world.size)
-        except (ValueError, RuntimeError) as error:  # no rendezvous address, none answering
+        except _JOINING_ERRORS as error:  # no rendezvous address, or no store reached
             reason = next(iter(str(error).splitlines()), type(error).__name__)
+            advice = (
+                "check torchrun's --rdzv-endpoint (or MASTER_ADDR and MASTER_PORT) and the network"
+                if "TORCHELASTIC_RUN_ID" in os.environ
+                else "start the processes with torchrun, which sets the rendezvous"
+            )
             raise DeviceError(
-                f"rank {world.rank} cannot join the other processes ({reason}); start them "
-                "with torchrun, which sets the rendezvous"
+                f"rank {world.rank} cannot join the other processes ({reason}); {advice}"
             ) from None
     return World(world.rank, world.size, world.local_rank, backend, started), device
 
@@ -217,10 +232,11 @@ def _reduced(values: Tensor, world: World, operation: dist.ReduceOp.RedOpType) -
 
 def data_parallel(module: torch.nn.Module, *, summing: bool = False) -> DistributedDataParallel:
     """``module`` in ``DistributedDataParallel``, which starts every process from rank 0's
-    parameters and buffers and then averages their gradients in each backward pass; with
-    ``summing``, sums them, for processes that each run other parameters (a deep ensemble's
-    members), where a gradient comes whole from one process and zeros from the others, and
-    the sum is exact. Buffers are not sent again: none changes in training."""
+    parameters and then averages their gradients in each backward pass; with ``summing``,
+    sums them, for processes that each run other parameters (a deep ensemble's members),
+    where a gradient comes whole from one process and zeros from the others, and the sum is
+    exact. Buffers are not sent in training, where none changes (whether they are sent at the
+    start depends on the torch version; they are the same on every process anyway)."""
     if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters:
         unsynced = {"forward_sync_buffers": False}  # newer torch, where broadcast_buffers warns
     else:

@@ -178,6 +178,17 @@ class Recipe:
         training = dataclasses.replace(self.training, kl_weight=1.0 / train_size)
         return dataclasses.replace(self, training=training)
 
+    def with_default_distribution(self) -> Recipe:
+        """This recipe with a left-out ``training.distribute`` filled in: "members" for a model
+        with members (a deep ensemble), else "batches"; what the run's recipe.toml records."""
+        if self.training.distribute is not None:
+            return self
+        from zoo.models.base import IndependentMembers
+
+        spread = isinstance(_build_model(self.model), IndependentMembers)
+        training = dataclasses.replace(self.training, distribute="members" if spread else "batches")
+        return dataclasses.replace(self, training=training)
+
     def trains_bayesian_model(self) -> bool:
         """Whether the model has weight posteriors, and so a KL term in its loss."""
         from zoo.layers.bayesian import has_bayesian_layers

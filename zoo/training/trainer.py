@@ -12,6 +12,9 @@ in each step, and apart: member m starts, orders its batches and augments them f
 seed, `member_seed` (seed, m), just as a LeNet trained alone with that seed would. A
 laplace_lenet trains as a LeNet, then gets its last-layer posterior (`zoo.laplace`).
 
+Started by torchrun, the run is shared by its processes, as the recipe's
+``training.distribute`` says (see `zoo.training.distributed`); rank 0 alone writes.
+
 While it runs, ``training_state.safetensors`` is rewritten after every epoch, so that a killed
 run goes on with ``resume=True``; on the CPU the result is then bit-identical to that of a run
 that was never stopped. The checkpoint is removed once the model is written.
@@ -169,6 +172,7 @@ def train(
     """
     if not isinstance(recipe, Recipe):
         recipe = read_recipe(recipe)
+    recipe = recipe.with_default_distribution()
     world = world_from_environment()
     _check_distributable(recipe, world)
     world, target = join(world, select_device(device))
@@ -202,7 +206,7 @@ def _train_in(
         state = None
         if resume:
             state = load_checkpoint(folder / CHECKPOINT_NAME)
-            if _distribution(recipe, _skeleton(recipe)) == "batches":
+            if recipe.training.distribute == "batches":
                 _check_world_size(state.log, world, folder)
         elif world.writes:
             _check_fresh(folder)
@@ -239,29 +243,21 @@ def _train_in(
     return model
 
 
-def _skeleton(recipe: Recipe) -> ZooModel:
-    """The recipe's model on the meta device: its kind and shape, without weights."""
-    with torch.device("meta"):
-        return create_model(recipe.model.architecture, **recipe.model.kwargs)
-
-
-def _distribution(recipe: Recipe, model: ZooModel) -> str:
-    """How processes share the training of ``model``: "members" (a deep ensemble's members
-    spread over them) or "batches" (every batch shared), as the recipe says; by default
-    "members" for a model that has them."""
-    if recipe.training.distribute is not None:
-        return recipe.training.distribute
-    return "members" if isinstance(model, IndependentMembers) else "batches"
-
-
 def _check_distributable(recipe: Recipe, world: World) -> None:
     """Refuse, before anything starts, a run the processes cannot share: a batch that does
     not divide, or fewer members than processes."""
-    model = _skeleton(recipe)
-    if _distribution(recipe, model) == "batches":
+    with torch.device("meta"):  # its kind and size, without weights
+        model = create_model(recipe.model.architecture, **recipe.model.kwargs)
+    distribute = recipe.training.distribute
+    if distribute == "batches":
         check_batch_size(recipe.training.batch_size, world)
-    elif isinstance(model, IndependentMembers):
+    elif distribute == "members" and isinstance(model, IndependentMembers):
         check_members(model.members, world)
+    else:  # a Recipe built in code, unchecked
+        raise RecipeError(
+            f"training.distribute {shown(distribute)} does not apply to "
+            f'{recipe.model.architecture}; use "batches"'
+        )
 
 
 def _check_world_size(log: list[dict[str, Any]], world: World, folder: Path) -> None:
@@ -341,6 +337,7 @@ def _changes_to_resume_with(recipe: Recipe, state: TrainingState, folder: Path) 
     """The settings in which ``recipe`` differs from the one the checkpointed run used, but
     for the evaluation's; refuses those a run cannot change midway."""
     started_with = parse_recipe(state.recipe_toml, str(folder / CHECKPOINT_NAME))
+    started_with = started_with.with_default_distribution()  # left out by older runs
     # A laplace_lenet's posterior is fitted with the evaluation's samples and seed.
     model_class = registered_class(recipe.model.architecture)
     fitted_by_evaluation = model_class is not None and issubclass(model_class, LaplaceLeNet)
@@ -404,7 +401,7 @@ class _Run:
             self._members_streams() if self.members else [_Stream(_batch_order(recipe.seed))]
         )
         # Several processes share every batch, or each trains its own run of members whole.
-        self.distribution = _distribution(recipe, self.model)
+        self.distribution = recipe.training.distribute or "batches"
         self.shares_batches = world.distributed and self.distribution == "batches"
         self.own_members = slice(None)
         if world.distributed and self.distribution == "members":
@@ -453,7 +450,7 @@ class _Run:
                     f"the ranks resumed from different epochs ({-negated_last} to {first}): "
                     f"every machine must see the same {self.folder}"
                 )
-            self.forward = data_parallel(self.forward, summing=not self.shares_batches)
+            self.forward = data_parallel(self.forward, summing=self.distribution == "members")
         if self.compiled:
             self.forward = torch.compile(self.forward, dynamic=False)
 
@@ -757,11 +754,13 @@ class _Run:
         and each member's comes from its own rank; with shared batches, they are averaged,
         and each rank's share weighs as in `_step`. Returns the mean loss, the correct count
         and a zero KL."""
-        members, rows = targets.shape
         with self._autocast():
             logits = self.forward(images, self.own_members)  # (M, B, C)
-            loss = self._cross_entropy(logits.flatten(0, 1), targets.flatten())
-            objective = loss * members * self._batch_share_weight(rows)
+            # each member's mean loss taken as a LeNet alone takes its own, so that its
+            # gradient is the same however many members run here
+            losses = torch.stack(list(map(self._cross_entropy, logits, targets)))
+            objective = losses.sum() * self._batch_share_weight(targets.shape[1])
+            loss = losses.mean()
         self.optimizer.zero_grad(set_to_none=True)
         objective.backward()
         self.optimizer.step()
@@ -793,14 +792,18 @@ class _Run:
         return {"val_nll": nll, "val_accuracy": accuracy}
 
     def _validation_metrics(self) -> tuple[float, float]:
-        """The NLL and accuracy on the validation images, each rank measuring its own share."""
+        """The NLL and accuracy on the validation images. Ranks that share batches share them
+        too, each measuring its own share with samples from its own seed (so a stochastic
+        model's figures depend on the number of ranks, as its training does); ranks that
+        spread members measure them whole, as one process does."""
         # Validation draws from its own seeded generators, so how often it runs never changes
         # the training run itself.
         self.model.eval()
         sums = torch.zeros(2, device=self.device)  # NLL and correct count, read once at the end
-        rows = own_share(len(self.data.validation_targets), self.world)
-        seed = self.recipe.seed
-        if self.world.rank:  # rank 0 draws what one process draws
+        count = len(self.data.validation_targets)
+        rows, seed = range(count), self.recipe.seed
+        if self.shares_batches:
+            rows = own_share(count, self.world)
             seed = derived_seed(f"uncertainty-zoo validation on rank {self.world.rank} of {seed}")
         with seeded(seed, self.device):
             for images, targets in zip(
@@ -816,9 +819,10 @@ class _Run:
                     nll = F.nll_loss(log_probs, targets, reduction="sum")
                 sums += torch.stack([nll, (log_probs.argmax(-1) == targets).sum().float()])
         self.model.train()
-        count = len(self.data.validation_targets)
-        # the sums over every rank, as rank 0 has them, so that all take the same decisions
-        total_nll, correct = from_rank_zero(summed(sums, self.world), self.world).tolist()
+        if self.shares_batches:
+            sums = summed(sums, self.world)
+        # rank 0's figures for every rank, so that all take the same decisions
+        total_nll, correct = from_rank_zero(sums, self.world).tolist()
         return total_nll / count, correct / count
 
     def _describe_setup(self) -> dict[str, Any]:
