@@ -7,6 +7,7 @@ import dataclasses
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -199,6 +200,23 @@ def test_two_ranks_train_what_one_process_trains_on_the_same_global_batch(
     # the validation images are shared 4 and 3, and their figures summed
     for key in ("loss", "accuracy", "val_nll", "val_accuracy"):
         assert [r[key] for r in log] == pytest.approx([r[key] for r in alone_log], rel=1e-4), key
+    # two machines of one process each, as the README starts them: the same run
+    nodes = tmp_path / "nodes"
+    with socket.socket() as probe:  # a free port for the rendezvous
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    rendezvous = ["--nnodes", "2", "--rdzv-backend", "c10d", "--rdzv-id", "nodes"]
+    rendezvous += ["--rdzv-endpoint", f"127.0.0.1:{port}", "--nproc-per-node", "1"]
+    command = [sys.executable, "-m", "torch.distributed.run", *rendezvous, "-m", "zoo"]
+    command += train_arguments(recipe_path, nodes, tiny_data_root)
+    machines = [
+        subprocess.Popen(command, env=os.environ | ENVIRONMENT, stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outputs = [machine.communicate(timeout=300)[0] for machine in machines]
+    assert [machine.returncode for machine in machines] == [0, 0]
+    assert sorted(outputs) == ["", f"wrote {nodes}\n"]
+    assert_same_weights(nodes, out)
 
 
 def test_an_ensemble_shares_every_members_batches_when_its_recipe_says_so(
