@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -308,6 +309,53 @@ def test_a_batch_the_ranks_cannot_share_is_refused_before_training(
     assert not (tmp_path / "run").exists()
 
 
+def test_nproc_refuses_what_the_processes_could_not_share_before_starting_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def launch(processes: int, arguments: list[str]) -> None:
+        raise AssertionError("torchrun started")
+
+    monkeypatch.setattr("zoo.training.distributed.launch", launch)
+    odd = written_recipe(tmp_path, DETERMINISTIC.replace("batch_size = 8", "batch_size = 7"))
+    result = CliRunner().invoke(main, ["train", str(odd), "--nproc", "2"])
+    assert result.exit_code == 2
+    assert result.output.splitlines() == [
+        "Error: training.batch_size 7 cannot be shared equally by 2 processes; make it a "
+        "multiple of 2"
+    ]
+    result = CliRunner().invoke(
+        main, ["train", str(written_recipe(tmp_path, ENSEMBLE)), "--nproc", "4"]
+    )
+    assert result.exit_code == 2
+    assert "4 processes cannot share 3 members" in result.output
+
+
+def test_a_process_that_fails_under_nproc_is_named_in_one_line_without_a_traceback(
+    tiny_data_root: Path, tmp_path: Path
+) -> None:
+    recipe_path = written_recipe(tmp_path, DETERMINISTIC)
+    (tmp_path / "empty").mkdir()
+    command = [str(Path(sys.executable).with_name("zoo")), "train", str(recipe_path), "--nproc"]
+    command += ["2", "--out", str(tmp_path / "empty"), "--resume"]
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=300, env=os.environ | ENVIRONMENT
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
+    assert sorted(errors[:2]) == [
+        f"Error: rank {rank}: {tmp_path / 'empty' / 'training_state.safetensors'} is missing: "
+        "there is no run to resume here"
+        for rank in (0, 1)
+    ]
+    assert re.fullmatch(
+        r"Error: rank [01] of 2 processes failed \(exit code 2\), and torchrun stopped the "
+        r"others; no epoch had ended, so there is nothing to resume; run it again",
+        errors[2],
+    )
+    assert len(errors) == 3
+
+
 def test_a_distribution_that_does_not_apply_is_refused_even_from_code(tmp_path: Path) -> None:
     recipe = parse_recipe(DETERMINISTIC)
     for distribute in ("members", "member"):
@@ -432,18 +480,17 @@ def test_nproc_hands_every_option_it_was_given_on_to_the_processes(
 
     def launch(processes: int, arguments: list[str]) -> None:
         launched.append((processes, arguments))
-        raise SystemExit(0)
 
     monkeypatch.setattr("zoo.training.distributed.launch", launch)
     monkeypatch.chdir(tmp_path)
     recipe_path = written_recipe(tmp_path, DETERMINISTIC, name="-odd name.toml")
-    given = ["--nproc", "3", "--epochs", "4", "--seed", "9", "--resume"]
+    given = ["--nproc", "4", "--epochs", "4", "--seed", "9", "--resume"]
     given += ["--allow-recipe-changes", "--device", "cpu", "--out", "o u t"]
     given += ["--data-dir", str(tmp_path / "data"), "--", recipe_path.name]
     result = CliRunner().invoke(main, ["train", *given])
     assert result.exit_code == 0, result.output
     [(processes, arguments)] = launched
-    assert processes == 3
+    assert processes == 4
     assert arguments[0] == "train" and "--nproc" not in arguments
     handed_on = train_command.make_context("train", arguments[1:]).params
     assert handed_on == train_command.make_context("train", given).params | {"nproc": 1}

@@ -67,7 +67,9 @@ def test_a_run_writes_the_model_its_log_recipe_and_evaluation(
         assert record["device"].startswith("cpu") and record["hardware"]
         assert "kl" not in record
     assert log[1]["elapsed_seconds"] == pytest.approx(log[0]["seconds"] + log[1]["seconds"])
-    assert read_recipe(folder / "recipe.toml") == recipe
+    ran = read_recipe(folder / "recipe.toml")
+    assert ran == recipe.with_default_distribution()  # every default spelled out
+    assert ran.training.distribute == "batches"
     report = json.loads((folder / "eval.json").read_text())
     assert report["provenance"]["weights_sha256"] == weights_sha256(folder)
     assert report["provenance"]["samples"] == 2
@@ -102,8 +104,8 @@ def test_a_bayesian_run_logs_the_kl_and_defaults_its_weight_to_one_over_n(
     assert record["kl"] > 0
     ran = read_recipe(tmp_path / "run" / "recipe.toml")
     assert ran.training.kl_weight == 1 / 40  # 50 images, 10 held out
-    assert ran.differences(recipe) == ["training.kl_weight"]
-    assert ran.differences(recipe.with_default_kl_weight(40)) == []
+    assert ran.differences(recipe) == ["training.distribute", "training.kl_weight"]
+    assert ran.differences(recipe.with_default_kl_weight(40).with_default_distribution()) == []
 
 
 def test_an_existing_run_is_never_overwritten(tiny_data_root: Path, tmp_path: Path) -> None:

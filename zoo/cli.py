@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,7 +20,7 @@ from click.core import ParameterSource
 
 from zoo._version import __version__
 from zoo.atomic import check_writable
-from zoo.errors import ZooError, ZooWarning
+from zoo.errors import TrainingProcessError, ZooError, ZooWarning
 from zoo.limits import MAX_SAMPLES
 from zoo.options import (
     DEFAULT_BATCH_SIZE,
@@ -76,8 +77,16 @@ def zoo_errors() -> Iterator[None]:
     """Turn the library's deliberate errors into `CommandError`s, without a traceback."""
     try:
         yield
-    except ZooError as error:
-        raise CommandError(escaped(str(error))) from None  # one line, whatever a file holds
+    except ZooError as error:  # one line, whatever a file holds
+        raise CommandError(escaped(_with_rank(str(error)))) from None
+
+
+def _with_rank(message: str) -> str:
+    """``message`` with the rank of the process that says it, under torchrun: each process
+    of a run says its own."""
+    rank, size = os.environ.get("RANK", ""), os.environ.get("WORLD_SIZE", "")
+    together = size.isascii() and size.isdigit() and size.lstrip("0") not in ("", "1")
+    return f"rank {rank}: {message}" if together and rank.isascii() and rank.isdigit() else message
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -486,7 +495,7 @@ def train_command(
     eval.json (the final evaluation on the MNIST test set) beside it. A checkpoint is saved
     after every epoch: after a crash or Ctrl-C, run the same command with --resume.
     """
-    from zoo.training import read_recipe, train
+    from zoo.training import check_distributable, read_recipe, train
     from zoo.training.distributed import launch, world_from_environment
 
     with zoo_errors():
@@ -498,7 +507,14 @@ def train_command(
         if nproc > 1:
             if world.distributed:
                 raise CommandError("--nproc starts torchrun itself; under torchrun, leave it out")
-            launch(nproc, ["train", *_given_again(click.get_current_context(), "nproc")])
+            check_distributable(resolved, nproc)
+            try:  # rank 0 says what it writes
+                launch(nproc, ["train", *_given_again(click.get_current_context(), "nproc")])
+            except KeyboardInterrupt:  # passed on to the processes, where rank 0 says so
+                raise SystemExit(130) from None
+            except TrainingProcessError as error:
+                raise CommandError(f"{error}; {_what_is_kept(folder)}") from None
+            return
         if world.writes:
             click.echo(f"training {resolved.name} into {folder}", err=True)
         try:
@@ -512,7 +528,8 @@ def train_command(
                 progress=True,
             )
         except KeyboardInterrupt:
-            click.echo(f"\n{_interrupted(folder)}", err=True)
+            if world.writes:  # one process says it for all
+                click.echo(f"\n{_interrupted(folder)}", err=True)
             raise SystemExit(130) from None
     if world.writes:
         click.echo(f"wrote {folder}")
@@ -620,14 +637,19 @@ _LAYOUTS = {
 
 def _interrupted(folder: Path) -> str:
     """What Ctrl-C left in ``folder`` and how to go on."""
+    return f"interrupted: {_what_is_kept(folder)}"
+
+
+def _what_is_kept(folder: Path) -> str:
+    """What a stopped run left in ``folder`` and how to go on."""
     from zoo.training.checkpoint import CHECKPOINT_NAME, checkpoint_epoch
 
     epoch = checkpoint_epoch(folder / CHECKPOINT_NAME)
     if epoch is None:
-        return "interrupted before the first epoch ended: nothing to resume; run it again"
+        return "no epoch had ended, so there is nothing to resume; run it again"
     return (
-        f"interrupted: the checkpoint after epoch {epoch} is kept in {folder}; run the same "
-        "command with --resume to go on from it"
+        f"the checkpoint after epoch {epoch} is kept in {folder}; run the same command with "
+        "--resume to go on from it"
     )
 
 

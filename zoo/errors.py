@@ -125,6 +125,11 @@ class TrainingDivergedError(TrainingStateError):
     """A training run whose loss became NaN or infinite; the last checkpoint is kept."""
 
 
+class TrainingProcessError(ZooError):
+    """A process of a run on several processes failed or was killed; torchrun stopped the
+    others."""
+
+
 class HubError(ZooError):
     """A model that cannot be downloaded from, or published to, the Hugging Face Hub.
 

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from zoo.training.recipe import Recipe, parse_recipe, read_recipe
-    from zoo.training.trainer import member_seed, train
+    from zoo.training.trainer import check_distributable, member_seed, train
 
-__all__ = ["Recipe", "member_seed", "parse_recipe", "read_recipe", "train"]
+__all__ = ["Recipe", "check_distributable", "member_seed", "parse_recipe", "read_recipe", "train"]
 
 
 def __getattr__(name: str) -> Any:
@@ -20,7 +20,7 @@ def __getattr__(name: str) -> Any:
         from zoo.training import recipe
 
         return getattr(recipe, name)
-    if name in ("member_seed", "train"):
+    if name in ("check_distributable", "member_seed", "train"):
         from zoo.training import trainer
 
         return getattr(trainer, name)

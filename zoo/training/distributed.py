@@ -21,10 +21,9 @@ from __future__ import annotations
 import inspect
 import itertools
 import os
-import sys
+import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import NoReturn
 
 import torch
 import torch.distributed as dist
@@ -32,7 +31,7 @@ from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
 
 from zoo.devices import derived_seed
-from zoo.errors import DeviceError, RecipeError
+from zoo.errors import DeviceError, RecipeError, TrainingProcessError
 
 _MAX_WORLD_SIZE = 65536
 
@@ -255,10 +254,33 @@ def _summed_bucket(_, bucket):  # type: ignore[no-untyped-def]
     return reduction.get_future().then(lambda done: done.value()[0])
 
 
-def launch(processes: int, arguments: Sequence[str]) -> NoReturn:
-    """Become torchrun running ``zoo ARGUMENTS`` on ``processes`` processes of this machine,
-    on a free port of their own. Its exit status is 0 when every process ended well; torchrun
-    stops them all when one fails, and Ctrl-C reaches it."""
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
-    command += ["--nproc-per-node", str(processes), "-m", "zoo", *arguments]
-    os.execv(sys.executable, command)  # torchrun takes this process's place, and its signals
+def launch(processes: int, arguments: Sequence[str]) -> None:
+    """Run ``zoo ARGUMENTS`` on ``processes`` processes of this machine, started by torchrun's
+    own launcher in this process (on a free port of their own); return when every one has
+    ended well. The processes print as they run; torchrun stops them all when one fails.
+
+    Raises:
+        TrainingProcessError: a process failed (having said why, as `zoo` does) or was killed.
+        KeyboardInterrupt: Ctrl-C stopped them.
+    """
+    from torch.distributed import run as torchrun
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+
+    options = ["--standalone", "--nproc-per-node", str(processes), "-m", "zoo", *arguments]
+    try:
+        torchrun.run(torchrun.parse_args(options))
+    except ChildFailedError as error:
+        rank, failure = error.get_first_failure()
+        if failure.exitcode < 0:
+            how = f"was stopped by {failure.signal_name()}"
+        else:
+            how = f"failed (exit code {failure.exitcode})"
+        raise TrainingProcessError(
+            f"rank {rank} of {processes} processes {how}, and torchrun stopped the others"
+        ) from None
+    except SignalException as stopped:  # the launcher's own Ctrl-C or kill, passed on to all
+        if stopped.sigval == signal.SIGINT:
+            raise KeyboardInterrupt from None
+        name = signal.Signals(stopped.sigval).name
+        raise TrainingProcessError(f"the processes were stopped by {name}") from None

@@ -174,7 +174,7 @@ def train(
         recipe = read_recipe(recipe)
     recipe = recipe.with_default_distribution()
     world = world_from_environment()
-    _check_distributable(recipe, world)
+    check_distributable(recipe, world.size)
     world, target = join(world, select_device(device))
     try:
         return _train_in(
@@ -243,9 +243,16 @@ def _train_in(
     return model
 
 
-def _check_distributable(recipe: Recipe, world: World) -> None:
-    """Refuse, before anything starts, a run the processes cannot share: a batch that does
-    not divide, or fewer members than processes."""
+def check_distributable(recipe: Recipe, processes: int) -> None:
+    """Refuse, before anything starts, a run ``processes`` processes cannot share, as the
+    recipe's ``training.distribute`` says: a batch that does not divide, or fewer members
+    than processes.
+
+    Raises:
+        RecipeError: they cannot.
+    """
+    recipe = recipe.with_default_distribution()
+    world = World(0, processes)
     with torch.device("meta"):  # its kind and size, without weights
         model = create_model(recipe.model.architecture, **recipe.model.kwargs)
     distribute = recipe.training.distribute
