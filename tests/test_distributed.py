@@ -74,6 +74,10 @@ samples = 2
 """
 
 ENVIRONMENT = {"OMP_NUM_THREADS": "1", "ZOO_DEVICE": "cpu"}  # what torchrun gives each rank
+# zoo train --nproc starts no more processes than there are cores
+NEEDS_TWO_CORES = pytest.mark.skipif(
+    len(os.sched_getaffinity(0)) < 2, reason="zoo train --nproc 2 needs 2 CPU cores"
+)
 
 
 def torchrun_command(processes: int, *arguments: str) -> list[str]:
@@ -164,6 +168,7 @@ def kill_a_rank_once(processes: int, arguments: list[str], folder: Path, epochs:
     return stderr
 
 
+@NEEDS_TWO_CORES
 def test_two_ranks_train_what_one_process_trains_on_the_same_global_batch(
     tiny_data_root: Path, tmp_path: Path
 ) -> None:
@@ -328,8 +333,17 @@ def test_nproc_refuses_what_the_processes_could_not_share_before_starting_them(
     )
     assert result.exit_code == 2
     assert "4 processes cannot share 3 members" in result.output
+    many = written_recipe(tmp_path, DETERMINISTIC.replace("batch_size = 8", "batch_size = 1024"))
+    result = CliRunner().invoke(main, ["train", str(many), "--nproc", "1024", "--device", "cpu"])
+    assert result.exit_code == 2
+    assert re.fullmatch(
+        r"Error: 1024 processes are more than this machine's \d+ CPU core\(s\) to run on; "
+        r"start at most \d+ here \(torchrun itself starts as many as it is told\)\n",
+        result.output,
+    )
 
 
+@NEEDS_TWO_CORES
 def test_a_process_that_fails_under_nproc_is_named_in_one_line_without_a_traceback(
     tiny_data_root: Path, tmp_path: Path
 ) -> None:
@@ -482,15 +496,16 @@ def test_nproc_hands_every_option_it_was_given_on_to_the_processes(
         launched.append((processes, arguments))
 
     monkeypatch.setattr("zoo.training.distributed.launch", launch)
+    monkeypatch.setattr("zoo.training.distributed._usable_cpu_cores", lambda: 2)
     monkeypatch.chdir(tmp_path)
     recipe_path = written_recipe(tmp_path, DETERMINISTIC, name="-odd name.toml")
-    given = ["--nproc", "4", "--epochs", "4", "--seed", "9", "--resume"]
+    given = ["--nproc", "2", "--epochs", "4", "--seed", "9", "--resume"]
     given += ["--allow-recipe-changes", "--device", "cpu", "--out", "o u t"]
     given += ["--data-dir", str(tmp_path / "data"), "--", recipe_path.name]
     result = CliRunner().invoke(main, ["train", *given])
     assert result.exit_code == 0, result.output
     [(processes, arguments)] = launched
-    assert processes == 4
+    assert processes == 2
     assert arguments[0] == "train" and "--nproc" not in arguments
     handed_on = train_command.make_context("train", arguments[1:]).params
     assert handed_on == train_command.make_context("train", given).params | {"nproc": 1}

@@ -474,9 +474,10 @@ def serve_command(
     default=1,
     show_default=True,
     help="Train on this many processes of this machine, started by torchrun (one GPU each on "
-    "CUDA): each takes its share of every batch, or of a deep ensemble's members, as the "
-    "recipe's training.distribute says. For several machines, run torchrun yourself: "
-    "torchrun --nnodes ... -m zoo train RECIPE.",
+    "CUDA, one CPU core each on the CPU; at most as many as there are): each takes its share "
+    "of every batch, or of a deep ensemble's members, as the recipe's training.distribute "
+    "says. For several machines, run torchrun yourself: torchrun --nnodes ... -m zoo train "
+    "RECIPE.",
 )
 def train_command(
     recipe: Path,
@@ -495,8 +496,9 @@ def train_command(
     eval.json (the final evaluation on the MNIST test set) beside it. A checkpoint is saved
     after every epoch: after a crash or Ctrl-C, run the same command with --resume.
     """
+    from zoo.devices import select_device
     from zoo.training import check_distributable, read_recipe, train
-    from zoo.training.distributed import launch, world_from_environment
+    from zoo.training.distributed import check_processes, launch, world_from_environment
 
     with zoo_errors():
         if allow_recipe_changes and not resume:
@@ -508,6 +510,7 @@ def train_command(
             if world.distributed:
                 raise CommandError("--nproc starts torchrun itself; under torchrun, leave it out")
             check_distributable(resolved, nproc)
+            check_processes(nproc, select_device(device))
             try:  # rank 0 says what it writes
                 launch(nproc, ["train", *_given_again(click.get_current_context(), "nproc")])
             except KeyboardInterrupt:  # passed on to the processes, where rank 0 says so

@@ -135,6 +135,30 @@ def join(world: World, device: torch.device) -> tuple[World, torch.device]:
     return World(world.rank, world.size, world.local_rank, backend, started), device
 
 
+def check_processes(processes: int, device: torch.device) -> None:
+    """Refuse, before any starts, more processes on this machine than it has GPUs (on CUDA)
+    or CPU cores (on the CPU, where torchrun gives each process one thread): a mistyped count
+    would otherwise start that many copies of torch."""
+    if device.type == "cuda":
+        available, kind = torch.cuda.device_count(), "GPU(s)"
+    elif device.type == "cpu":
+        available, kind = _usable_cpu_cores(), "CPU core(s) to run on"
+    else:
+        raise DeviceError(f"training on several processes runs on the CPU or CUDA, not {device}")
+    if processes > available:
+        raise DeviceError(
+            f"{processes} processes are more than this machine's {available} {kind}; start at "
+            f"most {available} here (torchrun itself starts as many as it is told)"
+        )
+
+
+def _usable_cpu_cores() -> int:
+    """The CPU cores this process may run on (all of the machine's where it cannot tell)."""
+    if hasattr(os, "sched_getaffinity"):  # Linux
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def leave(world: World) -> None:
     """Leave the process group `join` started; one the caller started stays."""
     if world.owns_group and dist.is_initialized():
