@@ -13,7 +13,7 @@ import os
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 from click.core import ParameterSource
@@ -26,6 +26,7 @@ from zoo.options import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_SAMPLES,
     DEVICE_NAMES,
+    LAUNCHED_BY_NPROC_VARIABLE,
     OOD_DATASETS,
     OOD_SCORES,
     SEED_RANGE,
@@ -474,7 +475,7 @@ def serve_command(
     default=1,
     show_default=True,
     help="Train on this many processes of this machine, started by torchrun (one GPU each on "
-    "CUDA, one CPU core each on the CPU; at most as many as there are): each takes its share "
+    "CUDA; on the CPU, no more than its cores): each takes its share "
     "of every batch, or of a deep ensemble's members, as the recipe's training.distribute "
     "says. For several machines, run torchrun yourself: torchrun --nnodes ... -m zoo train "
     "RECIPE.",
@@ -496,31 +497,36 @@ def train_command(
     eval.json (the final evaluation on the MNIST test set) beside it. A checkpoint is saved
     after every epoch: after a crash or Ctrl-C, run the same command with --resume.
     """
-    from zoo.devices import select_device
-    from zoo.training import check_distributable, read_recipe, train
-    from zoo.training.distributed import check_processes, launch, world_from_environment
+    # What Ctrl-C left is said once: by the launcher of --nproc, else by rank 0.
+    says_interrupted = (
+        LAUNCHED_BY_NPROC_VARIABLE not in os.environ and os.environ.get("RANK", "0") == "0"
+    )
+    folder = None
+    try:  # from the imports on, which take seconds
+        from zoo.devices import select_device
+        from zoo.training import check_distributable, read_recipe, train
+        from zoo.training.distributed import check_processes, launch, world_from_environment
 
-    with zoo_errors():
-        if allow_recipe_changes and not resume:
-            raise CommandError("--allow-recipe-changes applies to --resume only")
-        resolved = read_recipe(recipe).replace(epochs=epochs, seed=seed)
-        folder = out or Path("runs") / resolved.name
-        world = world_from_environment()
-        if nproc > 1:
-            if world.distributed:
-                raise CommandError("--nproc starts torchrun itself; under torchrun, leave it out")
-            check_distributable(resolved, nproc)
-            check_processes(nproc, select_device(device))
-            try:  # rank 0 says what it writes
-                launch(nproc, ["train", *_given_again(click.get_current_context(), "nproc")])
-            except KeyboardInterrupt:  # passed on to the processes, where rank 0 says so
-                raise SystemExit(130) from None
-            except TrainingProcessError as error:
-                raise CommandError(f"{error}; {_what_is_kept(folder)}") from None
-            return
-        if world.writes:
-            click.echo(f"training {resolved.name} into {folder}", err=True)
-        try:
+        with zoo_errors():
+            if allow_recipe_changes and not resume:
+                raise CommandError("--allow-recipe-changes applies to --resume only")
+            world = world_from_environment()
+            resolved = read_recipe(recipe).replace(epochs=epochs, seed=seed)
+            folder = out or Path("runs") / resolved.name
+            if nproc > 1:
+                if world.distributed:
+                    raise CommandError(
+                        "--nproc starts torchrun itself; under torchrun, leave it out"
+                    )
+                check_distributable(resolved, nproc)
+                check_processes(nproc, select_device(device))
+                try:  # rank 0 says what it writes
+                    launch(nproc, ["train", *_given_again(click.get_current_context(), "nproc")])
+                except TrainingProcessError as error:
+                    _stopped(error, folder)
+                return
+            if world.writes:
+                click.echo(f"training {resolved.name} into {folder}", err=True)
             train(
                 resolved,
                 folder,
@@ -530,12 +536,21 @@ def train_command(
                 data_dir=data_dir,
                 progress=True,
             )
-        except KeyboardInterrupt:
-            if world.writes:  # one process says it for all
-                click.echo(f"\n{_interrupted(folder)}", err=True)
-            raise SystemExit(130) from None
+    except KeyboardInterrupt:
+        if says_interrupted:
+            click.echo(f"\n{_interrupted(folder) if folder else 'interrupted'}", err=True)
+        raise SystemExit(130) from None
     if world.writes:
         click.echo(f"wrote {folder}")
+
+
+def _stopped(error: TrainingProcessError, folder: Path) -> NoReturn:
+    """Say why the processes of ``zoo train --nproc`` stopped, and what a stop by a signal
+    kept; exit 2, or 128 + the signal that stopped the launcher itself."""
+    if error.signal_number is None:  # a process failed, and has said why
+        raise CommandError(str(error))
+    click.echo(f"Error: {escaped(str(error))}; {_what_is_kept(folder)}", err=True)
+    raise SystemExit(128 + error.signal_number if error.launcher_stopped else 2)
 
 
 def _given_again(context: click.Context, leaving_out: str) -> list[str]:

@@ -126,8 +126,16 @@ class TrainingDivergedError(TrainingStateError):
 
 
 class TrainingProcessError(ZooError):
-    """A process of a run on several processes failed or was killed; torchrun stopped the
-    others."""
+    """A process of a run on several processes failed, was killed or lost the others; torchrun
+    stopped the rest. ``signal_number``: the signal that stopped a process, or the launcher
+    itself when ``launcher_stopped``; None when a process failed of itself."""
+
+    def __init__(
+        self, message: str, signal_number: int | None = None, launcher_stopped: bool = False
+    ) -> None:
+        super().__init__(message)
+        self.signal_number = signal_number
+        self.launcher_stopped = launcher_stopped
 
 
 class HubError(ZooError):

@@ -17,3 +17,6 @@ SHIFT_KINDS = ("rotation", "translation", "corruption")
 DEFAULT_SAMPLES = 16
 SEED_RANGE = (0, 2**64 - 1)  # what torch.manual_seed takes, without negative aliases
 DEFAULT_BATCH_SIZE = 1000
+
+# Set by `zoo train --nproc` for the processes it starts: their launcher says what Ctrl-C left.
+LAUNCHED_BY_NPROC_VARIABLE = "ZOO_LAUNCHED_BY_NPROC"

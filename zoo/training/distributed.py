@@ -32,6 +32,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from zoo.devices import derived_seed
 from zoo.errors import DeviceError, RecipeError, TrainingProcessError
+from zoo.options import LAUNCHED_BY_NPROC_VARIABLE
 
 _MAX_WORLD_SIZE = 65536
 
@@ -137,8 +138,8 @@ def join(world: World, device: torch.device) -> tuple[World, torch.device]:
 
 def check_processes(processes: int, device: torch.device) -> None:
     """Refuse, before any starts, more processes on this machine than it has GPUs (on CUDA)
-    or CPU cores (on the CPU, where torchrun gives each process one thread): a mistyped count
-    would otherwise start that many copies of torch."""
+    or CPU cores this process may run on (on the CPU): a mistyped count would otherwise start
+    that many copies of torch."""
     if device.type == "cuda":
         available, kind = torch.cuda.device_count(), "GPU(s)"
     elif device.type == "cpu":
@@ -280,31 +281,58 @@ def _summed_bucket(_, bucket):  # type: ignore[no-untyped-def]
 
 def launch(processes: int, arguments: Sequence[str]) -> None:
     """Run ``zoo ARGUMENTS`` on ``processes`` processes of this machine, started by torchrun's
-    own launcher in this process (on a free port of their own); return when every one has
+    own launcher in this process (on a free port of their own, with none of the ``PET_*``
+    settings the environment may hold for another launcher); return when every one has
     ended well. The processes print as they run; torchrun stops them all when one fails.
 
     Raises:
-        TrainingProcessError: a process failed (having said why, as `zoo` does) or was killed.
+        TrainingProcessError: a process failed (having said why, as `zoo` does) or was
+            stopped by a signal, or this launcher was.
         KeyboardInterrupt: Ctrl-C stopped them.
     """
     from torch.distributed import run as torchrun
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.elastic.rendezvous import RendezvousError
 
-    options = ["--standalone", "--nproc-per-node", str(processes), "-m", "zoo", *arguments]
+    options = ["--standalone", "--nnodes", "1", "--nproc-per-node", str(processes)]
+    options += ["--max-restarts", "0", "--redirects", "0", "--tee", "0", "-m", "zoo", *arguments]
+    os.environ[LAUNCHED_BY_NPROC_VARIABLE] = "1"  # the processes take this process's environment
     try:
         torchrun.run(torchrun.parse_args(options))
     except ChildFailedError as error:
         rank, failure = error.get_first_failure()
         if failure.exitcode < 0:
-            how = f"was stopped by {failure.signal_name()}"
-        else:
-            how = f"failed (exit code {failure.exitcode})"
+            raise TrainingProcessError(
+                f"rank {rank} of {processes} processes was stopped by {failure.signal_name()}, "
+                "and torchrun stopped the others",
+                signal_number=-failure.exitcode,
+            ) from None
         raise TrainingProcessError(
-            f"rank {rank} of {processes} processes {how}, and torchrun stopped the others"
+            f"rank {rank} of {processes} processes failed (exit code {failure.exitcode}; its "
+            "error is above), and torchrun stopped the others"
         ) from None
     except SignalException as stopped:  # the launcher's own Ctrl-C or kill, passed on to all
         if stopped.sigval == signal.SIGINT:
             raise KeyboardInterrupt from None
         name = signal.Signals(stopped.sigval).name
-        raise TrainingProcessError(f"the processes were stopped by {name}") from None
+        raise TrainingProcessError(
+            f"the processes were stopped by {name}",
+            signal_number=int(stopped.sigval),
+            launcher_stopped=True,
+        ) from None
+    except RendezvousError as error:
+        raise TrainingProcessError(f"torchrun could not start the processes: {error}") from None
+    finally:
+        os.environ.pop(LAUNCHED_BY_NPROC_VARIABLE, None)
+
+
+def lost_contact(error: BaseException, world: World) -> bool:
+    """Whether ``error``, raised in a run on several processes, is a collective that failed
+    because another process is gone (gloo's closed connections, NCCL's errors)."""
+    if not world.distributed or not isinstance(error, RuntimeError):
+        return False
+    distributed_error = getattr(dist, "DistError", None)
+    if isinstance(distributed_error, type) and isinstance(error, distributed_error):
+        return True
+    return any(mark in str(error) for mark in ("/gloo/", "[gloo]", "NCCL"))

@@ -51,6 +51,7 @@ from zoo.devices import (
 from zoo.errors import (
     RecipeError,
     TrainingDivergedError,
+    TrainingProcessError,
     TrainingStateError,
     ZooWarning,
 )
@@ -93,6 +94,7 @@ from zoo.training.distributed import (
     join,
     largest,
     leave,
+    lost_contact,
     own_share,
     rank_epoch_seed,
     shares,
@@ -169,6 +171,7 @@ def train(
         RecipeError: the recipe cannot be read, or its held-out validation images leave less
             than one batch to train on.
         DeviceError: the device is unknown or not on this machine.
+        TrainingProcessError: under torchrun, another process failed or was stopped.
     """
     if not isinstance(recipe, Recipe):
         recipe = read_recipe(recipe)
@@ -180,6 +183,14 @@ def train(
         return _train_in(
             recipe, out, world, target, resume, allow_recipe_changes, data_dir, progress
         )
+    except RuntimeError as error:
+        if not lost_contact(error, world):
+            raise
+        reason = next(iter(str(error).splitlines()), type(error).__name__)
+        raise TrainingProcessError(
+            f"lost contact with the other processes, one of which must have failed or been "
+            f"stopped ({reason})"
+        ) from None
     finally:
         leave(world)
 
