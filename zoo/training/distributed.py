@@ -118,7 +118,7 @@ def join(world: World, device: torch.device) -> tuple[World, torch.device]:
     elif device.type == "cpu":
         backend = "gloo"
     else:
-        raise DeviceError(f"training on several processes runs on the CPU or CUDA, not {device}")
+        raise _not_shareable(device)
     started = not dist.is_initialized()
     if started:
         try:
@@ -145,12 +145,16 @@ def check_processes(processes: int, device: torch.device) -> None:
     elif device.type == "cpu":
         available, kind = _usable_cpu_cores(), "CPU core(s) to run on"
     else:
-        raise DeviceError(f"training on several processes runs on the CPU or CUDA, not {device}")
+        raise _not_shareable(device)
     if processes > available:
         raise DeviceError(
             f"{processes} processes are more than this machine's {available} {kind}; start at "
             f"most {available} here (torchrun itself starts as many as it is told)"
         )
+
+
+def _not_shareable(device: torch.device) -> DeviceError:
+    return DeviceError(f"training on several processes runs on the CPU or CUDA, not {device}")
 
 
 def _usable_cpu_cores() -> int:

@@ -185,9 +185,19 @@ class Recipe:
             return self
         from zoo.models.base import IndependentMembers
 
-        spread = isinstance(_build_model(self.model), IndependentMembers)
+        spread = isinstance(self.model_skeleton(), IndependentMembers)
         training = dataclasses.replace(self.training, distribute="members" if spread else "batches")
         return dataclasses.replace(self, training=training)
+
+    def model_skeleton(self) -> ZooModel:
+        """The recipe's model on the meta device: its kind and sizes, without weights (and
+        without drawing any random numbers)."""
+        import torch
+
+        from zoo.factory import create_model
+
+        with torch.device("meta"):
+            return create_model(self.model.architecture, **self.model.kwargs)
 
     def trains_bayesian_model(self) -> bool:
         """Whether the model has weight posteriors, and so a KL term in its loss."""

@@ -263,9 +263,7 @@ def check_distributable(recipe: Recipe, processes: int) -> None:
         RecipeError: they cannot.
     """
     recipe = recipe.with_default_distribution()
-    world = World(0, processes)
-    with torch.device("meta"):  # its kind and size, without weights
-        model = create_model(recipe.model.architecture, **recipe.model.kwargs)
+    world, model = World(0, processes), recipe.model_skeleton()
     distribute = recipe.training.distribute
     if distribute == "batches":
         check_batch_size(recipe.training.batch_size, world)
