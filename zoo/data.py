@@ -27,7 +27,7 @@ from zoo.errors import CorruptDatasetError, DatasetNotFoundError, InvalidInputEr
 from zoo.files import read_head
 from zoo.limits import MAX_DATA_FILE_BYTES
 from zoo.options import DATASET_NAMES
-from zoo.text import shown
+from zoo.text import first_line, shown
 
 DATA_DIR_VARIABLE = "ZOO_DATA_DIR"
 DEFAULT_DATA_DIR = Path("~/.cache/zoo/data")
@@ -146,7 +146,7 @@ def _explain_failure(
             f"{dataset_class.__name__} is not in {folder} and could not be downloaded (offline?). "
             f"It needs the four official files {', '.join(expected)}; {how_to_fix}"
         )
-    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    reason = first_line(error)
     return DatasetNotFoundError(
         f"could not prepare {dataset_class.__name__} in {folder}: {reason}; {how_to_fix}"
     )

@@ -39,7 +39,7 @@ from zoo.errors import (
     ModelConfigError,
 )
 from zoo.limits import HUB_CONNECT_TIMEOUT_S, MAX_REVISION_LENGTH
-from zoo.text import first_unprintable, shown
+from zoo.text import first_line, first_unprintable, shown
 
 DEFAULT_BRANCH = "main"
 _COMMIT_SHA = re.compile(r"[0-9a-f]{40}")
@@ -390,7 +390,7 @@ def _translate_errors(context: _Context, filename: str | None) -> Iterator[None]
     except _transport_errors() as error:  # HfApi calls let the HTTP library's errors through
         raise _unreachable(context, filename, error) from None
     except ImportError as error:  # a SOCKS proxy without its package, say
-        message = f"cannot reach the Hub at {_endpoint()}: {_one_line(error)}"
+        message = f"cannot reach the Hub at {_endpoint()}: {first_line(error)}"
         raise _error(HubConnectionError, reference, message) from None
     except OSError as error:  # the cache: a folder that cannot be created, a full disk
         message = f"cannot use the Hugging Face cache at {_cache_dir(context)} ({error}); "
@@ -401,7 +401,7 @@ def _translate_errors(context: _Context, filename: str | None) -> Iterator[None]
 def _unreachable(context: _Context, filename: str | None, cause: BaseException) -> HubError:
     if filename is not None:  # a download: the cache may hold something
         return _unavailable(context, filename, cause)
-    message = f"cannot reach the Hub at {_endpoint()} ({_one_line(cause)})"
+    message = f"cannot reach the Hub at {_endpoint()} ({first_line(cause)})"
     return _error(HubConnectionError, context.reference, message)
 
 
@@ -495,7 +495,7 @@ def _unavailable(context: _Context, filename: str | None, cause: BaseException) 
         )
         return _error(HubOfflineError, reference, message)
     reason = cause.__cause__ or cause
-    message = f"cannot download {wanted} from {_endpoint()} ({_one_line(reason)})"
+    message = f"cannot download {wanted} from {_endpoint()} ({first_line(reason)})"
     if _is_cached(context):
         message += (
             "; files of this repository are in the cache: set HF_HUB_OFFLINE=1 to load them "
@@ -514,7 +514,7 @@ def _http_error(context: _Context, error: Exception) -> HubError:
             message = f"the Hub refused the token ({status}): it is invalid or lacks the rights"
         return _error(HubAuthenticationError, context.reference, message)
     kind = HubConnectionError if status is None or status >= 500 else HubError
-    return _error(kind, context.reference, f"the Hub answered {status}: {_one_line(error)}")
+    return _error(kind, context.reference, f"the Hub answered {status}: {first_line(error)}")
 
 
 def _cache_dir(context: _Context) -> Path:
@@ -530,8 +530,3 @@ def _is_cached(context: _Context) -> bool:
     name = repo_folder_name(repo_id=context.reference.repo_id, repo_type="model")
     snapshots = _cache_dir(context) / name / "snapshots"
     return snapshots.is_dir() and any(snapshots.iterdir())
-
-
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__

@@ -57,3 +57,10 @@ def shown(value: object, limit: int = 80) -> str:
     """``value``'s repr for a one-line message: escaped, and cut to about ``limit`` characters."""
     text = escaped(repr(value))
     return text if len(text) <= limit else f"{text[: limit - 4]}...{text[-1]}"
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of ``error``'s message, or its type's name when it has none: what a
+    one-line report can quote of a library's multi-line error."""
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__

@@ -33,6 +33,7 @@ from torch.nn.parallel import DistributedDataParallel
 from zoo.devices import derived_seed
 from zoo.errors import DeviceError, RecipeError, TrainingProcessError
 from zoo.options import LAUNCHED_BY_NPROC_VARIABLE
+from zoo.text import first_line
 
 _MAX_WORLD_SIZE = 65536
 
@@ -124,7 +125,7 @@ def join(world: World, device: torch.device) -> tuple[World, torch.device]:
         try:
             dist.init_process_group(backend, rank=world.rank, world_size=world.size)
         except _JOINING_ERRORS as error:  # no rendezvous address, or no store reached
-            reason = next(iter(str(error).splitlines()), type(error).__name__)
+            reason = first_line(error)
             advice = (
                 "check torchrun's --rdzv-endpoint (or MASTER_ADDR and MASTER_PORT) and the network"
                 if "TORCHELASTIC_RUN_ID" in os.environ

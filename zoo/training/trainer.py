@@ -73,7 +73,7 @@ from zoo.pretrained import (
     folder_to_write,
 )
 from zoo.registry import registered_class
-from zoo.text import shown
+from zoo.text import first_line, shown
 from zoo.training.augment import random_affine, random_shift
 from zoo.training.checkpoint import (
     CHECKPOINT_NAME,
@@ -186,7 +186,7 @@ def train(
     except RuntimeError as error:
         if not lost_contact(error, world):
             raise
-        reason = next(iter(str(error).splitlines()), type(error).__name__)
+        reason = first_line(error)
         raise TrainingProcessError(
             f"lost contact with the other processes, one of which must have failed or been "
             f"stopped ({reason})"
